@@ -1,0 +1,68 @@
+# pagesplit developer entry points.
+#
+#   make demo   start Kafka + schema registry locally and run the demo pipeline
+#   make test   start Kafka + schema registry locally and run all tests
+#
+# The local stack (deploy/local/stack) needs Java 17+ and Maven; the first
+# `make up` downloads Kafka and Apicurio Registry from Maven Central into .local/.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+KAFKA_PORT ?= 9092
+KAFKA_CONTROLLER_PORT ?= 9093
+REGISTRY_PORT ?= 8081
+export KAFKA_PORT KAFKA_CONTROLLER_PORT REGISTRY_PORT
+
+STACK := deploy/local/stack
+CARGO ?= cargo
+
+# Addresses the integration tests use.
+export PAGESPLIT_TEST_BOOTSTRAP := 127.0.0.1:$(KAFKA_PORT)
+export PAGESPLIT_TEST_REGISTRY := http://127.0.0.1:$(REGISTRY_PORT)/apis/ccompat/v7
+# Python interoperability tests use this interpreter when the venv exists.
+ifneq ($(wildcard .local/venv/bin/python),)
+export PAGESPLIT_TEST_PYTHON ?= $(CURDIR)/.local/venv/bin/python
+endif
+
+.PHONY: help up down status logs topics test demo lint fmt bench
+
+help:
+	@echo 'make demo     start the local stack and run the demo pipeline'
+	@echo 'make test     start the local stack and run all tests'
+	@echo 'make lint     rustfmt check + clippy (warnings are errors)'
+	@echo 'make bench    run the benchmarks'
+	@echo 'make up | down | status | logs | topics   manage the local Kafka + schema registry'
+
+up:
+	$(STACK) up
+
+down:
+	$(STACK) down
+
+status:
+	$(STACK) status
+
+logs:
+	$(STACK) logs
+
+topics:
+	$(STACK) topics
+
+test: up
+	$(CARGO) test --all-targets
+	@if [ -f deploy/prometheus/test.sh ]; then bash deploy/prometheus/test.sh; fi
+
+demo: up
+	$(CARGO) run --release -- demo
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+bench:
+	$(CARGO) bench

@@ -1,0 +1,225 @@
+//! Wiring: startup checks, the clients, the HTTP endpoint and the pipeline.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::Consumer as _;
+use rdkafka::types::RDKafkaErrorCode;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, EncodingFormat};
+use crate::encode::{Encoder, Framing, ARTICLE_SCHEMA_JSON, QUOTE_SCHEMA_JSON};
+use crate::http::Health;
+use crate::metrics::Metrics;
+use crate::offsets::OffsetTracker;
+use crate::pipeline::{Pipeline, Topics};
+use crate::registry::{value_subject, RegistryClient};
+use crate::sink::Sink;
+use crate::source::{PageConsumer, SourceContext};
+
+/// How long startup waits for the brokers to answer a metadata request.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A worker that passed its startup checks and is running.
+pub struct Running {
+    /// Its metrics.
+    pub metrics: Arc<Metrics>,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served, when enabled.
+    pub http_addr: Option<SocketAddr>,
+    /// Its readiness.
+    pub health: Arc<Health>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Waits until the worker stops; its error if it stopped on one.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("worker task panicked")?
+    }
+}
+
+/// Runs the worker until `shutdown` is cancelled (then drains, flushes and commits) or a fatal
+/// error stops it.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    start(config, shutdown).await?.wait().await
+}
+
+/// Performs the startup checks and starts the worker in the background.
+pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
+    let config = Arc::new(config);
+    let metrics = Arc::new(Metrics::new());
+    let tracker = Arc::new(Mutex::new(OffsetTracker::new()));
+
+    let encoder = Arc::new(resolve_encoder(&config).await?);
+    prepare_topics(&config).await?;
+
+    let sink = Sink::new(&config.producer_config(), metrics.clone()).context("failed to create the Kafka producer")?;
+    let context = SourceContext::new(
+        metrics.clone(),
+        tracker.clone(),
+        Duration::from_millis(config.pipeline.stall_timeout_ms),
+    );
+    let consumer: PageConsumer = config
+        .consumer_config()
+        .create_with_context(context)
+        .context("failed to create the Kafka consumer")?;
+    consumer
+        .subscribe(&[config.topics.input.as_str()])
+        .with_context(|| format!("failed to subscribe to topic `{}`", config.topics.input))?;
+    let consumer = Arc::new(consumer);
+
+    let health = Arc::new(Health::new({
+        let consumer = consumer.clone();
+        move || consumer.context().joined_group()
+    }));
+    let http_shutdown = CancellationToken::new();
+    let (http_addr, http_task) = if config.http.enabled {
+        let (address, task) =
+            crate::http::serve(config.http.listen, metrics.clone(), health.clone(), http_shutdown.clone()).await?;
+        (Some(address), Some(task))
+    } else {
+        (None, None)
+    };
+    health.set_started();
+    tracing::info!(
+        input = %config.topics.input,
+        quotes = %config.topics.quotes,
+        articles = %config.topics.articles,
+        dead_letter = %config.topics.dead_letter,
+        group = %config.kafka.group_id,
+        "worker started"
+    );
+
+    let pipeline = Pipeline {
+        consumer,
+        sink,
+        encoder,
+        parse_options: Arc::new(config.parse.options()),
+        tracker,
+        metrics: metrics.clone(),
+        topics: Topics {
+            quotes: config.topics.quotes.clone(),
+            articles: config.topics.articles.clone(),
+            dead_letter: config.topics.dead_letter.clone(),
+        },
+        config: config.clone(),
+    };
+    let task = {
+        let health = health.clone();
+        tokio::spawn(async move {
+            let draining = {
+                let health = health.clone();
+                let shutdown = shutdown.clone();
+                tokio::spawn(async move {
+                    shutdown.cancelled().await;
+                    health.set_draining();
+                })
+            };
+            let result = pipeline.run(shutdown).await;
+            health.set_draining();
+            draining.abort();
+            http_shutdown.cancel();
+            if let Some(task) = http_task {
+                let _ = task.await;
+            }
+            if let Err(error) = &result {
+                tracing::error!(error = %format!("{error:#}"), "worker stopped on an error");
+            } else {
+                tracing::info!("worker stopped");
+            }
+            result
+        })
+    };
+    Ok(Running {
+        metrics,
+        http_addr,
+        health,
+        task,
+    })
+}
+
+/// The encoder of the configured framing; resolves schema ids at the registry when needed.
+pub async fn resolve_encoder(config: &Config) -> anyhow::Result<Encoder> {
+    match config.encoding.format {
+        EncodingFormat::SingleObject => Ok(Encoder::new(Framing::SingleObject)),
+        EncodingFormat::Confluent => {
+            let client = RegistryClient::new(&config.registry)?;
+            let deadline = Duration::from_millis(config.registry.startup_timeout_ms);
+            let auto = config.registry.auto_register;
+            let quote_schema_id = client
+                .resolve_with_retry(&value_subject(&config.topics.quotes), QUOTE_SCHEMA_JSON, auto, deadline)
+                .await?;
+            let article_schema_id = client
+                .resolve_with_retry(&value_subject(&config.topics.articles), ARTICLE_SCHEMA_JSON, auto, deadline)
+                .await?;
+            tracing::info!(registry = client.url(), quote_schema_id, article_schema_id, "schema ids resolved");
+            Ok(Encoder::new(Framing::Confluent {
+                quote_schema_id,
+                article_schema_id,
+            }))
+        }
+    }
+}
+
+/// Creates the topics (with `topics.create`), else checks that they exist; either way proves
+/// the brokers answer.
+pub async fn prepare_topics(config: &Config) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = config
+        .producer_config()
+        .create()
+        .context("failed to create the Kafka admin client")?;
+    let names = [
+        config.topics.input.as_str(),
+        config.topics.quotes.as_str(),
+        config.topics.articles.as_str(),
+        config.topics.dead_letter.as_str(),
+    ];
+    if config.topics.create {
+        let new_topics: Vec<NewTopic<'_>> = names
+            .iter()
+            .map(|name| NewTopic::new(name, config.topics.partitions, TopicReplication::Fixed(config.topics.replication_factor)))
+            .collect();
+        let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT)).request_timeout(Some(METADATA_TIMEOUT));
+        let results = admin
+            .create_topics(&new_topics, &options)
+            .await
+            .with_context(|| format!("cannot reach Kafka at {}", config.kafka.bootstrap_servers))?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => bail!("failed to create topic `{topic}`: {code}"),
+            }
+        }
+    }
+    let bootstrap = config.kafka.bootstrap_servers.clone();
+    let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        // Newly created topics can take a moment to appear in metadata.
+        let deadline = std::time::Instant::now() + METADATA_TIMEOUT;
+        loop {
+            let metadata = admin
+                .inner()
+                .fetch_metadata(None, METADATA_TIMEOUT)
+                .with_context(|| format!("cannot reach Kafka at {bootstrap} (kafka.bootstrap_servers)"))?;
+            let missing = names.iter().find(|name| {
+                !metadata
+                    .topics()
+                    .iter()
+                    .any(|topic| topic.name() == name.as_str() && topic.error().is_none() && !topic.partitions().is_empty())
+            });
+            match missing {
+                None => return Ok(()),
+                Some(name) if std::time::Instant::now() >= deadline => {
+                    bail!("topic `{name}` does not exist at {bootstrap}; create it or set topics.create = true")
+                }
+                Some(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+    })
+    .await
+    .context("metadata task panicked")?
+}

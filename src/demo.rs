@@ -1,0 +1,264 @@
+//! Client-side tools around the worker: publish pages, wait for the group to commit them, read
+//! events back. Used by `pagesplit demo` and by the integration tests.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use apache_avro::types::Value;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::encode::{unframe, value_to_json, Framed, Schemas};
+use crate::envelope::encode_envelope;
+
+/// Per partition, the offsets a set of records occupies: partition → highest offset.
+pub type Positions = BTreeMap<i32, i64>;
+
+/// A page to publish as a JSON envelope.
+#[derive(Debug, Clone)]
+pub struct PageToPublish {
+    /// The page URL (also the record key).
+    pub url: String,
+    /// When it was fetched.
+    pub fetched_at: chrono::DateTime<chrono::Utc>,
+    /// `text/plain` or `text/html`.
+    pub content_type: String,
+    /// The body.
+    pub body: String,
+}
+
+/// Publishes pages as envelopes keyed by URL; returns the highest offset written per partition.
+pub async fn publish_pages(bootstrap: &str, topic: &str, pages: &[PageToPublish]) -> anyhow::Result<Positions> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .set("message.timeout.ms", "30000")
+        .create()
+        .context("failed to create a producer")?;
+    let mut positions = Positions::new();
+    for page in pages {
+        let value = encode_envelope(&page.url, page.fetched_at, &page.content_type, &page.body);
+        let (partition, offset) = producer
+            .send(
+                FutureRecord::to(topic).key(page.url.as_bytes()).payload(&value),
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|(error, _)| anyhow::anyhow!("failed to publish {} to `{topic}` at {bootstrap}: {error}", page.url))
+            .map(|delivery| (delivery.partition, delivery.offset))?;
+        let highest = positions.entry(partition).or_insert(offset);
+        *highest = (*highest).max(offset);
+    }
+    Ok(positions)
+}
+
+/// Waits until `group` has committed past every offset in `positions` of `topic`.
+pub fn wait_committed(bootstrap: &str, group: &str, topic: &str, positions: &Positions, deadline: Duration) -> anyhow::Result<()> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .context("failed to create a consumer")?;
+    let mut wanted = TopicPartitionList::new();
+    for partition in positions.keys() {
+        wanted.add_partition(topic, *partition);
+    }
+    let started = Instant::now();
+    loop {
+        let committed = consumer.committed_offsets(wanted.clone(), Duration::from_secs(5))?;
+        let behind: Vec<String> = positions
+            .iter()
+            .filter(|(partition, offset)| {
+                let got = committed
+                    .find_partition(topic, **partition)
+                    .and_then(|element| match element.offset() {
+                        Offset::Offset(value) => Some(value),
+                        _ => None,
+                    });
+                got.is_none_or(|value| value <= **offset)
+            })
+            .map(|(partition, offset)| format!("{topic}[{partition}] needs > {offset}"))
+            .collect();
+        if behind.is_empty() {
+            return Ok(());
+        }
+        if started.elapsed() > deadline {
+            bail!("group `{group}` did not commit in time: {}", behind.join(", "));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The current end (high watermark) of every partition of a topic.
+pub fn end_offsets(bootstrap: &str, topic: &str) -> anyhow::Result<Positions> {
+    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).create()?;
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let mut ends = Positions::new();
+    for topic_metadata in metadata.topics() {
+        for partition in topic_metadata.partitions() {
+            let (_, high) = consumer.fetch_watermarks(topic, partition.id(), Duration::from_secs(10))?;
+            ends.insert(partition.id(), high);
+        }
+    }
+    Ok(ends)
+}
+
+/// A record read back from an output topic.
+#[derive(Debug, Clone)]
+pub struct ReadRecord {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Key as text.
+    pub key: Option<String>,
+    /// Raw value.
+    pub value: Vec<u8>,
+    /// Headers (name, value as text).
+    pub headers: Vec<(String, String)>,
+}
+
+/// Reads every record of `topic` from `from` (per partition; missing = beginning) up to the
+/// partitions' current ends.
+pub fn read_records(bootstrap: &str, topic: &str, from: &Positions, deadline: Duration) -> anyhow::Result<Vec<ReadRecord>> {
+    use rdkafka::message::Headers as _;
+    let ends = end_offsets(bootstrap, topic)?;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "pagesplit-reader")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()?;
+    let mut assignment = TopicPartitionList::new();
+    let mut remaining = 0;
+    for (partition, end) in &ends {
+        let start = from.get(partition).copied().unwrap_or(0);
+        if start < *end {
+            assignment.add_partition_offset(topic, *partition, Offset::Offset(start))?;
+            remaining += 1;
+        }
+    }
+    let mut records = Vec::new();
+    if remaining == 0 {
+        return Ok(records);
+    }
+    consumer.assign(&assignment)?;
+    let started = Instant::now();
+    let mut done = BTreeMap::new();
+    while done.len() < remaining {
+        if started.elapsed() > deadline {
+            bail!("timed out reading `{topic}`: read {} records", records.len());
+        }
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let message = message?;
+        let end = ends[&message.partition()];
+        if message.offset() >= end {
+            continue;
+        }
+        records.push(ReadRecord {
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            value: message.payload().unwrap_or_default().to_vec(),
+            headers: message
+                .headers()
+                .map(|headers| {
+                    headers
+                        .iter()
+                        .map(|h| (h.key.to_owned(), h.value.map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        });
+        if message.offset() + 1 >= end {
+            done.insert(message.partition(), ());
+        }
+    }
+    records.sort_by_key(|record| (record.partition, record.offset));
+    Ok(records)
+}
+
+/// Decodes a framed event value with the bundled schema of its kind (`quote` or `article`).
+pub fn decode_event(value: &[u8], schema: &apache_avro::Schema) -> anyhow::Result<Value> {
+    let datum = match unframe(value) {
+        Some(Framed::Confluent { datum, .. }) | Some(Framed::SingleObject { datum, .. }) => datum,
+        None => bail!("record is neither Confluent- nor single-object-framed"),
+    };
+    let mut reader = datum;
+    Ok(crate::encode::read_datum(schema, &mut reader)?)
+}
+
+/// `pagesplit demo`: publishes the pages of `pages_dir`, runs the worker until the group has
+/// committed them, and prints the events read back from the output topics.
+pub async fn run_demo(mut config: Config, pages_dir: &Path, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+    config.topics.create = true;
+    let files = crate::split::expand_inputs(&[pages_dir.to_path_buf()])
+        .with_context(|| format!("failed to read the pages in {}", pages_dir.display()))?;
+    let now = chrono::Utc::now();
+    let mut pages = Vec::new();
+    for file in files.iter().filter(|f| f.extension().is_some_and(|e| e == "txt" || e == "html")) {
+        let body = std::fs::read_to_string(file).with_context(|| format!("failed to read {}", file.display()))?;
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("page");
+        let html = file.extension().is_some_and(|e| e == "html");
+        pages.push(PageToPublish {
+            url: format!("https://pages.example/{name}"),
+            fetched_at: now,
+            content_type: if html { "text/html" } else { "text/plain" }.to_owned(),
+            body,
+        });
+    }
+    if pages.is_empty() {
+        bail!("no .txt or .html pages in {}", pages_dir.display());
+    }
+    let bootstrap = config.kafka.bootstrap_servers.clone();
+    crate::app::prepare_topics(&config).await?;
+    let quotes_from = end_offsets(&bootstrap, &config.topics.quotes)?;
+    let articles_from = end_offsets(&bootstrap, &config.topics.articles)?;
+
+    let shutdown = CancellationToken::new();
+    let running = crate::app::start(config.clone(), shutdown.clone()).await?;
+    let positions = publish_pages(&bootstrap, &config.topics.input, &pages).await?;
+    eprintln!("published {} pages to {}", pages.len(), config.topics.input);
+    let (group, input) = (config.kafka.group_id.clone(), config.topics.input.clone());
+    let waited = {
+        let bootstrap = bootstrap.clone();
+        tokio::task::spawn_blocking(move || wait_committed(&bootstrap, &group, &input, &positions, Duration::from_secs(120))).await?
+    };
+    shutdown.cancel();
+    running.wait().await?;
+    waited?;
+
+    let schemas = Schemas::bundled();
+    let mut quotes = 0;
+    for (topic, from, schema) in [
+        (&config.topics.quotes, &quotes_from, &schemas.quote),
+        (&config.topics.articles, &articles_from, &schemas.article),
+    ] {
+        for record in read_records(&bootstrap, topic, from, Duration::from_secs(60))? {
+            let mut json = value_to_json(&decode_event(&record.value, schema)?);
+            if let Some(object) = json.as_object_mut() {
+                object.insert("topic".into(), topic.as_str().into());
+                object.insert("key".into(), record.key.clone().into());
+            }
+            if topic == &config.topics.quotes {
+                quotes += 1;
+            }
+            writeln!(out, "{json}")?;
+        }
+    }
+    eprintln!(
+        "demo: {} pages published and committed; read back {quotes} quotes from {} and articles from {}",
+        pages.len(),
+        config.topics.quotes,
+        config.topics.articles
+    );
+    Ok(())
+}

@@ -1,0 +1,265 @@
+//! Telemetry as named events: each function both logs and counts.
+//!
+//! Names follow `pagesplit_<name>_<unit>`; labels are bounded (topic, partition, type, stage,
+//! code, result), never URLs or error text.
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder as _, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// Every metric pagesplit exports, registered in a registry of its own.
+pub struct Metrics {
+    registry: Registry,
+    pages_consumed: IntCounterVec,
+    events_produced: IntCounterVec,
+    pages_dead_lettered: IntCounterVec,
+    page_processing: Histogram,
+    end_to_end_latency: Histogram,
+    consumer_lag: IntGaugeVec,
+    pages_in_flight: IntGauge,
+    offset_commits: IntCounterVec,
+    producer_queue: IntGauge,
+    partition_stalled: IntGaugeVec,
+    boilerplate_lines_dropped: IntCounter,
+    produce_retries: IntCounter,
+}
+
+/// The stage at which a message failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The message is not a page (envelope).
+    Decode,
+    /// The page could not be split.
+    Parse,
+    /// An event could not be encoded.
+    Encode,
+}
+
+impl Stage {
+    /// Label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Decode => "decode",
+            Stage::Parse => "parse",
+            Stage::Encode => "encode",
+        }
+    }
+}
+
+impl Metrics {
+    /// Creates and registers all metrics.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry.register(Box::new(metric.clone())).expect("unique metric");
+            metric
+        };
+        let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
+            let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry.register(Box::new(metric.clone())).expect("unique metric");
+            metric
+        };
+        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
+            let metric = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).expect("valid metric");
+            registry.register(Box::new(metric.clone())).expect("unique metric");
+            metric
+        };
+        let gauge = |name: &str, help: &str| {
+            let metric = IntGauge::new(name, help).expect("valid metric");
+            registry.register(Box::new(metric.clone())).expect("unique metric");
+            metric
+        };
+        let counter = |name: &str, help: &str| {
+            let metric = IntCounter::new(name, help).expect("valid metric");
+            registry.register(Box::new(metric.clone())).expect("unique metric");
+            metric
+        };
+        let build_info = gauge_vec(
+            "pagesplit_build_info",
+            "Build information; always 1.",
+            &["version", "git_sha"],
+        );
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), option_env!("PAGESPLIT_GIT_SHA").unwrap_or("unknown")])
+            .set(1);
+        Self {
+            pages_consumed: counter_vec("pagesplit_pages_consumed_total", "Raw page messages consumed.", &["topic"]),
+            events_produced: counter_vec(
+                "pagesplit_events_produced_total",
+                "Events acknowledged by the broker, by topic and type (quote, article).",
+                &["topic", "type"],
+            ),
+            pages_dead_lettered: counter_vec(
+                "pagesplit_pages_dead_lettered_total",
+                "Messages written to the dead-letter topic, by stage and error code.",
+                &["stage", "code"],
+            ),
+            page_processing: histogram(
+                "pagesplit_page_processing_seconds",
+                "Time to decode, split and encode one page.",
+                prometheus::exponential_buckets(0.000_01, 4.0, 10).expect("valid buckets"),
+            ),
+            end_to_end_latency: histogram(
+                "pagesplit_end_to_end_latency_seconds",
+                "Time from a page's fetched_at to the acknowledgement of all its events.",
+                vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0],
+            ),
+            consumer_lag: gauge_vec(
+                "pagesplit_consumer_lag_messages",
+                "Consumer lag of each owned partition, from librdkafka statistics.",
+                &["topic", "partition"],
+            ),
+            pages_in_flight: gauge("pagesplit_pages_in_flight", "Pages consumed whose events are not yet all acknowledged."),
+            offset_commits: counter_vec("pagesplit_offset_commits_total", "Offset commits, by result (ok, error).", &["result"]),
+            producer_queue: gauge("pagesplit_producer_queue_messages", "Messages waiting in the producer's queue."),
+            partition_stalled: gauge_vec(
+                "pagesplit_partition_stalled",
+                "1 when an owned partition has lag but made no progress for pipeline.stall_timeout_ms.",
+                &["topic", "partition"],
+            ),
+            boilerplate_lines_dropped: counter(
+                "pagesplit_boilerplate_lines_dropped_total",
+                "Navigation, widget and footer lines left out of articles.",
+            ),
+            produce_retries: counter(
+                "pagesplit_produce_retries_total",
+                "Pages whose events were sent again after a transient produce failure.",
+            ),
+            registry,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buffer)
+            .expect("text encoding cannot fail");
+        String::from_utf8(buffer).expect("exposition is UTF-8")
+    }
+
+    /// A raw page message arrived.
+    pub fn page_consumed(&self, topic: &str) {
+        self.pages_consumed.with_label_values(&[topic]).inc();
+        self.pages_in_flight.inc();
+    }
+
+    /// A page left the pipeline (its events or its dead letter acknowledged, or abandoned).
+    pub fn page_finished(&self) {
+        self.pages_in_flight.dec();
+    }
+
+    /// A page was split and encoded.
+    pub fn page_processed(&self, took: Duration, boilerplate_lines: usize) {
+        self.page_processing.observe(took.as_secs_f64());
+        self.boilerplate_lines_dropped.inc_by(boilerplate_lines as u64);
+    }
+
+    /// All events of a page were acknowledged.
+    pub fn events_delivered(&self, quotes_topic: &str, quotes: usize, articles_topic: &str, articles: usize, since_fetch: Option<Duration>) {
+        self.events_produced.with_label_values(&[quotes_topic, "quote"]).inc_by(quotes as u64);
+        self.events_produced.with_label_values(&[articles_topic, "article"]).inc_by(articles as u64);
+        if let Some(latency) = since_fetch {
+            self.end_to_end_latency.observe(latency.as_secs_f64());
+        }
+    }
+
+    /// A message was written to the dead-letter topic.
+    pub fn page_dead_lettered(&self, stage: Stage, code: &str, error: &str) {
+        tracing::warn!(stage = stage.as_str(), code, error, "message dead-lettered");
+        self.pages_dead_lettered.with_label_values(&[stage.as_str(), code]).inc();
+    }
+
+    /// A page's events are sent again after a transient failure.
+    pub fn produce_retried(&self, error: &str, backoff: Duration) {
+        tracing::warn!(error, backoff_ms = backoff.as_millis() as u64, "produce failed transiently; retrying");
+        self.produce_retries.inc();
+    }
+
+    /// librdkafka reported an offset commit.
+    pub fn offsets_committed(&self, result: Result<(), String>) {
+        match result {
+            Ok(()) => self.offset_commits.with_label_values(&["ok"]).inc(),
+            Err(error) => {
+                tracing::warn!(error, "offset commit failed");
+                self.offset_commits.with_label_values(&["error"]).inc()
+            }
+        }
+    }
+
+    /// A partition's lag, from statistics.
+    pub fn partition_lag(&self, topic: &str, partition: i32, lag: i64) {
+        self.consumer_lag.with_label_values(&[topic, &partition.to_string()]).set(lag);
+    }
+
+    /// Whether a partition is stalled.
+    pub fn partition_stalled(&self, topic: &str, partition: i32, stalled: bool) {
+        let gauge = self.partition_stalled.with_label_values(&[topic, &partition.to_string()]);
+        if stalled && gauge.get() == 0 {
+            tracing::warn!(topic, partition, "partition has lag but makes no progress");
+        }
+        gauge.set(i64::from(stalled));
+    }
+
+    /// A partition is no longer owned: its series disappear.
+    pub fn partition_revoked(&self, topic: &str, partition: i32) {
+        let partition = partition.to_string();
+        let _ = self.consumer_lag.remove_label_values(&[topic, &partition]);
+        let _ = self.partition_stalled.remove_label_values(&[topic, &partition]);
+    }
+
+    /// The producer's queue depth, from statistics.
+    pub fn producer_queue_depth(&self, messages: i64) {
+        self.producer_queue.set(messages);
+    }
+
+    /// Pages counted as consumed on `topic` so far (for tests and the demo).
+    pub fn pages_consumed_count(&self, topic: &str) -> u64 {
+        self.pages_consumed.with_label_values(&[topic]).get()
+    }
+
+    /// Pages in flight now.
+    pub fn pages_in_flight_count(&self) -> i64 {
+        self.pages_in_flight.get()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_the_documented_names() {
+        let metrics = Metrics::new();
+        metrics.page_consumed("pages.raw");
+        metrics.events_delivered("market.quotes.v1", 34, "news.articles.v1", 1, Some(Duration::from_millis(20)));
+        metrics.page_dead_lettered(Stage::Parse, "empty_body", "page body is empty");
+        metrics.page_finished();
+        let text = metrics.render();
+        assert!(text.contains("pagesplit_pages_consumed_total{topic=\"pages.raw\"} 1"), "{text}");
+        assert!(text.contains("pagesplit_events_produced_total{topic=\"market.quotes.v1\",type=\"quote\"} 34"));
+        assert!(text.contains("pagesplit_pages_dead_lettered_total{code=\"empty_body\",stage=\"parse\"} 1"));
+        assert!(text.contains("pagesplit_pages_in_flight 0"));
+        assert!(text.contains("pagesplit_build_info{git_sha="));
+        assert!(text.contains("pagesplit_end_to_end_latency_seconds_count 1"));
+    }
+
+    #[test]
+    fn revoked_partitions_disappear() {
+        let metrics = Metrics::new();
+        metrics.partition_lag("pages.raw", 2, 17);
+        assert!(metrics.render().contains("pagesplit_consumer_lag_messages{partition=\"2\",topic=\"pages.raw\"} 17"));
+        metrics.partition_revoked("pages.raw", 2);
+        assert!(!metrics.render().contains("pagesplit_consumer_lag_messages{"));
+    }
+}

@@ -1,0 +1,127 @@
+//! Data only: the raw page that comes in and the events that go out.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+/// How the body of a raw page is to be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContentType {
+    /// Text already extracted from the page, one block per line.
+    Text,
+    /// The page's HTML markup.
+    Html,
+}
+
+/// A page as a crawler published it: where and when it was fetched, and its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawPage {
+    /// The address the page was fetched from.
+    pub url: String,
+    /// When the crawler fetched the page; quotes are stamped with this time.
+    pub fetched_at: DateTime<Utc>,
+    /// Whether `body` is extracted text or HTML.
+    pub content_type: ContentType,
+    /// The character set named by the `content-type` (`charset=`), if any.
+    pub charset: Option<String>,
+    /// The page body as bytes, in `charset` (UTF-8 when none is named).
+    pub body: Vec<u8>,
+}
+
+/// Whether a ticker line is a single stock or a market index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum QuoteKind {
+    /// A listed company's share.
+    Stock,
+    /// A market index such as KSE100.
+    Index,
+}
+
+/// Which way the price moved, as the ticker's words say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Direction {
+    /// `Increased By`.
+    Up,
+    /// `Decreased By`.
+    Down,
+    /// `No Change`.
+    Unchanged,
+}
+
+/// One line of a page's market ticker strip.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Quote {
+    /// Deterministic id: the same page (url + fetch time) and symbol always give the same id.
+    pub event_id: String,
+    /// Ticker symbol as printed (`KSE100`, `AGL`).
+    pub symbol: String,
+    /// Stock or index.
+    pub kind: QuoteKind,
+    /// Last price or index level, exact, without thousands separators.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub price: Decimal,
+    /// Absolute change, signed.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub change: Decimal,
+    /// Change in percent, signed (`-4.32` for `(-4.32%)`).
+    #[serde(with = "rust_decimal::serde::str")]
+    pub change_pct: Decimal,
+    /// Direction as the words say it.
+    pub direction: Direction,
+    /// The page the quote was read from.
+    pub url: String,
+    /// When the page was fetched: the time the quote was observed.
+    pub fetched_at: DateTime<Utc>,
+}
+
+/// The news article of a page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Article {
+    /// Deterministic id derived from the page's url and fetch time.
+    pub event_id: String,
+    /// The page the article was read from.
+    pub url: String,
+    /// When the page was fetched.
+    pub fetched_at: DateTime<Utc>,
+    /// The headline, when the page shows one.
+    pub title: Option<String>,
+    /// The site section (`Markets`, `Pakistan`), when shown.
+    pub section: Option<String>,
+    /// Who wrote it (`Reuters`, `BR Web Desk`), when shown.
+    pub byline: Option<String>,
+    /// When the article was published, from its byline or header, when shown.
+    pub published_at: Option<DateTime<Utc>>,
+    /// The place the story was filed from (`MOSCOW`), when the first paragraph opens with one.
+    pub dateline: Option<String>,
+    /// Body paragraphs, verbatim, in page order.
+    pub paragraphs: Vec<String>,
+    /// Headlines of other articles linked from within the body.
+    pub related_headlines: Vec<String>,
+    /// Whether the page says comments are closed.
+    pub comments_closed: bool,
+}
+
+/// Everything one page splits into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedPage {
+    /// Distinct ticker quotes in page order.
+    pub quotes: Vec<Quote>,
+    /// The article.
+    pub article: Article,
+    /// Lines recognised as navigation, widgets or boilerplate and left out of the article.
+    pub boilerplate_lines_dropped: usize,
+    /// Invalid byte sequences replaced while decoding the body.
+    pub replaced_invalid_bytes: bool,
+}
+
+/// Namespace of the deterministic event ids (UUID version 5).
+const EVENT_ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x7a1c_52f0_3d8e_4b6a_9f21_0c5e_8d43_b917);
+
+/// The deterministic id of an event: the same page (url and fetch time) and the same key
+/// (a symbol, or `article`) always give the same id, so consumers can drop redeliveries.
+pub fn event_id(url: &str, fetched_at: DateTime<Utc>, key: &str) -> String {
+    let name = format!("{url}\n{}\n{key}", fetched_at.timestamp_millis());
+    uuid::Uuid::new_v5(&EVENT_ID_NAMESPACE, name.as_bytes()).to_string()
+}

@@ -1,0 +1,354 @@
+//! Pure page parsing: a [`RawPage`] in, its quotes and article out.
+//!
+//! No I/O and no global state: [`parse_page`] decodes the body (honouring the page's charset and,
+//! for HTML, its `<meta>` charset), reads the market ticker strip into [`Quote`]s and the rest of
+//! the page into an [`Article`].
+//!
+//! - [`ticker`]: the grammar of one ticker line ([`parse_ticker_line`]).
+//! - `text`: pages whose body is extracted text, one block per line.
+//! - `html`: pages whose body is HTML markup.
+//! - `dates`: bylines and publication dates.
+
+mod dates;
+mod html;
+mod text;
+pub mod ticker;
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use encoding_rs::Encoding;
+
+use crate::model::{event_id, Article, ContentType, ParsedPage, Quote, RawPage};
+
+pub use ticker::{parse_ticker_line, TickerLine};
+
+/// Symbols of the market indices printed on the ticker strip.
+pub const DEFAULT_INDEX_SYMBOLS: [&str; 4] = ["BR100", "BR30", "KSE100", "KSE30"];
+
+/// Default largest body accepted, in bytes (4 MiB).
+pub const DEFAULT_MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Deepest element nesting accepted in an HTML page. Browsers' parsing rules make some steps
+/// cost time proportional to the nesting depth, so deeper pages are refused before parsing.
+pub const MAX_HTML_DEPTH: usize = 512;
+
+/// How pages are parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseOptions {
+    /// Ticker symbols that are market indices (always `INDEX`, arrow or not).
+    pub index_symbols: Vec<String>,
+    /// Largest page body accepted, in bytes; larger pages fail with [`ParseError::TooLarge`].
+    pub max_page_bytes: usize,
+}
+
+impl Default for ParseOptions {
+    /// Index symbols `BR100`, `BR30`, `KSE100`, `KSE30`; pages up to 4 MiB.
+    fn default() -> Self {
+        ParseOptions {
+            index_symbols: DEFAULT_INDEX_SYMBOLS.iter().map(|s| s.to_string()).collect(),
+            max_page_bytes: DEFAULT_MAX_PAGE_BYTES,
+        }
+    }
+}
+
+/// Why a page could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// The body is larger than [`ParseOptions::max_page_bytes`].
+    #[error("page body of {size} bytes exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// Size of the body, in bytes.
+        size: usize,
+        /// The configured limit, in bytes.
+        limit: usize,
+    },
+    /// The body is empty or holds only whitespace.
+    #[error("page body is empty")]
+    EmptyBody,
+    /// The page holds neither ticker quotes nor any article text.
+    #[error("page has no ticker quotes and no article text")]
+    NoContent,
+    /// The HTML nests elements deeper than [`MAX_HTML_DEPTH`].
+    #[error("HTML nests elements deeper than {limit} levels")]
+    TooDeep {
+        /// The nesting limit.
+        limit: usize,
+    },
+}
+
+impl ParseError {
+    /// A stable snake_case code for metrics labels and the dead-letter topic.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ParseError::TooLarge { .. } => "page_too_large",
+            ParseError::EmptyBody => "empty_body",
+            ParseError::NoContent => "no_content",
+            ParseError::TooDeep { .. } => "html_too_deep",
+        }
+    }
+}
+
+/// Splits a page into its distinct ticker quotes (page order) and its article.
+///
+/// Quotes and the article are stamped with the page's url and fetch time, and carry
+/// deterministic ids from [`event_id`] (the symbol, or `article`, as key).
+pub fn parse_page(page: &RawPage, options: &ParseOptions) -> Result<ParsedPage, ParseError> {
+    let size = page.body.len();
+    if size > options.max_page_bytes {
+        return Err(ParseError::TooLarge {
+            size,
+            limit: options.max_page_bytes,
+        });
+    }
+    if page.body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ParseError::EmptyBody);
+    }
+    let is_html = page.content_type == ContentType::Html;
+    let (text, replaced_invalid_bytes) = decode(&page.body, page.charset.as_deref(), is_html);
+    if text.trim().is_empty() {
+        return Err(ParseError::EmptyBody);
+    }
+    let mut quotes = QuoteCollector::new(page);
+    let parts = match page.content_type {
+        ContentType::Text => {
+            let text = strip_controls(text);
+            text::parse_text(&text, options, &mut quotes)
+        }
+        ContentType::Html => {
+            if html::nesting_depth_exceeds(&text, MAX_HTML_DEPTH) {
+                return Err(ParseError::TooDeep {
+                    limit: MAX_HTML_DEPTH,
+                });
+            }
+            html::parse_html(&text, options, &mut quotes)
+        }
+    };
+    if quotes.quotes.is_empty() && parts.title.is_none() && parts.paragraphs.is_empty() {
+        return Err(ParseError::NoContent);
+    }
+    let article = Article {
+        event_id: event_id(&page.url, page.fetched_at, "article"),
+        url: page.url.clone(),
+        fetched_at: page.fetched_at,
+        title: parts.title,
+        section: parts.section,
+        byline: parts.byline,
+        published_at: parts.published_at,
+        dateline: parts.dateline,
+        paragraphs: parts.paragraphs,
+        related_headlines: parts.related_headlines,
+        comments_closed: parts.comments_closed,
+    };
+    Ok(ParsedPage {
+        quotes: quotes.quotes,
+        article,
+        boilerplate_lines_dropped: parts.dropped,
+        replaced_invalid_bytes,
+    })
+}
+
+/// The parts of an article found on a page, before ids and page fields are attached.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ArticleParts {
+    pub title: Option<String>,
+    pub section: Option<String>,
+    pub byline: Option<String>,
+    pub published_at: Option<DateTime<Utc>>,
+    pub dateline: Option<String>,
+    pub paragraphs: Vec<String>,
+    pub related_headlines: Vec<String>,
+    pub comments_closed: bool,
+    /// Lines left out of the article as navigation, widgets or boilerplate.
+    pub dropped: usize,
+}
+
+/// Builds quote events from ticker lines, keeping the first occurrence of each symbol.
+pub(crate) struct QuoteCollector<'p> {
+    url: &'p str,
+    fetched_at: DateTime<Utc>,
+    pub quotes: Vec<Quote>,
+}
+
+impl<'p> QuoteCollector<'p> {
+    pub(crate) fn new(page: &'p RawPage) -> Self {
+        QuoteCollector {
+            url: &page.url,
+            fetched_at: page.fetched_at,
+            quotes: Vec::new(),
+        }
+    }
+
+    /// Adds the quote of `line` unless its symbol was already seen on this page.
+    pub(crate) fn push(&mut self, line: &TickerLine<'_>) {
+        if self.quotes.iter().any(|q| q.symbol == line.symbol) {
+            return;
+        }
+        if self.quotes.is_empty() {
+            self.quotes.reserve(40);
+        }
+        self.quotes.push(Quote {
+            event_id: event_id(self.url, self.fetched_at, line.symbol),
+            symbol: line.symbol.to_string(),
+            kind: line.kind,
+            price: line.price,
+            change: line.change,
+            change_pct: line.change_pct,
+            direction: line.direction,
+            url: self.url.to_string(),
+            fetched_at: self.fetched_at,
+        });
+    }
+}
+
+/// Decodes a body to text. The encoding is chosen by byte-order mark, then the charset of the
+/// content type, then (HTML only) a `<meta>` charset, then UTF-8. Invalid sequences become
+/// U+FFFD; the flag tells whether any were replaced.
+fn decode<'b>(body: &'b [u8], charset: Option<&str>, is_html: bool) -> (Cow<'b, str>, bool) {
+    let (encoding, bytes) = if let Some((enc, bom_len)) = Encoding::for_bom(body) {
+        (enc, &body[bom_len..])
+    } else {
+        let declared = charset
+            .and_then(|c| Encoding::for_label(c.trim().trim_matches(['"', '\'']).as_bytes()))
+            .or_else(|| {
+                if is_html {
+                    html::sniff_meta_charset(body).map(|e| e.output_encoding())
+                } else {
+                    None
+                }
+            });
+        (declared.unwrap_or(encoding_rs::UTF_8), body)
+    };
+    if encoding == encoding_rs::UTF_8 {
+        // Fast path: valid UTF-8 is borrowed as is.
+        if let Ok(s) = std::str::from_utf8(bytes) {
+            return (Cow::Borrowed(s), false);
+        }
+    }
+    let (text, had_errors) = encoding.decode_without_bom_handling(bytes);
+    (text, had_errors)
+}
+
+/// Removes control characters other than tab, line feed and carriage return (NUL and the
+/// like) from a text page; they carry no text and would end up in events.
+fn strip_controls(text: Cow<'_, str>) -> Cow<'_, str> {
+    let is_bad = |b: u8| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0x7f;
+    if !text.bytes().any(is_bad) {
+        return text;
+    }
+    Cow::Owned(
+        text.chars()
+            .filter(|&c| !(c.is_ascii() && is_bad(c as u8)))
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Direction, QuoteKind};
+
+    fn page(body: &[u8], content_type: ContentType, charset: Option<&str>) -> RawPage {
+        RawPage {
+            url: "https://www.brecorder.com/news/1/test".into(),
+            fetched_at: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            content_type,
+            charset: charset.map(str::to_string),
+            body: body.to_vec(),
+        }
+    }
+
+    #[test]
+    fn error_codes_are_stable() {
+        assert_eq!(ParseError::TooLarge { size: 2, limit: 1 }.code(), "page_too_large");
+        assert_eq!(ParseError::EmptyBody.code(), "empty_body");
+        assert_eq!(ParseError::NoContent.code(), "no_content");
+        assert_eq!(ParseError::TooDeep { limit: 1 }.code(), "html_too_deep");
+    }
+
+    #[test]
+    fn defaults() {
+        let o = ParseOptions::default();
+        assert_eq!(o.index_symbols, ["BR100", "BR30", "KSE100", "KSE30"]);
+        assert_eq!(o.max_page_bytes, 4 * 1024 * 1024);
+    }
+
+    #[test]
+    fn too_large_and_empty() {
+        let options = ParseOptions {
+            max_page_bytes: 10,
+            ..ParseOptions::default()
+        };
+        let p = page(b"0123456789A", ContentType::Text, None);
+        assert_eq!(
+            parse_page(&p, &options).unwrap_err(),
+            ParseError::TooLarge { size: 11, limit: 10 }
+        );
+        for body in [&b""[..], b" \n\t\r\n"] {
+            let p = page(body, ContentType::Text, None);
+            assert_eq!(parse_page(&p, &options).unwrap_err(), ParseError::EmptyBody);
+        }
+        let p = page(b"\0\0\0", ContentType::Text, None);
+        assert_eq!(
+            parse_page(&p, &ParseOptions::default()).unwrap_err(),
+            ParseError::NoContent
+        );
+    }
+
+    #[test]
+    fn quotes_carry_page_identity() {
+        let p = page(
+            "AGL 37.94 Decreased By ▼ -0.54 (-1.4%)\nKSE100 106,275 Decreased By -4795.3 (-4.32%)\n"
+                .as_bytes(),
+            ContentType::Text,
+            None,
+        );
+        let parsed = parse_page(&p, &ParseOptions::default()).unwrap();
+        assert_eq!(parsed.quotes.len(), 2);
+        let q = &parsed.quotes[1];
+        assert_eq!(q.symbol, "KSE100");
+        assert_eq!(q.kind, QuoteKind::Index);
+        assert_eq!(q.direction, Direction::Down);
+        assert_eq!(q.price.to_string(), "106275");
+        assert_eq!(q.url, p.url);
+        assert_eq!(q.fetched_at, p.fetched_at);
+        assert_eq!(q.event_id, event_id(&p.url, p.fetched_at, "KSE100"));
+        assert_eq!(
+            parsed.article.event_id,
+            event_id(&p.url, p.fetched_at, "article")
+        );
+        assert!(parsed.article.paragraphs.is_empty());
+        assert!(!parsed.replaced_invalid_bytes);
+    }
+
+    #[test]
+    fn text_charsets() {
+        let body = b"KARACHI: Caf\xe9 owners said prices rose \x96 again.\n";
+        let p = page(body, ContentType::Text, Some("windows-1252"));
+        let parsed = parse_page(&p, &ParseOptions::default()).unwrap();
+        assert_eq!(
+            parsed.article.paragraphs,
+            ["KARACHI: Café owners said prices rose – again."]
+        );
+        assert!(!parsed.replaced_invalid_bytes);
+        let p = page(body, ContentType::Text, None);
+        let parsed = parse_page(&p, &ParseOptions::default()).unwrap();
+        assert_eq!(
+            parsed.article.paragraphs,
+            ["KARACHI: Caf\u{fffd} owners said prices rose \u{fffd} again."]
+        );
+        assert!(parsed.replaced_invalid_bytes);
+    }
+
+    #[test]
+    fn nul_bytes_are_removed_from_text() {
+        let p = page(
+            "AGL 37.94 Decreased\0 By ▼ -0.54 (-1.4%)\nKARACHI: The\0 market rose today.\n".as_bytes(),
+            ContentType::Text,
+            None,
+        );
+        let parsed = parse_page(&p, &ParseOptions::default()).unwrap();
+        assert_eq!(parsed.quotes.len(), 1);
+        assert_eq!(parsed.article.paragraphs, ["KARACHI: The market rose today."]);
+    }
+}

@@ -1,0 +1,557 @@
+//! The only module that sees both ends: consume → split → encode → produce → store offset.
+//!
+//! ```text
+//! source ─► pipeline ─► parse ─► encode ─► sink.send ×N
+//!    ▲                                        │
+//!    └── store offset ◄── all deliveries ok ◄─┘      (failures → dead-letter topic, then store offset)
+//! ```
+//!
+//! Pages are split on the blocking pool, in parallel, but their events are enqueued to the
+//! producer in consumption order, so events of one symbol keep their order. A page's offset is
+//! stored only when every event it produced (or its dead letter) is acknowledged, and only as
+//! part of the contiguous prefix of finished offsets of its partition.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use rdkafka::consumer::Consumer as _;
+use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
+use rdkafka::Message as _;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
+
+use crate::config::Config;
+use crate::encode::Encoder;
+use crate::envelope::decode_message;
+use crate::metrics::{Metrics, Stage};
+use crate::offsets::{OffsetTracker, Ticket};
+use crate::parse::{parse_page, ParseOptions};
+use crate::sink::{classify, FailureKind, OutRecord, Sink};
+use crate::source::PageConsumer;
+
+/// Output topic names.
+#[derive(Debug, Clone)]
+pub struct Topics {
+    /// Quote events.
+    pub quotes: String,
+    /// Article events.
+    pub articles: String,
+    /// Dead letters.
+    pub dead_letter: String,
+}
+
+/// A consumed message, detached from the consumer.
+#[derive(Debug, Clone)]
+pub struct InMessage {
+    /// Source topic.
+    pub topic: String,
+    /// Source partition.
+    pub partition: i32,
+    /// Source offset.
+    pub offset: i64,
+    /// Broker timestamp in milliseconds, if any.
+    pub timestamp_ms: Option<i64>,
+    /// Record key.
+    pub key: Option<Vec<u8>>,
+    /// Record value.
+    pub payload: Option<Vec<u8>>,
+    /// Record headers (name, value).
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl InMessage {
+    /// Copies a borrowed consumer message.
+    pub fn from_borrowed(message: &BorrowedMessage<'_>) -> Self {
+        let headers = message
+            .headers()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .map(|header| (header.key.to_owned(), header.value.map(<[u8]>::to_vec)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+            timestamp_ms: message.timestamp().to_millis(),
+            key: message.key().map(<[u8]>::to_vec),
+            payload: message.payload().map(<[u8]>::to_vec),
+            headers,
+        }
+    }
+
+    fn size(&self) -> usize {
+        self.payload.as_ref().map_or(0, Vec::len) + self.key.as_ref().map_or(0, Vec::len)
+    }
+}
+
+/// A message that could not be turned into events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// Where it failed.
+    pub stage: Stage,
+    /// Stable error code.
+    pub code: &'static str,
+    /// Human-readable reason.
+    pub message: String,
+}
+
+/// The records one page becomes.
+#[derive(Debug)]
+pub struct Split {
+    /// Records in publishing order (quotes, then the article).
+    pub records: Vec<OutRecord>,
+    /// Number of quote records.
+    pub quotes: usize,
+    /// Number of article records.
+    pub articles: usize,
+    /// The page's url.
+    pub url: String,
+    /// When the page was fetched.
+    pub fetched_at: chrono::DateTime<chrono::Utc>,
+    /// Lines dropped as boilerplate.
+    pub boilerplate_lines: usize,
+}
+
+/// Pure: decodes, splits and encodes one message into the records to publish.
+pub fn split_message(
+    message: &InMessage,
+    options: &ParseOptions,
+    encoder: &Encoder,
+    topics: &Topics,
+) -> Result<Split, Failure> {
+    let headers = message.headers.iter().map(|(name, value)| (name.as_str(), value.as_deref()));
+    let page = decode_message(message.payload.as_deref(), headers).map_err(|error| Failure {
+        stage: Stage::Decode,
+        code: error.code(),
+        message: error.to_string(),
+    })?;
+    let parsed = parse_page(&page, options).map_err(|error| Failure {
+        stage: Stage::Parse,
+        code: error.code(),
+        message: error.to_string(),
+    })?;
+    let encode_failure = |error: crate::encode::EncodeError| Failure {
+        stage: Stage::Encode,
+        code: error.code(),
+        message: error.to_string(),
+    };
+    let mut records = Vec::with_capacity(parsed.quotes.len() + 1);
+    for quote in &parsed.quotes {
+        records.push(OutRecord {
+            topic: topics.quotes.clone(),
+            key: Some(quote.symbol.as_bytes().to_vec()),
+            payload: Some(encoder.encode_quote(quote).map_err(encode_failure)?),
+            headers: None,
+        });
+    }
+    records.push(OutRecord {
+        topic: topics.articles.clone(),
+        key: Some(parsed.article.url.as_bytes().to_vec()),
+        payload: Some(encoder.encode_article(&parsed.article).map_err(encode_failure)?),
+        headers: None,
+    });
+    Ok(Split {
+        quotes: parsed.quotes.len(),
+        articles: 1,
+        records,
+        url: page.url,
+        fetched_at: page.fetched_at,
+        boilerplate_lines: parsed.boilerplate_lines_dropped,
+    })
+}
+
+/// Header names of dead letters.
+pub mod dead_letter_headers {
+    /// Topic the message was consumed from.
+    pub const SOURCE_TOPIC: &str = "pagesplit.source.topic";
+    /// Its partition.
+    pub const SOURCE_PARTITION: &str = "pagesplit.source.partition";
+    /// Its offset.
+    pub const SOURCE_OFFSET: &str = "pagesplit.source.offset";
+    /// Its broker timestamp (ms since the epoch).
+    pub const SOURCE_TIMESTAMP: &str = "pagesplit.source.timestamp";
+    /// `decode`, `parse` or `encode`.
+    pub const STAGE: &str = "pagesplit.stage";
+    /// Stable error code.
+    pub const ERROR_CODE: &str = "pagesplit.error.code";
+    /// Human-readable reason.
+    pub const ERROR_MESSAGE: &str = "pagesplit.error.message";
+    /// Version of pagesplit that wrote it.
+    pub const VERSION: &str = "pagesplit.version";
+}
+
+/// Pure: the dead letter of a message: its original key, value and headers, plus the reason.
+pub fn dead_letter(message: &InMessage, failure: &Failure, topic: &str) -> OutRecord {
+    use dead_letter_headers as h;
+    let mut headers = OwnedHeaders::new_with_capacity(message.headers.len() + 8);
+    for (name, value) in &message.headers {
+        headers = headers.insert(Header {
+            key: name,
+            value: value.as_deref(),
+        });
+    }
+    let partition = message.partition.to_string();
+    let offset = message.offset.to_string();
+    let timestamp = message.timestamp_ms.map(|ms| ms.to_string()).unwrap_or_default();
+    for (key, value) in [
+        (h::SOURCE_TOPIC, message.topic.as_str()),
+        (h::SOURCE_PARTITION, partition.as_str()),
+        (h::SOURCE_OFFSET, offset.as_str()),
+        (h::SOURCE_TIMESTAMP, timestamp.as_str()),
+        (h::STAGE, failure.stage.as_str()),
+        (h::ERROR_CODE, failure.code),
+        (h::ERROR_MESSAGE, failure.message.as_str()),
+        (h::VERSION, env!("CARGO_PKG_VERSION")),
+    ] {
+        headers = headers.insert(Header { key, value: Some(value) });
+    }
+    OutRecord {
+        topic: topic.to_owned(),
+        key: message.key.clone(),
+        payload: message.payload.clone(),
+        headers: Some(headers),
+    }
+}
+
+/// Everything the pipeline needs, built by `app::run`.
+pub struct Pipeline {
+    /// The consumer, subscribed to the input topic.
+    pub consumer: Arc<PageConsumer>,
+    /// The producer.
+    pub sink: Sink,
+    /// Event encoder.
+    pub encoder: Arc<Encoder>,
+    /// Parser options.
+    pub parse_options: Arc<ParseOptions>,
+    /// Offsets of owned partitions (shared with the consumer context).
+    pub tracker: Arc<Mutex<OffsetTracker>>,
+    /// Telemetry.
+    pub metrics: Arc<Metrics>,
+    /// Output topics.
+    pub topics: Topics,
+    /// The configuration.
+    pub config: Arc<Config>,
+}
+
+/// A page whose records are being split or sent, with the permits that bound work in flight.
+struct InFlight {
+    ticket: Ticket,
+    work: tokio::task::JoinHandle<(InMessage, Result<Split, Failure>, Duration)>,
+    _pages: OwnedSemaphorePermit,
+    _bytes: OwnedSemaphorePermit,
+}
+
+impl Pipeline {
+    /// Runs until `shutdown` is cancelled (then drains within the deadline) or a fatal error.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let config = self.config.clone();
+        let pages = Arc::new(Semaphore::new(config.pipeline.max_in_flight_pages));
+        let max_bytes = config.pipeline.max_in_flight_bytes.min(u32::MAX as usize);
+        let bytes = Arc::new(Semaphore::new(max_bytes));
+        let (ordered_tx, mut ordered_rx) = mpsc::channel::<InFlight>(config.pipeline.max_in_flight_pages);
+        // Cancelled on a fatal error anywhere, or once draining is over.
+        let stop = CancellationToken::new();
+        let fatal: Arc<Mutex<Option<anyhow::Error>>> = Arc::default();
+        let deliveries = TaskTracker::new();
+
+        // Stage 1: consume, track, and start splitting on the blocking pool.
+        let consume = {
+            let consumer = self.consumer.clone();
+            let tracker = self.tracker.clone();
+            let metrics = self.metrics.clone();
+            let encoder = self.encoder.clone();
+            let options = self.parse_options.clone();
+            let topics = self.topics.clone();
+            let shutdown = shutdown.clone();
+            let stop = stop.clone();
+            let fatal = fatal.clone();
+            async move {
+                loop {
+                    let pages_permit = tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = stop.cancelled() => break,
+                        permit = pages.clone().acquire_owned() => permit.expect("semaphore open"),
+                    };
+                    let received = tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = stop.cancelled() => break,
+                        received = consumer.recv() => received,
+                    };
+                    let message = match received {
+                        Ok(message) => InMessage::from_borrowed(&message),
+                        Err(error) => {
+                            tracing::warn!(error = %error, "consumer error");
+                            if let rdkafka::error::KafkaError::MessageConsumptionFatal(_) = error {
+                                *fatal.lock().expect("fatal lock") = Some(anyhow::anyhow!("fatal consumer error: {error}"));
+                                stop.cancel();
+                                break;
+                            }
+                            continue;
+                        }
+                    };
+                    let size = message.size().clamp(1, max_bytes) as u32;
+                    let bytes_permit = tokio::select! {
+                        _ = stop.cancelled() => break,
+                        permit = bytes.clone().acquire_many_owned(size) => permit.expect("semaphore open"),
+                    };
+                    metrics.page_consumed(&message.topic);
+                    let ticket = tracker
+                        .lock()
+                        .expect("tracker lock")
+                        .track(&message.topic, message.partition, message.offset);
+                    let (encoder, options, topics) = (encoder.clone(), options.clone(), topics.clone());
+                    let work = tokio::task::spawn_blocking(move || {
+                        let started = Instant::now();
+                        let outcome = split_message(&message, &options, &encoder, &topics);
+                        (message, outcome, started.elapsed())
+                    });
+                    let item = InFlight {
+                        ticket,
+                        work,
+                        _pages: pages_permit,
+                        _bytes: bytes_permit,
+                    };
+                    if ordered_tx.send(item).await.is_err() {
+                        break;
+                    }
+                }
+                tracing::info!("stopped consuming");
+            }
+        };
+
+        // Stage 2: in consumption order, enqueue each page's records, then wait for their
+        // acknowledgements in a task of their own.
+        let produce = {
+            let ctx = DeliveryContext {
+                consumer: self.consumer.clone(),
+                sink: self.sink.clone(),
+                tracker: self.tracker.clone(),
+                metrics: self.metrics.clone(),
+                topics: self.topics.clone(),
+                stop: stop.clone(),
+                fatal: fatal.clone(),
+                backoff: Duration::from_millis(config.pipeline.retry_backoff_ms),
+                backoff_max: Duration::from_millis(config.pipeline.retry_backoff_max_ms),
+            };
+            let deliveries = deliveries.clone();
+            async move {
+                while let Some(item) = ordered_rx.recv().await {
+                    let InFlight {
+                        ticket,
+                        work,
+                        _pages,
+                        _bytes,
+                    } = item;
+                    let (message, outcome, took) = match work.await {
+                        Ok(done) => done,
+                        Err(error) => {
+                            // A panic in the parser must not lose the page: it stays pending and
+                            // is consumed again after a restart.
+                            *ctx.fatal.lock().expect("fatal lock") = Some(anyhow::anyhow!("page splitting panicked: {error}"));
+                            ctx.stop.cancel();
+                            break;
+                        }
+                    };
+                    let span = tracing::info_span!(
+                        "page",
+                        topic = %message.topic,
+                        partition = message.partition,
+                        offset = message.offset,
+                        url = tracing::field::Empty,
+                    );
+                    let (records, quotes, articles, fetched_at) = match outcome {
+                        Ok(split) => {
+                            span.record("url", split.url.as_str());
+                            ctx.metrics.page_processed(took, split.boilerplate_lines);
+                            (split.records, split.quotes, split.articles, Some(split.fetched_at))
+                        }
+                        Err(failure) => {
+                            let record = dead_letter(&message, &failure, &ctx.topics.dead_letter);
+                            span.in_scope(|| ctx.metrics.page_dead_lettered(failure.stage, failure.code, &failure.message));
+                            (vec![record], 0, 0, None)
+                        }
+                    };
+                    let mut futures = Vec::with_capacity(records.len());
+                    let mut enqueue_failed = None;
+                    for record in &records {
+                        match ctx.sink.enqueue(record).await {
+                            Ok(future) => futures.push(Some(future)),
+                            Err(error) => {
+                                enqueue_failed = Some(error);
+                                futures.push(None);
+                            }
+                        }
+                    }
+                    if let Some(error) = enqueue_failed {
+                        tracing::warn!(error = %error, "enqueue failed; the page's events will be sent again");
+                    }
+                    let ctx = ctx.clone();
+                    deliveries.spawn(
+                        async move {
+                            ctx.deliver(ticket, message, records, futures, quotes, articles, fetched_at).await;
+                            drop((_pages, _bytes));
+                        }
+                        .instrument(span),
+                    );
+                }
+            }
+        };
+
+        let consume_task = tokio::spawn(consume);
+        let produce_task = tokio::spawn(produce);
+
+        // Wait for shutdown or a fatal stop.
+        tokio::select! {
+            _ = shutdown.cancelled() => tracing::info!("shutdown requested; draining"),
+            _ = stop.cancelled() => {}
+        }
+        let _ = consume_task.await;
+        let drain_deadline = config.pipeline.drain_timeout();
+        let drained = tokio::time::timeout(drain_deadline, async {
+            let _ = produce_task.await;
+            deliveries.close();
+            deliveries.wait().await;
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                deadline_ms = drain_deadline.as_millis() as u64,
+                pending = self.tracker.lock().expect("tracker lock").pending(),
+                "drain deadline passed; unfinished pages will be consumed again"
+            );
+        }
+        stop.cancel();
+        let sink = self.sink.clone();
+        let flush_timeout = Duration::from_secs(5);
+        let _ = tokio::task::spawn_blocking(move || sink.flush(flush_timeout)).await;
+        // Final synchronous commit of everything stored.
+        let consumer = self.consumer.clone();
+        let metrics = self.metrics.clone();
+        let committed = tokio::task::spawn_blocking(move || {
+            consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
+        })
+        .await
+        .context("commit task panicked")?;
+        match committed {
+            Ok(()) => tracing::info!("final offsets committed"),
+            Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+            Err(error) => metrics.offsets_committed(Err(error.to_string())),
+        }
+        if let Some(error) = fatal.lock().expect("fatal lock").take() {
+            return Err(error);
+        }
+        Ok(())
+    }
+}
+
+/// What a delivery task needs.
+#[derive(Clone)]
+struct DeliveryContext {
+    consumer: Arc<PageConsumer>,
+    sink: Sink,
+    tracker: Arc<Mutex<OffsetTracker>>,
+    metrics: Arc<Metrics>,
+    topics: Topics,
+    stop: CancellationToken,
+    fatal: Arc<Mutex<Option<anyhow::Error>>>,
+    backoff: Duration,
+    backoff_max: Duration,
+}
+
+impl DeliveryContext {
+    /// Waits for every record of a page; re-sends those that failed transiently with back-off;
+    /// dead-letters the page when a record can never be delivered; then stores the offset.
+    #[allow(clippy::too_many_arguments)]
+    async fn deliver(
+        &self,
+        ticket: Ticket,
+        message: InMessage,
+        mut records: Vec<OutRecord>,
+        mut futures: Vec<Option<rdkafka::producer::DeliveryFuture>>,
+        mut quotes: usize,
+        mut articles: usize,
+        fetched_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) {
+        let mut backoff = self.backoff;
+        loop {
+            let mut failed = Vec::new();
+            let mut permanent = None;
+            for (index, future) in futures.iter_mut().enumerate() {
+                let Some(future) = future.take() else {
+                    failed.push(index);
+                    continue;
+                };
+                match future.await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err((error, _))) => match classify(&error) {
+                        FailureKind::Transient => failed.push(index),
+                        FailureKind::Permanent => {
+                            permanent = Some(error);
+                        }
+                        FailureKind::Fatal => {
+                            let reason = self.sink.fatal_error().unwrap_or_else(|| error.to_string());
+                            tracing::error!(error = %reason, "fatal produce error; stopping");
+                            *self.fatal.lock().expect("fatal lock") =
+                                Some(anyhow::anyhow!("fatal produce error on topic {}: {reason}", records[index].topic));
+                            self.stop.cancel();
+                            return;
+                        }
+                    },
+                    // The producer dropped the record (shutdown): leave the page pending.
+                    Err(_canceled) => failed.push(index),
+                }
+            }
+            if let Some(error) = permanent {
+                // An event can never be delivered: the page goes to the dead-letter topic instead.
+                // Events already delivered stay (consumers de-duplicate by event_id on replay).
+                let failure = Failure {
+                    stage: Stage::Encode,
+                    code: "event_rejected_by_broker",
+                    message: error.to_string(),
+                };
+                self.metrics.page_dead_lettered(failure.stage, failure.code, &failure.message);
+                records = vec![dead_letter(&message, &failure, &self.topics.dead_letter)];
+                futures = vec![None];
+                (quotes, articles) = (0, 0);
+                continue;
+            }
+            if failed.is_empty() {
+                break;
+            }
+            if self.stop.is_cancelled() {
+                // Abandoned: the offset is not stored, so the page is consumed again later.
+                self.metrics.page_finished();
+                return;
+            }
+            self.metrics.produce_retried(&format!("{} record(s) of the page failed", failed.len()), backoff);
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = self.stop.cancelled() => {
+                    self.metrics.page_finished();
+                    return;
+                }
+            }
+            backoff = (backoff * 2).min(self.backoff_max);
+            for index in failed {
+                futures[index] = self.sink.enqueue(&records[index]).await.ok();
+            }
+        }
+        let since_fetch = fetched_at.and_then(|at| (chrono::Utc::now() - at).to_std().ok());
+        self.metrics
+            .events_delivered(&self.topics.quotes, quotes, &self.topics.articles, articles, since_fetch);
+        self.metrics.page_finished();
+        let store = self.tracker.lock().expect("tracker lock").complete(&ticket);
+        if let Some(next_offset) = store {
+            if let Err(error) = self.consumer.store_offset(&ticket.topic, ticket.partition, next_offset) {
+                // The partition was revoked meanwhile: another worker owns it now.
+                tracing::debug!(error = %error, "offset not stored");
+            }
+        }
+    }
+}
