@@ -10,10 +10,11 @@ SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
+# Ports of the local stack; e.g. `make test KAFKA_PORT=19092 REGISTRY_PORT=18081`
+# runs against a second, separate stack (controller port: KAFKA_PORT + 1).
 KAFKA_PORT ?= 9092
-KAFKA_CONTROLLER_PORT ?= 9093
 REGISTRY_PORT ?= 8081
-export KAFKA_PORT KAFKA_CONTROLLER_PORT REGISTRY_PORT
+export KAFKA_PORT REGISTRY_PORT
 
 STACK := deploy/local/stack
 CARGO ?= cargo

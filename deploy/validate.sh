@@ -70,8 +70,9 @@ urllib3==2.8.0
 "
 
 ensure_venv() {
-    local stamp="$VENV/.pagesplit-requirements"
-    if [[ -x $VENV/bin/python ]] && [[ -f $stamp ]] && [[ "$(cat "$stamp")" == "$REQUIREMENTS" ]]; then
+    local stamp="$VENV/.pagesplit-requirements" want
+    want=$(printf '%s' "$REQUIREMENTS" | sha256sum | cut -d' ' -f1)
+    if [[ -x $VENV/bin/python ]] && [[ -f $stamp ]] && [[ "$(cat "$stamp")" == "$want" ]]; then
         return 0
     fi
     echo "setting up $VENV"
@@ -89,7 +90,7 @@ ensure_venv() {
         return 1
     }
     rm -f "$reqfile"
-    printf '%s' "$REQUIREMENTS" >"$stamp"
+    echo "$want" >"$stamp"
 }
 
 if ! ensure_venv; then
@@ -422,7 +423,7 @@ def cmd_compose():
         err("compose: market.quotes.latest.v1 must be compacted")
     p = s["pagesplit"]
     b = p.get("build", {})
-    ctx = os.path.normpath(os.path.join(base, b.get("context", ".")))
+    ctx = os.path.abspath(os.path.join(base, b.get("context", ".")))
     if ctx != ROOT:
         err(f"compose: pagesplit build context {ctx} is not the repository root")
     if not os.path.isfile(os.path.join(ctx, b.get("dockerfile", "Dockerfile"))):
@@ -858,7 +859,7 @@ kustomize_build() {
         return 1
     }
     local kinds
-    kinds=$(grep -E '^kind: ' <<<"$out" | sort | tr '\n' ' ')
+    kinds=$(sed -n 's/^kind: //p' <<<"$out" | sort | tr '\n' ' ')
     echo "  ok    kubectl kustomize: $kinds"
     local k
     for k in ConfigMap Deployment Service PodDisruptionBudget PodMonitor PrometheusRule ScaledObject; do

@@ -78,8 +78,13 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     }));
     let http_shutdown = CancellationToken::new();
     let (http_addr, http_task) = if config.http.enabled {
-        let (address, task) =
-            crate::http::serve(config.http.listen, metrics.clone(), health.clone(), http_shutdown.clone()).await?;
+        let (address, task) = crate::http::serve(
+            config.http.listen,
+            metrics.clone(),
+            health.clone(),
+            http_shutdown.clone(),
+        )
+        .await?;
         (Some(address), Some(task))
     } else {
         (None, None)
@@ -150,13 +155,32 @@ pub async fn resolve_encoder(config: &Config) -> anyhow::Result<Encoder> {
             let client = RegistryClient::new(&config.registry)?;
             let deadline = Duration::from_millis(config.registry.startup_timeout_ms);
             let auto = config.registry.auto_register;
+            let level =
+                (auto && !config.registry.compatibility.is_empty()).then_some(config.registry.compatibility.as_str());
             let quote_schema_id = client
-                .resolve_with_retry(&value_subject(&config.topics.quotes), QUOTE_SCHEMA_JSON, auto, deadline)
+                .resolve_with_retry(
+                    &value_subject(&config.topics.quotes),
+                    QUOTE_SCHEMA_JSON,
+                    level,
+                    auto,
+                    deadline,
+                )
                 .await?;
             let article_schema_id = client
-                .resolve_with_retry(&value_subject(&config.topics.articles), ARTICLE_SCHEMA_JSON, auto, deadline)
+                .resolve_with_retry(
+                    &value_subject(&config.topics.articles),
+                    ARTICLE_SCHEMA_JSON,
+                    level,
+                    auto,
+                    deadline,
+                )
                 .await?;
-            tracing::info!(registry = client.url(), quote_schema_id, article_schema_id, "schema ids resolved");
+            tracing::info!(
+                registry = client.url(),
+                quote_schema_id,
+                article_schema_id,
+                "schema ids resolved"
+            );
             Ok(Encoder::new(Framing::Confluent {
                 quote_schema_id,
                 article_schema_id,
@@ -181,9 +205,17 @@ pub async fn prepare_topics(config: &Config) -> anyhow::Result<()> {
     if config.topics.create {
         let new_topics: Vec<NewTopic<'_>> = names
             .iter()
-            .map(|name| NewTopic::new(name, config.topics.partitions, TopicReplication::Fixed(config.topics.replication_factor)))
+            .map(|name| {
+                NewTopic::new(
+                    name,
+                    config.topics.partitions,
+                    TopicReplication::Fixed(config.topics.replication_factor),
+                )
+            })
             .collect();
-        let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT)).request_timeout(Some(METADATA_TIMEOUT));
+        let options = AdminOptions::new()
+            .operation_timeout(Some(METADATA_TIMEOUT))
+            .request_timeout(Some(METADATA_TIMEOUT));
         let results = admin
             .create_topics(&new_topics, &options)
             .await
@@ -206,10 +238,9 @@ pub async fn prepare_topics(config: &Config) -> anyhow::Result<()> {
                 .fetch_metadata(None, METADATA_TIMEOUT)
                 .with_context(|| format!("cannot reach Kafka at {bootstrap} (kafka.bootstrap_servers)"))?;
             let missing = names.iter().find(|name| {
-                !metadata
-                    .topics()
-                    .iter()
-                    .any(|topic| topic.name() == name.as_str() && topic.error().is_none() && !topic.partitions().is_empty())
+                !metadata.topics().iter().any(|topic| {
+                    topic.name() == name.as_str() && topic.error().is_none() && !topic.partitions().is_empty()
+                })
             });
             match missing {
                 None => return Ok(()),

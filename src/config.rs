@@ -214,6 +214,10 @@ pub struct RegistryConfig {
     pub request_timeout_ms: u64,
     /// How long startup keeps retrying an unreachable registry, in milliseconds.
     pub startup_timeout_ms: u64,
+    /// Compatibility level set on the subjects when pagesplit registers them (`FULL` by default:
+    /// new consumers read old events and old consumers read new ones); empty leaves the
+    /// registry's setting alone.
+    pub compatibility: String,
 }
 
 impl Default for RegistryConfig {
@@ -225,6 +229,7 @@ impl Default for RegistryConfig {
             password: Secret::default(),
             request_timeout_ms: 5_000,
             startup_timeout_ms: 30_000,
+            compatibility: "FULL".to_owned(),
         }
     }
 }
@@ -370,14 +375,13 @@ impl Config {
                     path: path.display().to_string(),
                     source,
                 })?;
-                text.parse::<toml::Table>().map_err(|error| {
-                    ConfigError::Invalid(format!("{}: {error}", path.display()))
-                })?
+                text.parse::<toml::Table>()
+                    .map_err(|error| ConfigError::Invalid(format!("{}: {error}", path.display())))?
             }
             None => toml::Table::new(),
         };
-        let defaults = toml::Table::try_from(Config::default())
-            .map_err(|error| ConfigError::Invalid(error.to_string()))?;
+        let defaults =
+            toml::Table::try_from(Config::default()).map_err(|error| ConfigError::Invalid(error.to_string()))?;
         let mut env_pairs: Vec<(String, String)> = env
             .into_iter()
             .filter(|(name, _)| name.starts_with(ENV_PREFIX) && !ENV_NOT_KEYS.contains(&name.as_str()))
@@ -396,8 +400,7 @@ impl Config {
     fn from_table(table: toml::Table) -> Result<Self, ConfigError> {
         // Rendering and re-parsing the merged tree makes serde's errors quote the offending key.
         let text = toml::to_string(&table).map_err(|error| ConfigError::Invalid(error.to_string()))?;
-        let config: Config =
-            toml::from_str(&text).map_err(|error| ConfigError::Invalid(error.to_string()))?;
+        let config: Config = toml::from_str(&text).map_err(|error| ConfigError::Invalid(error.to_string()))?;
         config.validate()?;
         Ok(config)
     }
@@ -422,7 +425,10 @@ impl Config {
             ("topics.articles", &self.topics.articles),
             ("topics.dead_letter", &self.topics.dead_letter),
         ] {
-            if topic.is_empty() || topic.len() > 249 || !topic.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+            if topic.is_empty()
+                || topic.len() > 249
+                || !topic.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            {
                 return bad(key, format!("`{topic}` is not a valid Kafka topic name"));
             }
         }
@@ -435,11 +441,29 @@ impl Config {
         if self.topics.replication_factor < 1 {
             return bad("topics.replication_factor", "must be at least 1");
         }
-        if self.encoding.format == EncodingFormat::Confluent && !(self.registry.url.starts_with("http://") || self.registry.url.starts_with("https://")) {
+        if self.encoding.format == EncodingFormat::Confluent
+            && !(self.registry.url.starts_with("http://") || self.registry.url.starts_with("https://"))
+        {
             return bad("registry.url", "must be an http:// or https:// URL");
         }
         if self.registry.password.is_empty() != self.registry.username.is_empty() {
             return bad("registry.password", "username and password must be given together");
+        }
+        const LEVELS: &[&str] = &[
+            "",
+            "NONE",
+            "BACKWARD",
+            "BACKWARD_TRANSITIVE",
+            "FORWARD",
+            "FORWARD_TRANSITIVE",
+            "FULL",
+            "FULL_TRANSITIVE",
+        ];
+        if !LEVELS.contains(&self.registry.compatibility.as_str()) {
+            return bad(
+                "registry.compatibility",
+                format!("must be one of {}", LEVELS[1..].join(", ")),
+            );
         }
         if self.parse.max_page_bytes == 0 {
             return bad("parse.max_page_bytes", "must be greater than 0");
@@ -448,7 +472,10 @@ impl Config {
             return bad("pipeline.max_in_flight_pages", "must be greater than 0");
         }
         if self.pipeline.max_in_flight_bytes < self.parse.max_page_bytes {
-            return bad("pipeline.max_in_flight_bytes", "must be at least parse.max_page_bytes, or a page of the maximum size could never start");
+            return bad(
+                "pipeline.max_in_flight_bytes",
+                "must be at least parse.max_page_bytes, or a page of the maximum size could never start",
+            );
         }
         if self.pipeline.drain_timeout_ms >= self.kafka.session_timeout_ms {
             return bad(
@@ -460,7 +487,10 @@ impl Config {
             );
         }
         if self.pipeline.retry_backoff_ms == 0 || self.pipeline.retry_backoff_max_ms < self.pipeline.retry_backoff_ms {
-            return bad("pipeline.retry_backoff_max_ms", "must be at least pipeline.retry_backoff_ms, which must be > 0");
+            return bad(
+                "pipeline.retry_backoff_max_ms",
+                "must be at least pipeline.retry_backoff_ms, which must be > 0",
+            );
         }
         for (key, options) in [
             ("kafka.options", &self.kafka.options),
@@ -469,7 +499,10 @@ impl Config {
         ] {
             for managed in ["enable.auto.offset.store", "group.id", "bootstrap.servers"] {
                 if options.contains_key(managed) {
-                    return bad(key, format!("`{managed}` is set by pagesplit itself; use the typed key instead"));
+                    return bad(
+                        key,
+                        format!("`{managed}` is set by pagesplit itself; use the typed key instead"),
+                    );
                 }
             }
         }
@@ -479,7 +512,11 @@ impl Config {
     /// The effective configuration as TOML, with secrets redacted (for logs and `config check`).
     pub fn redacted_toml(&self) -> String {
         let mut text = toml::to_string_pretty(self).unwrap_or_default();
-        for options in [&self.kafka.options, &self.kafka.consumer_options, &self.kafka.producer_options] {
+        for options in [
+            &self.kafka.options,
+            &self.kafka.consumer_options,
+            &self.kafka.producer_options,
+        ] {
             for (key, value) in options {
                 if is_secret_option(key) && !value.is_empty() {
                     text = text.replace(value.as_str(), "***");
@@ -493,7 +530,10 @@ impl Config {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.kafka.bootstrap_servers);
         if self.pipeline.statistics_interval_ms > 0 {
-            config.set("statistics.interval.ms", self.pipeline.statistics_interval_ms.to_string());
+            config.set(
+                "statistics.interval.ms",
+                self.pipeline.statistics_interval_ms.to_string(),
+            );
         }
         config
     }

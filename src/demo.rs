@@ -49,7 +49,9 @@ pub async fn publish_pages(bootstrap: &str, topic: &str, pages: &[PageToPublish]
                 Duration::from_secs(30),
             )
             .await
-            .map_err(|(error, _)| anyhow::anyhow!("failed to publish {} to `{topic}` at {bootstrap}: {error}", page.url))
+            .map_err(|(error, _)| {
+                anyhow::anyhow!("failed to publish {} to `{topic}` at {bootstrap}: {error}", page.url)
+            })
             .map(|delivery| (delivery.partition, delivery.offset))?;
         let highest = positions.entry(partition).or_insert(offset);
         *highest = (*highest).max(offset);
@@ -58,7 +60,13 @@ pub async fn publish_pages(bootstrap: &str, topic: &str, pages: &[PageToPublish]
 }
 
 /// Waits until `group` has committed past every offset in `positions` of `topic`.
-pub fn wait_committed(bootstrap: &str, group: &str, topic: &str, positions: &Positions, deadline: Duration) -> anyhow::Result<()> {
+pub fn wait_committed(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    positions: &Positions,
+    deadline: Duration,
+) -> anyhow::Result<()> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", group)
@@ -95,16 +103,37 @@ pub fn wait_committed(bootstrap: &str, group: &str, topic: &str, positions: &Pos
     }
 }
 
-/// The current end (high watermark) of every partition of a topic.
+/// The current end (high watermark) of every partition of a topic. Retries for a while: a
+/// topic created a moment ago may not have a partition leader yet.
 pub fn end_offsets(bootstrap: &str, topic: &str) -> anyhow::Result<Positions> {
     let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).create()?;
+    let started = Instant::now();
+    loop {
+        match try_end_offsets(&consumer, topic) {
+            Ok(ends) => return Ok(ends),
+            Err(error) if started.elapsed() < Duration::from_secs(20) => {
+                tracing::debug!(error = %error, topic, "watermarks not available yet");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(error) => return Err(error).with_context(|| format!("failed to read the end offsets of `{topic}`")),
+        }
+    }
+}
+
+fn try_end_offsets(consumer: &BaseConsumer, topic: &str) -> anyhow::Result<Positions> {
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
     let mut ends = Positions::new();
     for topic_metadata in metadata.topics() {
+        if let Some(error) = topic_metadata.error() {
+            bail!("topic `{topic}`: {error:?}");
+        }
         for partition in topic_metadata.partitions() {
             let (_, high) = consumer.fetch_watermarks(topic, partition.id(), Duration::from_secs(10))?;
             ends.insert(partition.id(), high);
         }
+    }
+    if ends.is_empty() {
+        bail!("topic `{topic}` has no partitions yet");
     }
     Ok(ends)
 }
@@ -126,7 +155,12 @@ pub struct ReadRecord {
 
 /// Reads every record of `topic` from `from` (per partition; missing = beginning) up to the
 /// partitions' current ends.
-pub fn read_records(bootstrap: &str, topic: &str, from: &Positions, deadline: Duration) -> anyhow::Result<Vec<ReadRecord>> {
+pub fn read_records(
+    bootstrap: &str,
+    topic: &str,
+    from: &Positions,
+    deadline: Duration,
+) -> anyhow::Result<Vec<ReadRecord>> {
     use rdkafka::message::Headers as _;
     let ends = end_offsets(bootstrap, topic)?;
     let consumer: BaseConsumer = ClientConfig::new()
@@ -173,7 +207,14 @@ pub fn read_records(bootstrap: &str, topic: &str, from: &Positions, deadline: Du
                 .map(|headers| {
                     headers
                         .iter()
-                        .map(|h| (h.key.to_owned(), h.value.map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default()))
+                        .map(|h| {
+                            (
+                                h.key.to_owned(),
+                                h.value
+                                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                                    .unwrap_or_default(),
+                            )
+                        })
                         .collect()
                 })
                 .unwrap_or_default(),
@@ -204,7 +245,10 @@ pub async fn run_demo(mut config: Config, pages_dir: &Path, out: &mut impl std::
         .with_context(|| format!("failed to read the pages in {}", pages_dir.display()))?;
     let now = chrono::Utc::now();
     let mut pages = Vec::new();
-    for file in files.iter().filter(|f| f.extension().is_some_and(|e| e == "txt" || e == "html")) {
+    for file in files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "txt" || e == "html"))
+    {
         let body = std::fs::read_to_string(file).with_context(|| format!("failed to read {}", file.display()))?;
         let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("page");
         let html = file.extension().is_some_and(|e| e == "html");
@@ -230,7 +274,10 @@ pub async fn run_demo(mut config: Config, pages_dir: &Path, out: &mut impl std::
     let (group, input) = (config.kafka.group_id.clone(), config.topics.input.clone());
     let waited = {
         let bootstrap = bootstrap.clone();
-        tokio::task::spawn_blocking(move || wait_committed(&bootstrap, &group, &input, &positions, Duration::from_secs(120))).await?
+        tokio::task::spawn_blocking(move || {
+            wait_committed(&bootstrap, &group, &input, &positions, Duration::from_secs(120))
+        })
+        .await?
     };
     shutdown.cancel();
     running.wait().await?;

@@ -185,14 +185,32 @@ mod tests {
     #[test]
     fn bad_messages_have_codes() {
         assert_eq!(decode_message(None, []).unwrap_err().code(), "empty_message");
-        assert_eq!(decode_message(Some(b"hello"), []).unwrap_err().code(), "not_an_envelope");
-        assert_eq!(decode_message(Some(b"{\"url\": 1}"), []).unwrap_err().code(), "invalid_envelope");
-        assert_eq!(decode_message(Some(b"{not json"), []).unwrap_err().code(), "invalid_envelope");
+        assert_eq!(
+            decode_message(Some(b"hello"), []).unwrap_err().code(),
+            "not_an_envelope"
+        );
+        assert_eq!(
+            decode_message(Some(b"{\"url\": 1}"), []).unwrap_err().code(),
+            "invalid_envelope"
+        );
+        assert_eq!(
+            decode_message(Some(b"{not json"), []).unwrap_err().code(),
+            "invalid_envelope"
+        );
         let value = br#"{"url":"u","fetched_at":"yesterday","content_type":"text/plain","body":"x"}"#;
-        assert_eq!(decode_message(Some(value), []).unwrap_err().code(), "invalid_fetched_at");
+        assert_eq!(
+            decode_message(Some(value), []).unwrap_err().code(),
+            "invalid_fetched_at"
+        );
         let value = br#"{"url":"u","fetched_at":"2024-01-01T00:00:00Z","content_type":"image/png","body":"x"}"#;
-        assert_eq!(decode_message(Some(value), []).unwrap_err().code(), "unsupported_content_type");
+        assert_eq!(
+            decode_message(Some(value), []).unwrap_err().code(),
+            "unsupported_content_type"
+        );
         let headers = [("url", Some(&b"u"[..]))];
-        assert_eq!(decode_message(Some(b"body"), headers).unwrap_err().code(), "missing_header");
+        assert_eq!(
+            decode_message(Some(b"body"), headers).unwrap_err().code(),
+            "missing_header"
+        );
     }
 }

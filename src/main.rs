@@ -125,7 +125,12 @@ fn main() -> ExitCode {
         print!("{}", config.redacted_toml());
         return ExitCode::SUCCESS;
     }
-    if let Command::Split { inputs, url, fetched_at } = &cli.command {
+    if let Command::Split {
+        inputs,
+        url,
+        fetched_at,
+    } = &cli.command
+    {
         return split(&config, inputs, url.clone(), *fetched_at);
     }
     init_tracing(&config);
@@ -159,7 +164,9 @@ fn main() -> ExitCode {
 
 fn init_tracing(config: &Config) {
     let filter = EnvFilter::try_new(&config.log.level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match config.log.format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
         LogFormat::Text => builder.init(),
@@ -227,8 +234,9 @@ async fn schemas(config: &Config, command: SchemasCommand) -> anyhow::Result<()>
         }
         SchemasCommand::Register => {
             let client = RegistryClient::new(&config.registry)?;
+            let level = Some(config.registry.compatibility.as_str()).filter(|level| !level.is_empty());
             for (subject, schema) in subjects {
-                let id = client.register(&subject, schema).await?;
+                let id = client.register_with_level(&subject, schema, level).await?;
                 println!("{subject}: id {id}");
             }
             Ok(())
@@ -263,6 +271,10 @@ async fn healthcheck(config: &Config) -> anyhow::Result<()> {
         .timeout(std::time::Duration::from_secs(3))
         .send()
         .await?;
-    anyhow::ensure!(response.status().is_success(), "/healthz answered {}", response.status());
+    anyhow::ensure!(
+        response.status().is_success(),
+        "/healthz answered {}",
+        response.status()
+    );
     Ok(())
 }

@@ -84,10 +84,17 @@ impl Metrics {
             &["version", "git_sha"],
         );
         build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION"), option_env!("PAGESPLIT_GIT_SHA").unwrap_or("unknown")])
+            .with_label_values(&[
+                env!("CARGO_PKG_VERSION"),
+                option_env!("PAGESPLIT_GIT_SHA").unwrap_or("unknown"),
+            ])
             .set(1);
         Self {
-            pages_consumed: counter_vec("pagesplit_pages_consumed_total", "Raw page messages consumed.", &["topic"]),
+            pages_consumed: counter_vec(
+                "pagesplit_pages_consumed_total",
+                "Raw page messages consumed.",
+                &["topic"],
+            ),
             events_produced: counter_vec(
                 "pagesplit_events_produced_total",
                 "Events acknowledged by the broker, by topic and type (quote, article).",
@@ -106,16 +113,28 @@ impl Metrics {
             end_to_end_latency: histogram(
                 "pagesplit_end_to_end_latency_seconds",
                 "Time from a page's fetched_at to the acknowledgement of all its events.",
-                vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0],
+                vec![
+                    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+                ],
             ),
             consumer_lag: gauge_vec(
                 "pagesplit_consumer_lag_messages",
                 "Consumer lag of each owned partition, from librdkafka statistics.",
                 &["topic", "partition"],
             ),
-            pages_in_flight: gauge("pagesplit_pages_in_flight", "Pages consumed whose events are not yet all acknowledged."),
-            offset_commits: counter_vec("pagesplit_offset_commits_total", "Offset commits, by result (ok, error).", &["result"]),
-            producer_queue: gauge("pagesplit_producer_queue_messages", "Messages waiting in the producer's queue."),
+            pages_in_flight: gauge(
+                "pagesplit_pages_in_flight",
+                "Pages consumed whose events are not yet all acknowledged.",
+            ),
+            offset_commits: counter_vec(
+                "pagesplit_offset_commits_total",
+                "Offset commits, by result (ok, error).",
+                &["result"],
+            ),
+            producer_queue: gauge(
+                "pagesplit_producer_queue_messages",
+                "Messages waiting in the producer's queue.",
+            ),
             partition_stalled: gauge_vec(
                 "pagesplit_partition_stalled",
                 "1 when an owned partition has lag but made no progress for pipeline.stall_timeout_ms.",
@@ -160,9 +179,20 @@ impl Metrics {
     }
 
     /// All events of a page were acknowledged.
-    pub fn events_delivered(&self, quotes_topic: &str, quotes: usize, articles_topic: &str, articles: usize, since_fetch: Option<Duration>) {
-        self.events_produced.with_label_values(&[quotes_topic, "quote"]).inc_by(quotes as u64);
-        self.events_produced.with_label_values(&[articles_topic, "article"]).inc_by(articles as u64);
+    pub fn events_delivered(
+        &self,
+        quotes_topic: &str,
+        quotes: usize,
+        articles_topic: &str,
+        articles: usize,
+        since_fetch: Option<Duration>,
+    ) {
+        self.events_produced
+            .with_label_values(&[quotes_topic, "quote"])
+            .inc_by(quotes as u64);
+        self.events_produced
+            .with_label_values(&[articles_topic, "article"])
+            .inc_by(articles as u64);
         if let Some(latency) = since_fetch {
             self.end_to_end_latency.observe(latency.as_secs_f64());
         }
@@ -171,12 +201,18 @@ impl Metrics {
     /// A message was written to the dead-letter topic.
     pub fn page_dead_lettered(&self, stage: Stage, code: &str, error: &str) {
         tracing::warn!(stage = stage.as_str(), code, error, "message dead-lettered");
-        self.pages_dead_lettered.with_label_values(&[stage.as_str(), code]).inc();
+        self.pages_dead_lettered
+            .with_label_values(&[stage.as_str(), code])
+            .inc();
     }
 
     /// A page's events are sent again after a transient failure.
     pub fn produce_retried(&self, error: &str, backoff: Duration) {
-        tracing::warn!(error, backoff_ms = backoff.as_millis() as u64, "produce failed transiently; retrying");
+        tracing::warn!(
+            error,
+            backoff_ms = backoff.as_millis() as u64,
+            "produce failed transiently; retrying"
+        );
         self.produce_retries.inc();
     }
 
@@ -193,12 +229,16 @@ impl Metrics {
 
     /// A partition's lag, from statistics.
     pub fn partition_lag(&self, topic: &str, partition: i32, lag: i64) {
-        self.consumer_lag.with_label_values(&[topic, &partition.to_string()]).set(lag);
+        self.consumer_lag
+            .with_label_values(&[topic, &partition.to_string()])
+            .set(lag);
     }
 
     /// Whether a partition is stalled.
     pub fn partition_stalled(&self, topic: &str, partition: i32, stalled: bool) {
-        let gauge = self.partition_stalled.with_label_values(&[topic, &partition.to_string()]);
+        let gauge = self
+            .partition_stalled
+            .with_label_values(&[topic, &partition.to_string()]);
         if stalled && gauge.get() == 0 {
             tracing::warn!(topic, partition, "partition has lag but makes no progress");
         }
@@ -242,11 +282,20 @@ mod tests {
     fn exposition_has_the_documented_names() {
         let metrics = Metrics::new();
         metrics.page_consumed("pages.raw");
-        metrics.events_delivered("market.quotes.v1", 34, "news.articles.v1", 1, Some(Duration::from_millis(20)));
+        metrics.events_delivered(
+            "market.quotes.v1",
+            34,
+            "news.articles.v1",
+            1,
+            Some(Duration::from_millis(20)),
+        );
         metrics.page_dead_lettered(Stage::Parse, "empty_body", "page body is empty");
         metrics.page_finished();
         let text = metrics.render();
-        assert!(text.contains("pagesplit_pages_consumed_total{topic=\"pages.raw\"} 1"), "{text}");
+        assert!(
+            text.contains("pagesplit_pages_consumed_total{topic=\"pages.raw\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("pagesplit_events_produced_total{topic=\"market.quotes.v1\",type=\"quote\"} 34"));
         assert!(text.contains("pagesplit_pages_dead_lettered_total{code=\"empty_body\",stage=\"parse\"} 1"));
         assert!(text.contains("pagesplit_pages_in_flight 0"));
@@ -258,7 +307,9 @@ mod tests {
     fn revoked_partitions_disappear() {
         let metrics = Metrics::new();
         metrics.partition_lag("pages.raw", 2, 17);
-        assert!(metrics.render().contains("pagesplit_consumer_lag_messages{partition=\"2\",topic=\"pages.raw\"} 17"));
+        assert!(metrics
+            .render()
+            .contains("pagesplit_consumer_lag_messages{partition=\"2\",topic=\"pages.raw\"} 17"));
         metrics.partition_revoked("pages.raw", 2);
         assert!(!metrics.render().contains("pagesplit_consumer_lag_messages{"));
     }

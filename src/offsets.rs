@@ -47,18 +47,15 @@ impl OffsetTracker {
     /// offset order (the order a consumer delivers them).
     pub fn track(&mut self, topic: &str, partition: i32, offset: i64) -> Ticket {
         let generations = &mut self.generations;
-        let state = self
-            .partitions
-            .entry((topic.to_owned(), partition))
-            .or_insert_with(|| {
-                *generations += 1;
-                PartitionState {
-                    generation: *generations,
-                    pending: BTreeSet::new(),
-                    next: offset,
-                    stored: offset,
-                }
-            });
+        let state = self.partitions.entry((topic.to_owned(), partition)).or_insert_with(|| {
+            *generations += 1;
+            PartitionState {
+                generation: *generations,
+                pending: BTreeSet::new(),
+                next: offset,
+                stored: offset,
+            }
+        });
         state.pending.insert(offset);
         state.next = state.next.max(offset + 1);
         Ticket {

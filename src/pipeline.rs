@@ -125,7 +125,10 @@ pub fn split_message(
     encoder: &Encoder,
     topics: &Topics,
 ) -> Result<Split, Failure> {
-    let headers = message.headers.iter().map(|(name, value)| (name.as_str(), value.as_deref()));
+    let headers = message
+        .headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_deref()));
     let page = decode_message(message.payload.as_deref(), headers).map_err(|error| Failure {
         stage: Stage::Decode,
         code: error.code(),
@@ -209,7 +212,10 @@ pub fn dead_letter(message: &InMessage, failure: &Failure, topic: &str) -> OutRe
         (h::ERROR_MESSAGE, failure.message.as_str()),
         (h::VERSION, env!("CARGO_PKG_VERSION")),
     ] {
-        headers = headers.insert(Header { key, value: Some(value) });
+        headers = headers.insert(Header {
+            key,
+            value: Some(value),
+        });
     }
     OutRecord {
         topic: topic.to_owned(),
@@ -288,7 +294,8 @@ impl Pipeline {
                         Err(error) => {
                             tracing::warn!(error = %error, "consumer error");
                             if let rdkafka::error::KafkaError::MessageConsumptionFatal(_) = error {
-                                *fatal.lock().expect("fatal lock") = Some(anyhow::anyhow!("fatal consumer error: {error}"));
+                                *fatal.lock().expect("fatal lock") =
+                                    Some(anyhow::anyhow!("fatal consumer error: {error}"));
                                 stop.cancel();
                                 break;
                             }
@@ -301,10 +308,11 @@ impl Pipeline {
                         permit = bytes.clone().acquire_many_owned(size) => permit.expect("semaphore open"),
                     };
                     metrics.page_consumed(&message.topic);
-                    let ticket = tracker
-                        .lock()
-                        .expect("tracker lock")
-                        .track(&message.topic, message.partition, message.offset);
+                    let ticket =
+                        tracker
+                            .lock()
+                            .expect("tracker lock")
+                            .track(&message.topic, message.partition, message.offset);
                     let (encoder, options, topics) = (encoder.clone(), options.clone(), topics.clone());
                     let work = tokio::task::spawn_blocking(move || {
                         let started = Instant::now();
@@ -353,7 +361,8 @@ impl Pipeline {
                         Err(error) => {
                             // A panic in the parser must not lose the page: it stays pending and
                             // is consumed again after a restart.
-                            *ctx.fatal.lock().expect("fatal lock") = Some(anyhow::anyhow!("page splitting panicked: {error}"));
+                            *ctx.fatal.lock().expect("fatal lock") =
+                                Some(anyhow::anyhow!("page splitting panicked: {error}"));
                             ctx.stop.cancel();
                             break;
                         }
@@ -373,7 +382,10 @@ impl Pipeline {
                         }
                         Err(failure) => {
                             let record = dead_letter(&message, &failure, &ctx.topics.dead_letter);
-                            span.in_scope(|| ctx.metrics.page_dead_lettered(failure.stage, failure.code, &failure.message));
+                            span.in_scope(|| {
+                                ctx.metrics
+                                    .page_dead_lettered(failure.stage, failure.code, &failure.message)
+                            });
                             (vec![record], 0, 0, None)
                         }
                     };
@@ -394,7 +406,8 @@ impl Pipeline {
                     let ctx = ctx.clone();
                     deliveries.spawn(
                         async move {
-                            ctx.deliver(ticket, message, records, futures, quotes, articles, fetched_at).await;
+                            ctx.deliver(ticket, message, records, futures, quotes, articles, fetched_at)
+                                .await;
                             drop((_pages, _bytes));
                         }
                         .instrument(span),
@@ -433,11 +446,10 @@ impl Pipeline {
         // Final synchronous commit of everything stored.
         let consumer = self.consumer.clone();
         let metrics = self.metrics.clone();
-        let committed = tokio::task::spawn_blocking(move || {
-            consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
-        })
-        .await
-        .context("commit task panicked")?;
+        let committed =
+            tokio::task::spawn_blocking(move || consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync))
+                .await
+                .context("commit task panicked")?;
         match committed {
             Ok(()) => tracing::info!("final offsets committed"),
             Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
@@ -497,8 +509,10 @@ impl DeliveryContext {
                         FailureKind::Fatal => {
                             let reason = self.sink.fatal_error().unwrap_or_else(|| error.to_string());
                             tracing::error!(error = %reason, "fatal produce error; stopping");
-                            *self.fatal.lock().expect("fatal lock") =
-                                Some(anyhow::anyhow!("fatal produce error on topic {}: {reason}", records[index].topic));
+                            *self.fatal.lock().expect("fatal lock") = Some(anyhow::anyhow!(
+                                "fatal produce error on topic {}: {reason}",
+                                records[index].topic
+                            ));
                             self.stop.cancel();
                             return;
                         }
@@ -515,7 +529,8 @@ impl DeliveryContext {
                     code: "event_rejected_by_broker",
                     message: error.to_string(),
                 };
-                self.metrics.page_dead_lettered(failure.stage, failure.code, &failure.message);
+                self.metrics
+                    .page_dead_lettered(failure.stage, failure.code, &failure.message);
                 records = vec![dead_letter(&message, &failure, &self.topics.dead_letter)];
                 futures = vec![None];
                 (quotes, articles) = (0, 0);
@@ -529,7 +544,8 @@ impl DeliveryContext {
                 self.metrics.page_finished();
                 return;
             }
-            self.metrics.produce_retried(&format!("{} record(s) of the page failed", failed.len()), backoff);
+            self.metrics
+                .produce_retried(&format!("{} record(s) of the page failed", failed.len()), backoff);
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
                 _ = self.stop.cancelled() => {
@@ -543,8 +559,13 @@ impl DeliveryContext {
             }
         }
         let since_fetch = fetched_at.and_then(|at| (chrono::Utc::now() - at).to_std().ok());
-        self.metrics
-            .events_delivered(&self.topics.quotes, quotes, &self.topics.articles, articles, since_fetch);
+        self.metrics.events_delivered(
+            &self.topics.quotes,
+            quotes,
+            &self.topics.articles,
+            articles,
+            since_fetch,
+        );
         self.metrics.page_finished();
         let store = self.tracker.lock().expect("tracker lock").complete(&ticket);
         if let Some(next_offset) = store {

@@ -107,7 +107,11 @@ impl RegistryClient {
         &self.base
     }
 
-    async fn call(&self, request: reqwest::RequestBuilder, body: serde_json::Value) -> Result<(u16, String), RegistryError> {
+    async fn call(
+        &self,
+        request: reqwest::RequestBuilder,
+        body: serde_json::Value,
+    ) -> Result<(u16, String), RegistryError> {
         let mut request = request
             .header("Content-Type", "application/vnd.schemaregistry.v1+json")
             .header("Accept", "application/vnd.schemaregistry.v1+json, application/json")
@@ -144,7 +148,9 @@ impl RegistryClient {
     pub async fn register(&self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
         let what = format!("registering subject `{subject}`");
         let url = format!("{}/subjects/{}/versions", self.base, subject);
-        let (status, text) = self.call(self.http.post(url), json!({"schema": schema, "schemaType": "AVRO"})).await?;
+        let (status, text) = self
+            .call(self.http.post(url), json!({"schema": schema, "schemaType": "AVRO"}))
+            .await?;
         if status == 200 {
             if let Ok(IdResponse { id }) = serde_json::from_str(&text) {
                 return Ok(id);
@@ -157,7 +163,9 @@ impl RegistryClient {
     pub async fn lookup(&self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
         let what = format!("looking up subject `{subject}`");
         let url = format!("{}/subjects/{}", self.base, subject);
-        let (status, text) = self.call(self.http.post(url), json!({"schema": schema, "schemaType": "AVRO"})).await?;
+        let (status, text) = self
+            .call(self.http.post(url), json!({"schema": schema, "schemaType": "AVRO"}))
+            .await?;
         match status {
             200 => serde_json::from_str::<IdResponse>(&text)
                 .map(|response| response.id)
@@ -172,15 +180,28 @@ impl RegistryClient {
 
     /// Checks a schema against the latest version of a subject under the registry's
     /// compatibility rules. A subject with no versions accepts any schema.
-    pub async fn check_compatibility(&self, subject: &str, schema: &str) -> Result<Result<(), Vec<String>>, RegistryError> {
+    pub async fn check_compatibility(
+        &self,
+        subject: &str,
+        schema: &str,
+    ) -> Result<Result<(), Vec<String>>, RegistryError> {
         let what = format!("checking compatibility of subject `{subject}`");
-        let url = format!("{}/compatibility/subjects/{}/versions/latest?verbose=true", self.base, subject);
-        let (status, text) = self.call(self.http.post(url), json!({"schema": schema, "schemaType": "AVRO"})).await?;
+        let url = format!(
+            "{}/compatibility/subjects/{}/versions/latest?verbose=true",
+            self.base, subject
+        );
+        let (status, text) = self
+            .call(self.http.post(url), json!({"schema": schema, "schemaType": "AVRO"}))
+            .await?;
         match status {
             200 => {
                 let response: CompatibilityResponse =
                     serde_json::from_str(&text).map_err(|_| self.status_error(&what, status, &text))?;
-                Ok(if response.is_compatible { Ok(()) } else { Err(response.messages) })
+                Ok(if response.is_compatible {
+                    Ok(())
+                } else {
+                    Err(response.messages)
+                })
             }
             404 => Ok(Ok(())),
             _ => Err(self.status_error(&what, status, &text)),
@@ -199,12 +220,26 @@ impl RegistryClient {
         }
     }
 
-    /// Registers (`auto_register`) or looks up a schema, retrying transient failures with
-    /// back-off until `deadline` has passed.
+    /// Sets the subject's compatibility level (when given), then registers the schema.
+    pub async fn register_with_level(
+        &self,
+        subject: &str,
+        schema: &str,
+        level: Option<&str>,
+    ) -> Result<u32, RegistryError> {
+        if let Some(level) = level {
+            self.set_compatibility(subject, level).await?;
+        }
+        self.register(subject, schema).await
+    }
+
+    /// Registers (`auto_register`, setting `level` first) or looks up a schema, retrying
+    /// transient failures with back-off until `deadline` has passed.
     pub async fn resolve_with_retry(
         &self,
         subject: &str,
         schema: &str,
+        level: Option<&str>,
         auto_register: bool,
         deadline: Duration,
     ) -> Result<u32, RegistryError> {
@@ -212,7 +247,7 @@ impl RegistryClient {
         let mut backoff = Duration::from_millis(200);
         loop {
             let result = if auto_register {
-                self.register(subject, schema).await
+                self.register_with_level(subject, schema, level).await
             } else {
                 self.lookup(subject, schema).await
             };

@@ -101,7 +101,11 @@ impl ConsumerContext for SourceContext {
             Rebalance::Assign(partitions) => {
                 let mut owned = self.owned.lock().expect("owned lock");
                 for element in partitions.elements() {
-                    tracing::info!(topic = element.topic(), partition = element.partition(), "partition assigned");
+                    tracing::info!(
+                        topic = element.topic(),
+                        partition = element.partition(),
+                        "partition assigned"
+                    );
                     owned.insert(
                         (element.topic().to_owned(), element.partition()),
                         Progress {

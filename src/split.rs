@@ -36,7 +36,14 @@ pub struct Summary {
 
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "pages={} quotes={} articles={} errors={}", self.pages, self.quotes, self.articles, self.errors.values().sum::<usize>())?;
+        write!(
+            f,
+            "pages={} quotes={} articles={} errors={}",
+            self.pages,
+            self.quotes,
+            self.articles,
+            self.errors.values().sum::<usize>()
+        )?;
         for (code, count) in &self.errors {
             write!(f, " {code}={count}")?;
         }
@@ -55,7 +62,11 @@ pub struct PageDefaults {
 
 /// Reads the pages of one input: a JSON envelope, JSON lines of envelopes, or a plain text or
 /// HTML page (by extension).
-pub fn pages_from_bytes(bytes: &[u8], path: Option<&Path>, defaults: &PageDefaults) -> Vec<Result<RawPage, crate::envelope::DecodeError>> {
+pub fn pages_from_bytes(
+    bytes: &[u8],
+    path: Option<&Path>,
+    defaults: &PageDefaults,
+) -> Vec<Result<RawPage, crate::envelope::DecodeError>> {
     let trimmed = bytes.trim_ascii_start();
     if trimmed.first() == Some(&b'{') {
         let whole = decode_message(Some(bytes), []);
@@ -72,10 +83,17 @@ pub fn pages_from_bytes(bytes: &[u8], path: Option<&Path>, defaults: &PageDefaul
         .and_then(|p| p.extension())
         .and_then(|e| e.to_str())
         .is_some_and(|e| e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm"))
-        || trimmed.get(..15).is_some_and(|head| head.eq_ignore_ascii_case(b"<!doctype html>"))
+        || trimmed
+            .get(..15)
+            .is_some_and(|head| head.eq_ignore_ascii_case(b"<!doctype html>"))
         || trimmed.get(..5).is_some_and(|head| head.eq_ignore_ascii_case(b"<html"));
     let url = defaults.url.clone().unwrap_or_else(|| match path {
-        Some(path) => format!("file://{}", std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()).display()),
+        Some(path) => format!(
+            "file://{}",
+            std::fs::canonicalize(path)
+                .unwrap_or_else(|_| path.to_path_buf())
+                .display()
+        ),
         None => "stdin:".to_owned(),
     });
     let fetched_at = defaults.fetched_at.unwrap_or_else(|| {
@@ -98,7 +116,9 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for input in inputs {
         if input.is_dir() {
-            let mut entries: Vec<PathBuf> = std::fs::read_dir(input)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(input)?
+                .map(|e| e.map(|e| e.path()))
+                .collect::<Result<_, _>>()?;
             entries.sort();
             files.extend(expand_inputs(&entries)?);
         } else {
@@ -127,7 +147,9 @@ pub fn split_into(
             Ok(parsed) => write_events(&parsed, out, summary)?,
             Err((code, message)) => {
                 *summary.errors.entry(code).or_default() += 1;
-                let name = path.map(|p| p.display().to_string()).unwrap_or_else(|| "stdin".to_owned());
+                let name = path
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "stdin".to_owned());
                 eprintln!("{name}: {code}: {message}");
             }
         }

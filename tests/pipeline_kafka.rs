@@ -19,7 +19,11 @@ fn field<'a>(record: &'a Value, name: &str) -> &'a Value {
     let Value::Record(fields) = record else {
         panic!("not a record: {record:?}")
     };
-    &fields.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no field {name}")).1
+    &fields
+        .iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no field {name}"))
+        .1
 }
 
 fn text(value: &Value) -> String {
@@ -31,7 +35,9 @@ fn text(value: &Value) -> String {
 }
 
 fn strings(value: &Value) -> Vec<String> {
-    let Value::Array(items) = value else { panic!("not an array: {value:?}") };
+    let Value::Array(items) = value else {
+        panic!("not an array: {value:?}")
+    };
     items.iter().map(text).collect()
 }
 
@@ -54,11 +60,18 @@ async fn example_page_becomes_34_quotes_and_one_article_and_offsets_are_committe
         content_type: "text/plain".to_owned(),
         body: common::fixture("pages/brecorder-putin-assad.masked.txt"),
     };
-    let mut positions = publish_pages(&bootstrap, &config.topics.input, &[page]).await.expect("page published");
-    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &bootstrap).create().unwrap();
+    let mut positions = publish_pages(&bootstrap, &config.topics.input, &[page])
+        .await
+        .expect("page published");
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
     let (partition, offset) = producer
         .send(
-            FutureRecord::to(&config.topics.input).key("poison").payload("this is not a page"),
+            FutureRecord::to(&config.topics.input)
+                .key("poison")
+                .payload("this is not a page"),
             Duration::from_secs(10),
         )
         .await
@@ -81,36 +94,69 @@ async fn example_page_becomes_34_quotes_and_one_article_and_offsets_are_committe
         serde_json::from_str(&common::fixture("pages/brecorder-putin-assad.masked.expected.json")).unwrap();
     let expected_quotes = expected["quotes"].as_array().unwrap();
     assert_eq!(expected_quotes.len(), 34);
-    let records = read_records(&bootstrap, &config.topics.quotes, &Positions::new(), Duration::from_secs(30)).unwrap();
+    let records = read_records(
+        &bootstrap,
+        &config.topics.quotes,
+        &Positions::new(),
+        Duration::from_secs(30),
+    )
+    .unwrap();
     assert_eq!(records.len(), 34, "one record per ticker line");
     let schemas = Schemas::bundled();
     let mut by_symbol = BTreeMap::new();
     for record in &records {
         assert!(matches!(unframe(&record.value), Some(Framed::SingleObject { .. })));
         let quote = decode_event(&record.value, &schemas.quote).expect("quote decodes with schemas/quote.avsc");
-        assert_eq!(record.key.as_deref(), Some(text(field(&quote, "symbol")).as_str()), "keyed by symbol");
+        assert_eq!(
+            record.key.as_deref(),
+            Some(text(field(&quote, "symbol")).as_str()),
+            "keyed by symbol"
+        );
         by_symbol.insert(text(field(&quote, "symbol")), quote);
     }
     for want in expected_quotes {
         let symbol = want["symbol"].as_str().unwrap();
         let quote = by_symbol.get(symbol).unwrap_or_else(|| panic!("no quote for {symbol}"));
-        assert_eq!(text(field(quote, "kind")), want["kind"].as_str().unwrap(), "{symbol} kind");
-        assert_eq!(text(field(quote, "direction")), want["direction"].as_str().unwrap(), "{symbol} direction");
+        assert_eq!(
+            text(field(quote, "kind")),
+            want["kind"].as_str().unwrap(),
+            "{symbol} kind"
+        );
+        assert_eq!(
+            text(field(quote, "direction")),
+            want["direction"].as_str().unwrap(),
+            "{symbol} direction"
+        );
         for name in ["price", "change", "change_pct"] {
             let got = decimal_from_avro(field(quote, name)).expect("decimal");
             let want: rust_decimal::Decimal = want[name].as_str().unwrap().parse().unwrap();
             assert_eq!(got, want, "{symbol} {name}");
         }
         assert_eq!(text(field(quote, "url")), url);
-        assert_eq!(field(quote, "fetched_at"), &Value::TimestampMillis(fetched_at.timestamp_millis()));
-        assert_eq!(text(field(quote, "event_id")), pagesplit::model::event_id(&url, fetched_at, symbol));
+        assert_eq!(
+            field(quote, "fetched_at"),
+            &Value::TimestampMillis(fetched_at.timestamp_millis())
+        );
+        assert_eq!(
+            text(field(quote, "event_id")),
+            pagesplit::model::event_id(&url, fetched_at, symbol)
+        );
     }
     let kse100 = &by_symbol["KSE100"];
     assert_eq!(decimal_from_avro(field(kse100, "price")).unwrap().to_string(), "106275");
-    assert_eq!(decimal_from_avro(field(kse100, "change")).unwrap().to_string(), "-4795.3");
+    assert_eq!(
+        decimal_from_avro(field(kse100, "change")).unwrap().to_string(),
+        "-4795.3"
+    );
 
     // The article, keyed by URL.
-    let articles = read_records(&bootstrap, &config.topics.articles, &Positions::new(), Duration::from_secs(30)).unwrap();
+    let articles = read_records(
+        &bootstrap,
+        &config.topics.articles,
+        &Positions::new(),
+        Duration::from_secs(30),
+    )
+    .unwrap();
     assert_eq!(articles.len(), 1);
     assert_eq!(articles[0].key.as_deref(), Some(url.as_str()));
     let article = decode_event(&articles[0].value, &schemas.article).expect("article decodes");
@@ -126,12 +172,21 @@ async fn example_page_becomes_34_quotes_and_one_article_and_offsets_are_committe
         vec!["Iran, Saudi Arabia to restore ties in China-brokered deal".to_owned()]
     );
     for line in want["not_in_body"].as_array().unwrap() {
-        assert!(!paragraphs.iter().any(|p| p == line.as_str().unwrap()), "{line} is not body text");
+        assert!(
+            !paragraphs.iter().any(|p| p == line.as_str().unwrap()),
+            "{line} is not body text"
+        );
     }
     assert_eq!(field(&article, "comments_closed"), &Value::Boolean(true));
 
     // The poison message is in the dead-letter topic, with its bytes and the reason.
-    let dead = read_records(&bootstrap, &config.topics.dead_letter, &Positions::new(), Duration::from_secs(30)).unwrap();
+    let dead = read_records(
+        &bootstrap,
+        &config.topics.dead_letter,
+        &Positions::new(),
+        Duration::from_secs(30),
+    )
+    .unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].value, b"this is not a page");
     assert_eq!(dead[0].key.as_deref(), Some("poison"));
@@ -143,7 +198,12 @@ async fn example_page_becomes_34_quotes_and_one_article_and_offsets_are_committe
 
     // Metrics, as served.
     assert_eq!(running.metrics.pages_consumed_count(&config.topics.input), 2);
-    let body = reqwest::get(format!("http://{http}/metrics")).await.unwrap().text().await.unwrap();
+    let body = reqwest::get(format!("http://{http}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let quotes_line = format!(
         "pagesplit_events_produced_total{{topic=\"{}\",type=\"quote\"}} 34",
         config.topics.quotes
@@ -167,5 +227,8 @@ async fn missing_topics_stop_startup_with_a_clear_message() {
         Ok(_) => panic!("startup should fail without topics"),
         Err(error) => format!("{error:#}"),
     };
-    assert!(error.contains(&config.topics.input) && error.contains("does not exist"), "{error}");
+    assert!(
+        error.contains(&config.topics.input) && error.contains("does not exist"),
+        "{error}"
+    );
 }

@@ -9,8 +9,8 @@ mod values;
 use std::sync::LazyLock;
 
 use apache_avro::rabin::Rabin;
-use apache_avro::types::Value;
 use apache_avro::reader::datum::GenericDatumReader;
+use apache_avro::types::Value;
 use apache_avro::writer::datum::GenericDatumWriter;
 use apache_avro::Schema;
 
@@ -220,7 +220,10 @@ pub fn decode_single_object(bytes: &[u8]) -> Option<(EventType, Value)> {
         return None;
     };
     let schemas = Schemas::bundled();
-    for (event_type, schema) in [(EventType::Quote, &schemas.quote), (EventType::Article, &schemas.article)] {
+    for (event_type, schema) in [
+        (EventType::Quote, &schemas.quote),
+        (EventType::Article, &schemas.article),
+    ] {
         if schema.fingerprint::<Rabin>().bytes.as_slice() == fingerprint {
             return read_datum(schema, &mut datum).ok().map(|value| (event_type, value));
         }

@@ -114,7 +114,9 @@ pub fn decimal_from_avro(value: &Value) -> Option<Decimal> {
     let mut full = [fill; 16];
     full[16 - bytes.len()..].copy_from_slice(&bytes);
     let unscaled = i128::from_be_bytes(full);
-    Decimal::try_from_i128_with_scale(unscaled, DECIMAL_SCALE).ok().map(|d| d.normalize())
+    Decimal::try_from_i128_with_scale(unscaled, DECIMAL_SCALE)
+        .ok()
+        .map(|d| d.normalize())
 }
 
 /// An Avro value decoded with a bundled schema, as JSON (decimals as exact strings, enums as
@@ -131,8 +133,9 @@ pub fn value_to_json(value: &Value) -> serde_json::Value {
         Value::String(s) | Value::Enum(_, s) => Json::String(s.clone()),
         Value::Bytes(b) | Value::Fixed(_, b) => Json::String(b.iter().map(|byte| format!("{byte:02x}")).collect()),
         Value::Decimal(_) => decimal_from_avro(value).map_or(Json::Null, |d| Json::String(d.to_string())),
-        Value::TimestampMillis(ms) => DateTime::<Utc>::from_timestamp_millis(*ms)
-            .map_or(Json::from(*ms), |at| Json::String(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))),
+        Value::TimestampMillis(ms) => DateTime::<Utc>::from_timestamp_millis(*ms).map_or(Json::from(*ms), |at| {
+            Json::String(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        }),
         Value::Union(_, inner) => value_to_json(inner),
         Value::Array(items) => Json::Array(items.iter().map(value_to_json).collect()),
         Value::Map(map) => Json::Object(map.iter().map(|(k, v)| (k.clone(), value_to_json(v))).collect()),
@@ -148,7 +151,15 @@ mod tests {
 
     #[test]
     fn decimals_round_trip_exactly() {
-        for text in ["106275", "-4795.3", "-0.70", "0.97", "0", "-0.000001", "999999999999.999999"] {
+        for text in [
+            "106275",
+            "-4795.3",
+            "-0.70",
+            "0.97",
+            "0",
+            "-0.000001",
+            "999999999999.999999",
+        ] {
             let value = Decimal::from_str(text).unwrap();
             let avro = decimal_value("price", value).unwrap();
             let back = decimal_from_avro(&avro).unwrap();
@@ -171,7 +182,9 @@ mod tests {
     #[test]
     fn too_precise_or_too_large_decimals_are_refused() {
         assert_eq!(
-            decimal_value("price", Decimal::from_str("1.0000001").unwrap()).unwrap_err().code(),
+            decimal_value("price", Decimal::from_str("1.0000001").unwrap())
+                .unwrap_err()
+                .code(),
             "decimal_out_of_range"
         );
         assert!(decimal_value("price", Decimal::from_str("1000000000000").unwrap()).is_err());
