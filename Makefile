@@ -22,12 +22,11 @@ CARGO ?= cargo
 # Addresses the integration tests use.
 export PAGESPLIT_TEST_BOOTSTRAP := 127.0.0.1:$(KAFKA_PORT)
 export PAGESPLIT_TEST_REGISTRY := http://127.0.0.1:$(REGISTRY_PORT)/apis/ccompat/v7
-# Python interoperability tests use this interpreter when the venv exists.
-ifneq ($(wildcard .local/venv/bin/python),)
-export PAGESPLIT_TEST_PYTHON ?= $(CURDIR)/.local/venv/bin/python
-endif
+# Python interoperability tests (confluent-kafka + fastavro) run in this virtualenv.
+VENV := .local/venv
+export PAGESPLIT_TEST_PYTHON ?= $(CURDIR)/$(VENV)/bin/python
 
-.PHONY: help up down status logs topics test demo lint fmt bench
+.PHONY: help up down status logs topics test demo lint fmt bench venv
 
 help:
 	@echo 'make demo     start the local stack and run the demo pipeline'
@@ -51,9 +50,16 @@ logs:
 topics:
 	$(STACK) topics
 
-test: up
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: tests/python/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt
+	touch $@
+
+test: up venv
 	$(CARGO) test --all-targets
-	@if [ -f deploy/prometheus/test.sh ]; then bash deploy/prometheus/test.sh; fi
+	bash deploy/validate.sh
 
 demo: up
 	$(CARGO) run --release -- demo

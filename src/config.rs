@@ -695,3 +695,14 @@ mod tests {
         assert!(!format!("{config:?}").contains("s3cret"));
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_example_is_the_defaults() {
+        let example = Config::from_toml_str(include_str!("../deploy/pagesplit.example.toml")).unwrap();
+        assert_eq!(example, Config::default());
+    }
+}

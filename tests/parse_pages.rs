@@ -242,3 +242,4 @@ fn real_pages_dump() {
         }
     }
 }
+

@@ -389,11 +389,14 @@ impl Walker {
     }
 
     fn open(&mut self, node: &Node) -> bool {
-        let Node::Element(el) = node else {
-            if let Node::Text(t) = node {
+        let el = match node {
+            Node::Element(el) => el,
+            Node::Text(t) => {
                 self.text(t);
+                return false;
             }
-            return false;
+            Node::Document | Node::Fragment => return true,
+            _ => return false,
         };
         self.stack.push(self.state);
         if self.state.skip {
@@ -504,7 +507,6 @@ impl Walker {
             }
         }
         if has_any(&words, &["section", "category", "kicker", "eyebrow"])
-            && !self.state.article
             && !self.state.comments
             && self.section_text.is_none()
         {
@@ -843,7 +845,7 @@ pub(crate) fn parse_html(
     related.append(&mut w.related_links);
     for r in related {
         if r.split_whitespace().count() >= 2
-            && !text::is_junk_line(&r)
+            && !text::is_junk(&r)
             && !parts.related_headlines.contains(&r)
         {
             parts.related_headlines.push(r);

@@ -140,7 +140,7 @@ fn is_bullet(line: &str) -> bool {
 }
 
 /// Lines that are boilerplate wherever they appear.
-fn is_junk(line: &str) -> bool {
+pub(crate) fn is_junk(line: &str) -> bool {
     const JUNK: [&str; 34] = [
         "advertisement",
         "advertisements",
