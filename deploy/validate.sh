@@ -131,6 +131,7 @@ METRICS = {
     "pagesplit_partition_stalled": {"topic", "partition"},
     "pagesplit_build_info": {"version", "git_sha"},
     "pagesplit_boilerplate_lines_dropped_total": set(),
+    "pagesplit_produce_retries_total": set(),
 }
 HISTOGRAMS = {"pagesplit_page_processing_seconds", "pagesplit_end_to_end_latency_seconds"}
 LABEL_VALUES = {
@@ -141,7 +142,8 @@ LABEL_VALUES = {
 # Labels added by Prometheus / service discovery rather than by the binary.
 TARGET_LABELS = {"job", "instance", "namespace", "pod", "container", "endpoint", "service"}
 
-# The configuration contract: section -> keys.
+# The configuration contract: section -> keys (completed below from
+# deploy/pagesplit.example.toml, which lists every key the binary accepts).
 CONFIG = {
     "kafka": {"bootstrap_servers", "group_id", "options"},
     "topics": {"input", "quotes", "articles", "dead_letter"},
@@ -151,6 +153,12 @@ CONFIG = {
     "log": {"format", "level"},
     "pipeline": {"max_in_flight_pages", "drain_timeout_ms"},
 }
+
+EXAMPLE_CONFIG = "deploy/pagesplit.example.toml"
+if os.path.exists(EXAMPLE_CONFIG):
+    with open(EXAMPLE_CONFIG, "rb") as f:
+        for _section, _keys in tomllib.load(f).items():
+            CONFIG.setdefault(_section, set()).update(_keys)
 
 errors = []
 
@@ -467,6 +475,26 @@ def cmd_compose():
 
 
 # --- dockerfile -----------------------------------------------------------------
+def dockerignored(patterns, path):
+    """Whether .dockerignore patterns (last match wins, ! re-includes) exclude path."""
+    import fnmatch
+
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    excluded = False
+    for pat in patterns:
+        neg = pat.startswith("!")
+        p = pat[1:] if neg else pat
+        p = p.strip("/")
+        if p.startswith("**/"):
+            hit = any(fnmatch.fnmatch(pre.split("/")[-1], p[3:]) or fnmatch.fnmatch(pre, p[3:]) for pre in prefixes)
+        else:
+            hit = any(fnmatch.fnmatch(pre, p) for pre in prefixes)
+        if hit:
+            excluded = not neg
+    return excluded
+
+
 def cmd_dockerfile():
     text = open("deploy/Dockerfile").read()
     joined = re.sub(r"\\\n", " ", text)
@@ -510,10 +538,16 @@ def cmd_dockerfile():
     for must in ("target/", ".local/", ".git"):
         if must not in ign:
             err(f".dockerignore: must exclude {must}")
-    for keep in ("Cargo.toml", "Cargo.lock", "src", "src/main.rs"):
-        for pat in ign:
-            if pat.rstrip("/") in (keep, keep.split("/")[0]) or pat in ("*", "**"):
-                err(f".dockerignore: {pat} excludes {keep}, which the build needs")
+    needed = ["Cargo.toml", "Cargo.lock", "src/main.rs", "src/lib.rs"]
+    for dirpath, _, files in os.walk("src"):
+        for name in files:
+            if name.endswith(".rs"):
+                src = os.path.join(dirpath, name)
+                for ref in re.findall(r'include_(?:str|bytes)!\(\s*"([^"]+)"', open(src).read()):
+                    needed.append(os.path.relpath(os.path.normpath(os.path.join(dirpath, ref))))
+    for path in needed:
+        if dockerignored(ign, path):
+            err(f".dockerignore excludes {path}, which the build reads")
     if not errors:
         ok("Dockerfile stages, user, port, env, healthcheck, entrypoint and .dockerignore")
     finish()
@@ -616,6 +650,19 @@ def prometheusrule_text():
         "# Prometheus resource may select rules by label (ruleSelector).\n"
     )
     return head + yaml.dump(doc, Dumper=LiteralDumper, sort_keys=False, width=1000, allow_unicode=True)
+
+
+def cmd_extract_config(out):
+    """Writes the ConfigMap's TOML and the compose environment for `pagesplit config check`."""
+    cm = load_yaml(f"{K8S}/configmap.yaml")
+    dep = load_yaml(f"{K8S}/deployment.yaml")
+    fname = os.path.basename(dep["spec"]["template"]["spec"]["containers"][0]["args"][2])
+    with open(os.path.join(out, "configmap.toml"), "w") as f:
+        f.write(cm["data"][fname])
+    env = load_yaml("deploy/docker-compose.yml")["services"]["pagesplit"].get("environment", {})
+    with open(os.path.join(out, "compose.env"), "w") as f:
+        for k, v in env.items():
+            f.write(f"{k}={v}\n")
 
 
 def cmd_prometheusrule(mode):
@@ -755,8 +802,11 @@ def cmd_k8s_consistency():
     grace = pod.get("terminationGracePeriodSeconds", 30)
     if not drain < grace * 1000:
         err(f"drain_timeout_ms {drain} must be shorter than terminationGracePeriodSeconds {grace}s")
-    if not drain < 45000:
-        err(f"drain_timeout_ms {drain} must be shorter than the 45 s session timeout")
+    session = cfg.get("kafka", {}).get("session_timeout_ms", 45000)
+    if not drain < session:
+        err(f"drain_timeout_ms {drain} must be shorter than kafka.session_timeout_ms {session}")
+    if cfg.get("http", {}).get("enabled", True) is not True:
+        err("configmap.yaml: http.enabled must stay true (probes and metrics)")
 
     ss = so["spec"]
     if ss["scaleTargetRef"].get("name") != dep["metadata"]["name"] or ss["scaleTargetRef"].get("kind", "Deployment") != "Deployment":
@@ -794,6 +844,7 @@ if __name__ == "__main__":
         "dockerfile": cmd_dockerfile,
         "k8s-crds": cmd_k8s_crds,
         "prometheusrule": cmd_prometheusrule,
+        "extract-config": cmd_extract_config,
         "k8s-consistency": cmd_k8s_consistency,
     }[cmd](*rest)
 PY
@@ -870,6 +921,49 @@ kustomize_build() {
     done
 }
 
+# The pagesplit binary, when one is built and not older than the sources:
+# its `config check` is the authority on the configuration files.
+pagesplit_bin() {
+    if [[ -n ${PAGESPLIT_BIN:-} ]]; then
+        echo "$PAGESPLIT_BIN"
+        return 0
+    fi
+    local b
+    for b in target/release/pagesplit target/debug/pagesplit; do
+        if [[ -x $b ]] && [[ -z $(find src Cargo.toml Cargo.lock -newer "$b" -print -quit 2>/dev/null) ]]; then
+            echo "$b"
+            return 0
+        fi
+    done
+    return 1
+}
+
+config_check() {
+    local bin
+    if ! bin=$(pagesplit_bin); then
+        echo "  skipped: no up-to-date pagesplit binary (cargo build, or set PAGESPLIT_BIN)"
+        return 0
+    fi
+    checks extract-config "$tmp" || return 1
+    local rc=0 out
+    # Only the variables under test: none from the calling environment.
+    if out=$(env -i PATH="$PATH" "$bin" config check --config "$tmp/configmap.toml" 2>&1 >/dev/null); then
+        echo "  ok    $bin config check: deploy/k8s/configmap.yaml"
+    else
+        echo "  ERROR deploy/k8s/configmap.yaml: $out"
+        rc=1
+    fi
+    local vars=()
+    mapfile -t vars <"$tmp/compose.env"
+    if out=$(env -i PATH="$PATH" "${vars[@]}" "$bin" config check 2>&1 >/dev/null); then
+        echo "  ok    $bin config check: pagesplit environment in deploy/docker-compose.yml"
+    else
+        echo "  ERROR deploy/docker-compose.yml pagesplit environment: $out"
+        rc=1
+    fi
+    return $rc
+}
+
 step "prometheus (deploy/prometheus/test.sh)" deploy/prometheus/test.sh
 step "alert tests cover every alert" checks alert-coverage
 step "metric names and labels" checks metrics
@@ -884,6 +978,7 @@ step "k8s core manifests (kubernetes-validate --strict: $K8S_VERSIONS)" k8s_core
 step "k8s custom resources" checks k8s-crds
 step "k8s prometheusrule in sync" checks prometheusrule check
 step "k8s consistency" checks k8s-consistency
+step "configuration accepted by pagesplit config check" config_check
 step "k8s kustomize build" kustomize_build
 
 echo

@@ -384,7 +384,10 @@ impl Config {
             toml::Table::try_from(Config::default()).map_err(|error| ConfigError::Invalid(error.to_string()))?;
         let mut env_pairs: Vec<(String, String)> = env
             .into_iter()
-            .filter(|(name, _)| name.starts_with(ENV_PREFIX) && !ENV_NOT_KEYS.contains(&name.as_str()))
+            // Keys are always `SECTION__KEY`; other PAGESPLIT_* variables are not configuration.
+            .filter(|(name, _)| {
+                name.starts_with(ENV_PREFIX) && name.contains("__") && !ENV_NOT_KEYS.contains(&name.as_str())
+            })
             .collect();
         env_pairs.sort();
         for (name, value) in env_pairs {

@@ -249,7 +249,12 @@ async fn schemas(config: &Config, command: SchemasCommand) -> anyhow::Result<()>
                     Ok(()) => println!("{subject}: compatible"),
                     Err(messages) => {
                         incompatible += 1;
-                        println!("{subject}: INCOMPATIBLE {}", messages.join("; "));
+                        let reason = if messages.is_empty() {
+                            "(the registry gave no reason)".to_owned()
+                        } else {
+                            messages.join("; ")
+                        };
+                        println!("{subject}: INCOMPATIBLE {reason}");
                     }
                 }
             }

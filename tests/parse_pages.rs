@@ -88,8 +88,7 @@ fn expected_rows(expected: &Value) -> Vec<[String; 6]> {
         .unwrap()
         .iter()
         .map(|q| {
-            ["symbol", "kind", "price", "change", "change_pct", "direction"]
-                .map(|k| q[k].as_str().unwrap().to_string())
+            ["symbol", "kind", "price", "change", "change_pct", "direction"].map(|k| q[k].as_str().unwrap().to_string())
         })
         .collect()
 }
@@ -102,10 +101,7 @@ fn assert_quote_identity(page: &RawPage, parsed: &ParsedPage) {
     }
     assert_eq!(parsed.article.url, page.url);
     assert_eq!(parsed.article.fetched_at, page.fetched_at);
-    assert_eq!(
-        parsed.article.event_id,
-        event_id(&page.url, page.fetched_at, "article")
-    );
+    assert_eq!(parsed.article.event_id, event_id(&page.url, page.fetched_at, "article"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -116,10 +112,9 @@ fn assert_quote_identity(page: &RawPage, parsed: &ParsedPage) {
 fn example_page_quotes_and_article() {
     let dir = fixtures().join("pages");
     let body = std::fs::read(dir.join("brecorder-putin-assad.masked.txt")).unwrap();
-    let expected: Value = serde_json::from_slice(
-        &std::fs::read(dir.join("brecorder-putin-assad.masked.expected.json")).unwrap(),
-    )
-    .unwrap();
+    let expected: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("brecorder-putin-assad.masked.expected.json")).unwrap())
+            .unwrap();
     let page = text_page(&body);
     let parsed = parse(&page);
 
@@ -195,20 +190,11 @@ fn real_pages_yield_exactly_the_expected_quotes() {
     let pages = real_pages();
     assert!(pages.len() >= 18, "fixtures missing");
     for (name, body, expected) in pages {
-        let page = raw_page(
-            expected["url"].as_str().unwrap(),
-            ContentType::Text,
-            None,
-            body,
-        );
+        let page = raw_page(expected["url"].as_str().unwrap(), ContentType::Text, None, body);
         let parsed = parse(&page);
         let rows: Vec<[String; 6]> = parsed.quotes.iter().map(quote_row).collect();
         assert_eq!(rows, expected_rows(&expected), "{name}");
-        assert_eq!(
-            !rows.is_empty(),
-            expected["has_ticker"].as_bool().unwrap(),
-            "{name}"
-        );
+        assert_eq!(!rows.is_empty(), expected["has_ticker"].as_bool().unwrap(), "{name}");
         assert_quote_identity(&page, &parsed);
         // No ticker line and no number-only widget line ever becomes article text.
         for p in parsed
@@ -218,31 +204,14 @@ fn real_pages_yield_exactly_the_expected_quotes() {
             .chain(&parsed.article.related_headlines)
             .chain(&parsed.article.title)
         {
-            assert!(!p.contains("Increased By") && !p.contains("Decreased By"), "{name}: {p}");
+            assert!(
+                !p.contains("Increased By") && !p.contains("Decreased By"),
+                "{name}: {p}"
+            );
         }
         assert!(!parsed.article.paragraphs.is_empty(), "{name}: no body");
     }
 }
-
-#[test]
-fn real_pages_dump() {
-    if std::env::var_os("PAGESPLIT_DUMP").is_none() {
-        return;
-    }
-    for (name, body, _) in real_pages() {
-        let parsed = parse(&text_page(&body));
-        let a = &parsed.article;
-        println!("== {name}: {} quotes, dropped {}", parsed.quotes.len(), parsed.boilerplate_lines_dropped);
-        println!("  title={:?}\n  section={:?} byline={:?} published={:?} dateline={:?} closed={}", a.title, a.section, a.byline, a.published_at, a.dateline, a.comments_closed);
-        for p in &a.paragraphs {
-            println!("  P: {}", p.chars().take(90).collect::<String>());
-        }
-        for r in &a.related_headlines {
-            println!("  R: {r}");
-        }
-    }
-}
-
 
 // ---------------------------------------------------------------------------------------------
 // Text pages written for these tests (own prose, real layouts)
@@ -366,7 +335,10 @@ fn real_page_articles() {
     assert_eq!(p.article.dateline.as_deref(), Some("SINGAPORE"));
     // The page was cut inside its third paragraph.
     assert_eq!(p.article.paragraphs.len(), 3);
-    assert_eq!(p.article.paragraphs[2], "Singapore markets were closed for a holiday on Wedn");
+    assert_eq!(
+        p.article.paragraphs[2],
+        "Singapore markets were closed for a holiday on Wedn"
+    );
 
     let p = get("brecorder-048.txt");
     assert_eq!(p.quotes.len(), 1);
@@ -437,7 +409,11 @@ fn html_article_page() {
     );
     assert!(a.comments_closed);
     assert!(!parsed.replaced_invalid_bytes);
-    assert!(parsed.boilerplate_lines_dropped >= 10, "{}", parsed.boilerplate_lines_dropped);
+    assert!(
+        parsed.boilerplate_lines_dropped >= 10,
+        "{}",
+        parsed.boilerplate_lines_dropped
+    );
 }
 
 #[test]
@@ -446,7 +422,10 @@ fn html_windows_1252_from_meta_and_from_content_type() {
         let parsed = parse(&html_page("windows-1252.html", charset));
         assert!(!parsed.replaced_invalid_bytes);
         let rows: Vec<[String; 6]> = parsed.quotes.iter().map(quote_row).collect();
-        assert_eq!(rows, [["KEL", "STOCK", "5.22", "-0.39", "-6.95", "DOWN"].map(String::from)]);
+        assert_eq!(
+            rows,
+            [["KEL", "STOCK", "5.22", "-0.39", "-6.95", "DOWN"].map(String::from)]
+        );
         let a = &parsed.article;
         assert_eq!(a.title.as_deref(), Some("Café owners face higher costs"));
         assert_eq!(a.dateline.as_deref(), Some("LAHORE"));
@@ -465,7 +444,10 @@ fn html_invalid_utf8_is_replaced_and_processed() {
     let parsed = parse(&html_page("invalid-utf8.html", Some("utf-8")));
     assert!(parsed.replaced_invalid_bytes);
     let rows: Vec<[String; 6]> = parsed.quotes.iter().map(quote_row).collect();
-    assert_eq!(rows, [["NBP", "STOCK", "59.81", "-6.57", "-9.9", "DOWN"].map(String::from)]);
+    assert_eq!(
+        rows,
+        [["NBP", "STOCK", "59.81", "-6.57", "-9.9", "DOWN"].map(String::from)]
+    );
     let a = &parsed.article;
     assert_eq!(a.title.as_deref(), Some("Textile exports rise"));
     assert_eq!(a.dateline.as_deref(), Some("FAISALABAD"));
@@ -493,7 +475,12 @@ fn html_page_of_divs_falls_back_to_lines() {
         <div class=\"menu\">Home</div>\
         <div class=\"story\"><div>ISLAMABAD: Talks on the budget resumed on Monday with the lenders.</div>\
         <div>Both sides said progress had been made on revenue measures.</div></div></body></html>";
-    let page = raw_page("https://example.test/b", ContentType::Html, None, html.as_bytes().to_vec());
+    let page = raw_page(
+        "https://example.test/b",
+        ContentType::Html,
+        None,
+        html.as_bytes().to_vec(),
+    );
     let parsed = parse(&page);
     assert!(parsed.quotes.is_empty());
     assert_eq!(parsed.article.title.as_deref(), Some("Budget talks resume"));
@@ -505,7 +492,12 @@ fn html_page_of_divs_falls_back_to_lines() {
 fn html_entities_are_decoded_in_ticker() {
     let html = "<ul><li>KSE100 106,275 Decreased By &#9660; &#8722;4795.3 (&#8722;4.32%)</li>\
                 <li>AGL&nbsp;37.94&nbsp;Decreased&nbsp;By&nbsp;&#x25BC;&nbsp;-0.54&nbsp;(-1.4%)</li></ul>";
-    let page = raw_page("https://example.test/c", ContentType::Html, None, html.as_bytes().to_vec());
+    let page = raw_page(
+        "https://example.test/c",
+        ContentType::Html,
+        None,
+        html.as_bytes().to_vec(),
+    );
     let parsed = parse(&page);
     let rows: Vec<[String; 6]> = parsed.quotes.iter().map(quote_row).collect();
     assert_eq!(
@@ -563,7 +555,11 @@ fn deeply_nested_html_is_refused_quickly() {
     assert_eq!(err.code(), "html_too_deep");
 
     // Deep but within the limit, many times over: linear, and parsed.
-    let chunk = format!("{}<p>KSE100 106,275 Decreased By -4795.3 (-4.32%)</p>{}", "<div>".repeat(500), "</div>".repeat(500));
+    let chunk = format!(
+        "{}<p>KSE100 106,275 Decreased By -4795.3 (-4.32%)</p>{}",
+        "<div>".repeat(500),
+        "</div>".repeat(500)
+    );
     let html = chunk.repeat(300);
     let page = raw_page("https://example.test/d", ContentType::Html, None, html.into_bytes());
     let parsed = assert_fast("repeated nesting", || parse(&page));
@@ -592,7 +588,10 @@ fn huge_single_line_and_nul_bytes() {
     let with_nul = b"KSE30 24,084 Increased By 1 (0%)\n\0\0\0\nKARACHI: Shares\0 rose on Monday as banks gained.\n";
     let parsed = parse(&text_page(with_nul));
     assert_eq!(parsed.quotes.len(), 1);
-    assert_eq!(parsed.article.paragraphs, ["KARACHI: Shares rose on Monday as banks gained."]);
+    assert_eq!(
+        parsed.article.paragraphs,
+        ["KARACHI: Shares rose on Monday as banks gained."]
+    );
     let html_nul = raw_page(
         "https://example.test/n",
         ContentType::Html,
@@ -641,7 +640,7 @@ fn printed_number(int: u64, frac_digits: usize, frac: u64, commas: bool) -> (Str
     let grouped = if commas {
         let mut out = String::new();
         for (i, c) in int_str.chars().enumerate() {
-            if i > 0 && (int_str.len() - i) % 3 == 0 {
+            if i > 0 && (int_str.len() - i).is_multiple_of(3) {
                 out.push(',');
             }
             out.push(c);
@@ -752,18 +751,88 @@ fn throughput_of_example_page() {
         "{n} pages in {took:?}: {:.0} pages/s ({quotes} quotes)",
         n as f64 / took.as_secs_f64()
     );
+}
+
+#[test]
+#[ignore = "timing; run in release mode"]
+fn throughput_of_parts() {
+    let body = std::fs::read(fixtures().join("pages/brecorder-putin-assad.masked.txt")).unwrap();
+    let page = text_page(&body);
+    let options = ParseOptions::default();
+    let n = 200_000;
+    let text = std::str::from_utf8(&body).unwrap();
     let start = Instant::now();
     for _ in 0..n {
-        for line in body.split(|&c| c == b'\n') {
-            std::hint::black_box(parse_ticker_line(std::str::from_utf8(line).unwrap(), &options));
+        for line in std::hint::black_box(text).lines() {
+            std::hint::black_box(parse_ticker_line(line, &options));
         }
     }
-    println!("ticker grammar alone: {:.0} pages/s", n as f64 / start.elapsed().as_secs_f64());
+    println!(
+        "ticker grammar alone: {:.0} pages/s",
+        n as f64 / start.elapsed().as_secs_f64()
+    );
     let start = Instant::now();
     for _ in 0..n {
         for s in ["AGL"; 35] {
             std::hint::black_box(event_id(&page.url, page.fetched_at, s));
         }
     }
-    println!("35 event ids alone: {:.0} pages/s", n as f64 / start.elapsed().as_secs_f64());
+    println!(
+        "35 event ids alone: {:.0} pages/s",
+        n as f64 / start.elapsed().as_secs_f64()
+    );
+}
+
+/// A deliberately naive line scanner building the same events, as a yardstick for this machine.
+fn naive_split(page: &RawPage) -> (Vec<Quote>, Vec<String>) {
+    use std::str::FromStr;
+    let text = String::from_utf8_lossy(&page.body);
+    let mut quotes: Vec<Quote> = Vec::new();
+    let mut paragraphs = Vec::new();
+    for line in text.lines() {
+        let t: Vec<&str> = line.split_whitespace().collect();
+        let dec = |s: &str| rust_decimal::Decimal::from_str(&s.replace(',', "")).ok();
+        if t.len() >= 6 && (t[2] == "Increased" || t[2] == "Decreased" || t[2] == "No") {
+            let arrow = t.len() == 7;
+            let (c, p) = if arrow { (t[5], t[6]) } else { (t[4], t[5]) };
+            if let (Some(price), Some(change), Some(pct)) = (dec(t[1]), dec(c), dec(p.trim_matches(['(', ')', '%']))) {
+                if quotes.iter().any(|q| q.symbol == t[0]) {
+                    continue;
+                }
+                quotes.push(Quote {
+                    event_id: event_id(&page.url, page.fetched_at, t[0]),
+                    symbol: t[0].to_string(),
+                    kind: if arrow { QuoteKind::Stock } else { QuoteKind::Index },
+                    price,
+                    change,
+                    change_pct: pct,
+                    direction: Direction::Up,
+                    url: page.url.clone(),
+                    fetched_at: page.fetched_at,
+                });
+                continue;
+            }
+        }
+        if line.len() > 60 {
+            paragraphs.push(line.to_string());
+        }
+    }
+    (quotes, paragraphs)
+}
+
+#[test]
+#[ignore = "timing; run in release mode"]
+fn throughput_of_naive_yardstick() {
+    let body = std::fs::read(fixtures().join("pages/brecorder-putin-assad.masked.txt")).unwrap();
+    let page = text_page(&body);
+    let n = 200_000;
+    let start = Instant::now();
+    let mut quotes = 0;
+    for _ in 0..n {
+        quotes += naive_split(std::hint::black_box(&page)).0.len();
+    }
+    println!(
+        "naive yardstick: {:.0} pages/s ({quotes})",
+        n as f64 / start.elapsed().as_secs_f64()
+    );
 }

@@ -23,17 +23,30 @@ impl Drop for KillOnDrop {
 }
 
 fn prometheus_binary() -> String {
-    let candidates = [std::env::var("PAGESPLIT_TEST_PROMETHEUS").unwrap_or_default(), "prometheus".to_owned()];
+    let candidates = [
+        std::env::var("PAGESPLIT_TEST_PROMETHEUS").unwrap_or_default(),
+        "prometheus".to_owned(),
+    ];
     for candidate in candidates.iter().filter(|c| !c.is_empty()) {
-        if Command::new(candidate).arg("--version").output().is_ok_and(|o| o.status.success()) {
+        if Command::new(candidate)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+        {
             return candidate.clone();
         }
     }
-    panic!("the `prometheus` server is not installed (Debian package `prometheus`; `make test` and .ci/run install it)");
+    panic!(
+        "the `prometheus` server is not installed (Debian package `prometheus`; `make test` and .ci/run install it)"
+    );
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// One sample of an instant query, or `None` while Prometheus has no such series yet.
@@ -55,7 +68,9 @@ async fn prometheus_scrapes_exact_page_and_quote_counts() {
     let config = common::test_config("prom", EncodingFormat::SingleObject);
     let bootstrap = config.kafka.bootstrap_servers.clone();
     let shutdown = CancellationToken::new();
-    let running = pagesplit::app::start(config.clone(), shutdown.clone()).await.expect("worker starts");
+    let running = pagesplit::app::start(config.clone(), shutdown.clone())
+        .await
+        .expect("worker starts");
     let worker = running.http_addr.expect("http enabled");
 
     // The deploy scrape configuration and rules, pointed at this worker.
@@ -63,7 +78,10 @@ async fn prometheus_scrapes_exact_page_and_quote_counts() {
     let deploy = format!("{}/deploy/prometheus", env!("CARGO_MANIFEST_DIR"));
     let scrape = std::fs::read_to_string(format!("{deploy}/prometheus.yml")).unwrap();
     assert!(scrape.contains("127.0.0.1:9808 # pagesplit target"));
-    let scrape = scrape.replace("127.0.0.1:9808 # pagesplit target", &format!("{worker} # pagesplit target"));
+    let scrape = scrape.replace(
+        "127.0.0.1:9808 # pagesplit target",
+        &format!("{worker} # pagesplit target"),
+    );
     std::fs::write(dir.path().join("prometheus.yml"), scrape).unwrap();
     std::fs::copy(format!("{deploy}/rules.yml"), dir.path().join("rules.yml")).unwrap();
     let prometheus = format!("127.0.0.1:{}", free_port());
@@ -94,19 +112,27 @@ async fn prometheus_scrapes_exact_page_and_quote_counts() {
         content_type: "image/png".into(),
         body: String::new(),
     };
-    for (partition, offset) in publish_pages(&bootstrap, &config.topics.input, &[poison]).await.unwrap() {
+    for (partition, offset) in publish_pages(&bootstrap, &config.topics.input, &[poison])
+        .await
+        .unwrap()
+    {
         let highest = positions.entry(partition).or_insert(offset);
         *highest = (*highest).max(offset);
     }
     let (group, input) = (config.kafka.group_id.clone(), config.topics.input.clone());
-    tokio::task::spawn_blocking(move || wait_committed(&bootstrap, &group, &input, &positions, Duration::from_secs(60)))
-        .await
-        .unwrap()
-        .expect("pages committed");
+    tokio::task::spawn_blocking(move || {
+        wait_committed(&bootstrap, &group, &input, &positions, Duration::from_secs(60))
+    })
+    .await
+    .unwrap()
+    .expect("pages committed");
 
     // Prometheus scrapes every 5 s (deploy config): poll its API until it has seen everything.
     let client = reqwest::Client::new();
-    let pages_expr = format!("sum(pagesplit_pages_consumed_total{{topic=\"{}\"}})", config.topics.input);
+    let pages_expr = format!(
+        "sum(pagesplit_pages_consumed_total{{topic=\"{}\"}})",
+        config.topics.input
+    );
     let quotes_expr = format!(
         "sum(pagesplit_events_produced_total{{topic=\"{}\",type=\"quote\"}})",
         config.topics.quotes

@@ -4,11 +4,11 @@
 //! schema id, datum) and Avro single-object encoding (`C3 01`, 8-byte little-endian CRC-64-AVRO
 //! fingerprint of the schema, datum), which needs no registry.
 
+pub mod fingerprint;
 mod values;
 
 use std::sync::LazyLock;
 
-use apache_avro::rabin::Rabin;
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
 use apache_avro::writer::datum::GenericDatumWriter;
@@ -131,8 +131,8 @@ impl Encoder {
                 article_schema_id,
             } => (confluent_header(quote_schema_id), confluent_header(article_schema_id)),
             Framing::SingleObject => (
-                single_object_header(&schemas.quote),
-                single_object_header(&schemas.article),
+                single_object_header(QUOTE_SCHEMA_JSON),
+                single_object_header(ARTICLE_SCHEMA_JSON),
             ),
         };
         Self {
@@ -172,11 +172,10 @@ pub fn confluent_header(schema_id: u32) -> Vec<u8> {
     header
 }
 
-/// `C3 01` and the schema's 64-bit Rabin fingerprint, little-endian.
-pub fn single_object_header(schema: &Schema) -> Vec<u8> {
-    let fingerprint = schema.fingerprint::<Rabin>();
+/// `C3 01` and the CRC-64-AVRO fingerprint of the schema's Parsing Canonical Form, little-endian.
+pub fn single_object_header(schema_json: &str) -> Vec<u8> {
     let mut header = vec![0xC3, 0x01];
-    header.extend_from_slice(&fingerprint.bytes);
+    header.extend_from_slice(&fingerprint::schema_fingerprint(schema_json).to_le_bytes());
     header
 }
 
@@ -220,11 +219,11 @@ pub fn decode_single_object(bytes: &[u8]) -> Option<(EventType, Value)> {
         return None;
     };
     let schemas = Schemas::bundled();
-    for (event_type, schema) in [
-        (EventType::Quote, &schemas.quote),
-        (EventType::Article, &schemas.article),
+    for (event_type, schema, json) in [
+        (EventType::Quote, &schemas.quote, QUOTE_SCHEMA_JSON),
+        (EventType::Article, &schemas.article, ARTICLE_SCHEMA_JSON),
     ] {
-        if schema.fingerprint::<Rabin>().bytes.as_slice() == fingerprint {
+        if fingerprint::schema_fingerprint(json).to_le_bytes() == fingerprint {
             return read_datum(schema, &mut datum).ok().map(|value| (event_type, value));
         }
     }

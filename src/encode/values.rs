@@ -69,6 +69,9 @@ fn string_array(values: &[String]) -> Value {
     Value::Array(values.iter().cloned().map(Value::String).collect())
 }
 
+/// Bytes of every encoded decimal: enough for precision 18 (ceil((18 · log2 10 + 1) / 8)).
+const DECIMAL_BYTES: usize = 8;
+
 /// A decimal as the schema's fixed-scale two's-complement big-endian bytes.
 fn decimal_value(field: &'static str, value: Decimal) -> Result<Value, EncodeError> {
     let out_of_range = || EncodeError::DecimalOutOfRange {
@@ -87,17 +90,10 @@ fn decimal_value(field: &'static str, value: Decimal) -> Result<Value, EncodeErr
     if unscaled.unsigned_abs() >= 10u128.pow(DECIMAL_PRECISION) {
         return Err(out_of_range());
     }
+    // Always the 8 bytes that precision 18 needs, sign-extended (the specification allows any
+    // length; Avro readers that resolve schemas, such as apache-avro's, insist on the full size).
     let bytes = unscaled.to_be_bytes();
-    // Shortest two's-complement form: drop leading bytes that only repeat the sign.
-    let mut start = 0;
-    while start < bytes.len() - 1 {
-        let (byte, next) = (bytes[start], bytes[start + 1]);
-        if (byte == 0x00 && next & 0x80 == 0) || (byte == 0xFF && next & 0x80 != 0) {
-            start += 1;
-        } else {
-            break;
-        }
-    }
+    let start = bytes.len() - DECIMAL_BYTES;
     Ok(Value::Decimal(apache_avro::Decimal::from(bytes[start..].to_vec())))
 }
 
@@ -168,15 +164,15 @@ mod tests {
     }
 
     #[test]
-    fn decimal_bytes_are_minimal_twos_complement() {
+    fn decimal_bytes_are_eight_byte_twos_complement() {
         let Value::Decimal(d) = decimal_value("price", Decimal::from_str("-0.000001").unwrap()).unwrap() else {
             panic!()
         };
-        assert_eq!(<Vec<u8>>::try_from(&d).unwrap(), vec![0xFF]);
+        assert_eq!(<Vec<u8>>::try_from(&d).unwrap(), vec![0xFF; 8]);
         let Value::Decimal(d) = decimal_value("price", Decimal::from_str("0.000128").unwrap()).unwrap() else {
             panic!()
         };
-        assert_eq!(<Vec<u8>>::try_from(&d).unwrap(), vec![0x00, 0x80]);
+        assert_eq!(<Vec<u8>>::try_from(&d).unwrap(), vec![0, 0, 0, 0, 0, 0, 0, 0x80]);
     }
 
     #[test]

@@ -21,9 +21,7 @@ pub(crate) struct Byline {
 pub(crate) fn pkt_to_utc(date: NaiveDate, time: Option<NaiveTime>) -> Option<DateTime<Utc>> {
     let local = NaiveDateTime::new(date, time.unwrap_or(NaiveTime::MIN));
     let pkt = FixedOffset::east_opt(PKT_OFFSET_SECS)?;
-    pkt.from_local_datetime(&local)
-        .single()
-        .map(|d| d.with_timezone(&Utc))
+    pkt.from_local_datetime(&local).single().map(|d| d.with_timezone(&Utc))
 }
 
 /// Parses a machine-readable timestamp (`<time datetime>`, `article:published_time`):
@@ -41,7 +39,12 @@ pub(crate) fn parse_iso(s: &str) -> Option<DateTime<Utc>> {
             return Some(d.with_timezone(&Utc));
         }
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(d) = NaiveDateTime::parse_from_str(s, fmt) {
             return pkt_to_utc(d.date(), Some(d.time()));
         }
@@ -74,7 +77,6 @@ fn month(token: &str) -> Option<u32> {
     if t.len() < 3 || t.len() > 9 {
         return None;
     }
-    let lower = t.to_ascii_lowercase();
     const MONTHS: [&str; 12] = [
         "january",
         "february",
@@ -90,7 +92,10 @@ fn month(token: &str) -> Option<u32> {
         "december",
     ];
     for (i, m) in MONTHS.iter().enumerate() {
-        if *m == lower || (lower.len() == 3 && m.starts_with(&lower)) || (i == 8 && lower == "sept") {
+        if m.eq_ignore_ascii_case(t)
+            || (t.len() == 3 && m[..3].eq_ignore_ascii_case(t))
+            || (i == 8 && t.eq_ignore_ascii_case("sept"))
+        {
             return Some(i as u32 + 1);
         }
     }
@@ -303,9 +308,7 @@ pub(crate) fn parse_dated_byline(line: &str) -> Option<Byline> {
         return None;
     }
     let after = date_from + found.end;
-    if after < tokens.len()
-        && !(is_keyword(tokens[after], "updated") || is_keyword(tokens[after], "published"))
-    {
+    if after < tokens.len() && !(is_keyword(tokens[after], "updated") || is_keyword(tokens[after], "published")) {
         return None;
     }
     let author_tokens = &tokens[..author_end];
@@ -383,10 +386,7 @@ mod tests {
         assert_eq!(b.author.as_deref(), Some("Recorder Report"));
         assert_eq!(b.published, Some(utc("2024-03-28T06:04:00Z")));
 
-        let b = parse_dated_byline(
-            "Reuters Published December 13, 2023 Updated December 13, 2023 05:02pm",
-        )
-        .unwrap();
+        let b = parse_dated_byline("Reuters Published December 13, 2023 Updated December 13, 2023 05:02pm").unwrap();
         assert_eq!(b.author.as_deref(), Some("Reuters"));
         assert_eq!(b.published, Some(utc("2023-12-12T19:00:00Z")));
 
@@ -426,12 +426,17 @@ mod tests {
         assert!(is_name_byline("Reuters"));
         assert!(is_name_byline("Our Staff Reporter"));
         assert!(!is_name_byline("Markets"));
-        assert!(!is_name_byline("Iran, Saudi Arabia to restore ties in China-brokered deal"));
+        assert!(!is_name_byline(
+            "Iran, Saudi Arabia to restore ties in China-brokered deal"
+        ));
     }
 
     #[test]
     fn iso() {
-        assert_eq!(parse_iso("2023-12-13T17:02:00+05:00"), Some(utc("2023-12-13T12:02:00Z")));
+        assert_eq!(
+            parse_iso("2023-12-13T17:02:00+05:00"),
+            Some(utc("2023-12-13T12:02:00Z"))
+        );
         assert_eq!(parse_iso("2023-12-13T12:02:00Z"), Some(utc("2023-12-13T12:02:00Z")));
         assert_eq!(parse_iso("2023-12-13T17:02:00"), Some(utc("2023-12-13T12:02:00Z")));
         assert_eq!(parse_iso("2023-12-13"), Some(utc("2023-12-12T19:00:00Z")));

@@ -126,10 +126,10 @@ fn ignored_for_depth(name: &[u8]) -> bool {
     name_is(
         name,
         &[
-            "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
-            "source", "track", "wbr", "p", "li", "dt", "dd", "option", "optgroup", "tr", "td",
-            "th", "tbody", "thead", "tfoot", "colgroup", "caption", "rb", "rt", "rtc", "rp",
-            "html", "head", "body", "frame", "keygen", "basefont", "bgsound", "image",
+            "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track",
+            "wbr", "p", "li", "dt", "dd", "option", "optgroup", "tr", "td", "th", "tbody", "thead", "tfoot",
+            "colgroup", "caption", "rb", "rt", "rtc", "rp", "html", "head", "body", "frame", "keygen", "basefont",
+            "bgsound", "image",
         ],
     )
 }
@@ -191,8 +191,7 @@ pub(crate) fn sniff_meta_charset(body: &[u8]) -> Option<&'static Encoding> {
 }
 
 fn find_ignore_case(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len())
-        .position(|w| w.eq_ignore_ascii_case(needle))
+    hay.windows(needle.len()).position(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// What kind of block a piece of text sits in.
@@ -404,8 +403,8 @@ impl Walker {
         }
         let name = el.name();
         match name {
-            "script" | "style" | "noscript" | "template" | "svg" | "math" | "iframe" | "object"
-            | "canvas" | "select" | "textarea" | "video" | "audio" | "button" | "input" => {
+            "script" | "style" | "noscript" | "template" | "svg" | "math" | "iframe" | "object" | "canvas"
+            | "select" | "textarea" | "video" | "audio" | "button" | "input" => {
                 self.state.skip = true;
                 return false;
             }
@@ -416,11 +415,9 @@ impl Walker {
                 self.flush();
                 return true;
             }
-            "time" => {
-                if self.meta.time_published.is_none() && !self.state.comments {
-                    if let Some(d) = el.attr("datetime").and_then(dates::parse_iso) {
-                        self.meta.time_published = Some(d);
-                    }
+            "time" if self.meta.time_published.is_none() && !self.state.comments => {
+                if let Some(d) = el.attr("datetime").and_then(dates::parse_iso) {
+                    self.meta.time_published = Some(d);
                 }
             }
             "a" => {
@@ -594,8 +591,13 @@ impl Walker {
             "og:title" | "twitter:title" if self.meta.og_title.is_none() => {
                 self.meta.og_title = Some(collapse(content));
             }
-            "article:published_time" | "datepublished" | "pubdate" | "publishdate"
-            | "publish-date" | "date" | "dc.date.issued"
+            "article:published_time"
+            | "datepublished"
+            | "pubdate"
+            | "publishdate"
+            | "publish-date"
+            | "date"
+            | "dc.date.issued"
                 if self.meta.published.is_none() =>
             {
                 self.meta.published = dates::parse_iso(content);
@@ -680,11 +682,7 @@ fn strip_site_name(title: &str) -> &str {
 }
 
 /// Splits an HTML page into quotes (pushed to `quotes`) and the parts of its article.
-pub(crate) fn parse_html(
-    html: &str,
-    options: &ParseOptions,
-    quotes: &mut QuoteCollector<'_>,
-) -> ArticleParts {
+pub(crate) fn parse_html(html: &str, options: &ParseOptions, quotes: &mut QuoteCollector<'_>) -> ArticleParts {
     let doc = Html::parse_document(html);
     let mut w = walk(&doc);
     drop(doc);
@@ -695,8 +693,8 @@ pub(crate) fn parse_html(
         if b.state.comments || !ticker::may_be_ticker(&b.text) {
             continue;
         }
-        let line = ticker::parse_ticker_line(&b.text, options)
-            .or_else(|| ticker::parse_ticker_line(&b.spaced, options));
+        let line =
+            ticker::parse_ticker_line(&b.text, options).or_else(|| ticker::parse_ticker_line(&b.spaced, options));
         if let Some(t) = line {
             quotes.push(&t);
             b.used = true;
@@ -715,16 +713,14 @@ pub(crate) fn parse_html(
             b.state.tag == BlockTag::Title
                 && !b.used
                 && !b.state.comments
-                && (if article_only { b.state.article } else { !b.state.excluded })
+                && (if article_only {
+                    b.state.article
+                } else {
+                    !b.state.excluded
+                })
         })
     };
-    if let Some(i) = h1(true).or_else(|| {
-        if w.meta.og_title.is_some() {
-            None
-        } else {
-            h1(false)
-        }
-    }) {
+    if let Some(i) = h1(true).or_else(|| if w.meta.og_title.is_some() { None } else { h1(false) }) {
         parts.title = Some(w.blocks[i].text.clone());
         w.blocks[i].used = true;
     } else if let Some(t) = w.meta.og_title.take() {
@@ -785,17 +781,14 @@ pub(crate) fn parse_html(
     }
 
     // Body paragraphs: <p> blocks of the article (of the whole page when it has no article).
-    let has_article_paragraphs = w.blocks.iter().any(|b| {
-        b.state.article && b.state.tag == BlockTag::Paragraph && !b.state.excluded && !b.used
-    });
+    let has_article_paragraphs = w
+        .blocks
+        .iter()
+        .any(|b| b.state.article && b.state.tag == BlockTag::Paragraph && !b.state.excluded && !b.used);
     let mut related: Vec<String> = Vec::new();
     for b in w.blocks.iter_mut() {
         let s = b.state;
-        if b.used
-            || s.tag != BlockTag::Paragraph
-            || s.excluded
-            || s.comments
-            || (has_article_paragraphs && !s.article)
+        if b.used || s.tag != BlockTag::Paragraph || s.excluded || s.comments || (has_article_paragraphs && !s.article)
         {
             continue;
         }
@@ -844,10 +837,7 @@ pub(crate) fn parse_html(
     // Related headlines: links of related-article boxes, and paragraphs that are one link.
     related.append(&mut w.related_links);
     for r in related {
-        if r.split_whitespace().count() >= 2
-            && !text::is_junk(&r)
-            && !parts.related_headlines.contains(&r)
-        {
+        if r.split_whitespace().count() >= 2 && !text::is_junk(&r) && !parts.related_headlines.contains(&r) {
             parts.related_headlines.push(r);
         }
     }
@@ -898,9 +888,7 @@ mod tests {
             Some(encoding_rs::WINDOWS_1252)
         );
         assert_eq!(
-            sniff_meta_charset(
-                b"<head><META HTTP-EQUIV=\"Content-Type\" CONTENT=\"text/html; charset=ISO-8859-1\">"
-            ),
+            sniff_meta_charset(b"<head><META HTTP-EQUIV=\"Content-Type\" CONTENT=\"text/html; charset=ISO-8859-1\">"),
             Some(encoding_rs::WINDOWS_1252)
         );
         assert_eq!(sniff_meta_charset(b"<meta name=x content=y>"), None);
@@ -909,7 +897,10 @@ mod tests {
 
     #[test]
     fn site_name_is_stripped_from_page_title() {
-        assert_eq!(strip_site_name("Gold rises again - Business Recorder"), "Gold rises again");
+        assert_eq!(
+            strip_site_name("Gold rises again - Business Recorder"),
+            "Gold rises again"
+        );
         assert_eq!(strip_site_name("Gold rises again"), "Gold rises again");
     }
 }

@@ -117,9 +117,7 @@ pub fn parse_page(page: &RawPage, options: &ParseOptions) -> Result<ParsedPage, 
         }
         ContentType::Html => {
             if html::nesting_depth_exceeds(&text, MAX_HTML_DEPTH) {
-                return Err(ParseError::TooDeep {
-                    limit: MAX_HTML_DEPTH,
-                });
+                return Err(ParseError::TooDeep { limit: MAX_HTML_DEPTH });
             }
             html::parse_html(&text, options, &mut quotes)
         }
@@ -236,11 +234,7 @@ fn strip_controls(text: Cow<'_, str>) -> Cow<'_, str> {
     if !text.bytes().any(is_bad) {
         return text;
     }
-    Cow::Owned(
-        text.chars()
-            .filter(|&c| !(c.is_ascii() && is_bad(c as u8)))
-            .collect(),
-    )
+    Cow::Owned(text.chars().filter(|&c| !(c.is_ascii() && is_bad(c as u8))).collect())
 }
 
 #[cfg(test)]
@@ -298,8 +292,7 @@ mod tests {
     #[test]
     fn quotes_carry_page_identity() {
         let p = page(
-            "AGL 37.94 Decreased By ▼ -0.54 (-1.4%)\nKSE100 106,275 Decreased By -4795.3 (-4.32%)\n"
-                .as_bytes(),
+            "AGL 37.94 Decreased By ▼ -0.54 (-1.4%)\nKSE100 106,275 Decreased By -4795.3 (-4.32%)\n".as_bytes(),
             ContentType::Text,
             None,
         );
@@ -313,10 +306,7 @@ mod tests {
         assert_eq!(q.url, p.url);
         assert_eq!(q.fetched_at, p.fetched_at);
         assert_eq!(q.event_id, event_id(&p.url, p.fetched_at, "KSE100"));
-        assert_eq!(
-            parsed.article.event_id,
-            event_id(&p.url, p.fetched_at, "article")
-        );
+        assert_eq!(parsed.article.event_id, event_id(&p.url, p.fetched_at, "article"));
         assert!(parsed.article.paragraphs.is_empty());
         assert!(!parsed.replaced_invalid_bytes);
     }

@@ -58,11 +58,7 @@ impl<'a> Entry<'a> {
 }
 
 /// Splits a text page into quotes (pushed to `quotes`) and the parts of its article.
-pub(crate) fn parse_text(
-    text: &str,
-    options: &ParseOptions,
-    quotes: &mut QuoteCollector<'_>,
-) -> ArticleParts {
+pub(crate) fn parse_text(text: &str, options: &ParseOptions, quotes: &mut QuoteCollector<'_>) -> ArticleParts {
     let mut entries: Vec<Entry<'_>> = Vec::with_capacity(64);
     let mut gap = true;
     let mut last_segment_entry = None;
@@ -92,9 +88,7 @@ pub(crate) fn parse_text(
 }
 
 fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
-    s.len() >= prefix.len()
-        && s.is_char_boundary(prefix.len())
-        && s[..prefix.len()].eq_ignore_ascii_case(prefix)
+    s.len() >= prefix.len() && s.is_char_boundary(prefix.len()) && s[..prefix.len()].eq_ignore_ascii_case(prefix)
 }
 
 /// Number of whitespace-separated words, counting no further than `cap`.
@@ -120,8 +114,7 @@ fn is_numeric_widget(line: &str) -> bool {
 }
 
 fn is_logo(line: &str) -> bool {
-    line.eq_ignore_ascii_case("logo")
-        || ((line.ends_with(" Logo") || line.ends_with(" logo")) && words(line, 6) <= 5)
+    line.eq_ignore_ascii_case("logo") || ((line.ends_with(" Logo") || line.ends_with(" logo")) && words(line, 6) <= 5)
 }
 
 fn is_footer(line: &str) -> bool {
@@ -134,9 +127,7 @@ fn is_footer(line: &str) -> bool {
 }
 
 fn is_bullet(line: &str) -> bool {
-    line.starts_with(['•', '·', '▪', '●', '◦', '■'])
-        || line.starts_with("* ")
-        || line.starts_with("- ")
+    line.starts_with(['•', '·', '▪', '●', '◦', '■']) || line.starts_with("* ") || line.starts_with("- ")
 }
 
 /// Lines that are boilerplate wherever they appear.
@@ -200,10 +191,7 @@ fn is_ticker_fragment(line: &str) -> bool {
         return false;
     }
     let rest = tokens.count();
-    rest <= 1
-        || line.contains("Increased")
-        || line.contains("Decreased")
-        || line.contains("No Change")
+    rest <= 1 || line.contains("Increased") || line.contains("Decreased") || line.contains("No Change")
 }
 
 fn classify(line: &str) -> Kind {
@@ -283,16 +271,10 @@ fn related_prefix(line: &str) -> Option<&str> {
 
 /// The place a story was filed from: `MOSCOW` in `MOSCOW: …`, `KARACHI` in `KARACHI – …`.
 pub(crate) fn dateline(paragraph: &str) -> Option<&str> {
-    let head_end = paragraph
-        .char_indices()
-        .nth(48)
-        .map_or(paragraph.len(), |(i, _)| i);
+    let head_end = paragraph.char_indices().nth(48).map_or(paragraph.len(), |(i, _)| i);
     let head = &paragraph[..head_end];
     let colon = head.find(':');
-    let dash = [" – ", " — ", " - "]
-        .iter()
-        .filter_map(|d| head.find(d))
-        .min();
+    let dash = [" – ", " — ", " - "].iter().filter_map(|d| head.find(d)).min();
     let end = match (colon, dash) {
         (Some(c), Some(d)) => c.min(d),
         (Some(c), None) => c,
@@ -309,9 +291,9 @@ pub(crate) fn dateline(paragraph: &str) -> Option<&str> {
     let letters = place.chars().filter(|c| c.is_alphabetic()).count();
     let valid = letters >= 2
         && place.len() <= 40
-        && place.chars().all(|c| {
-            (c.is_alphabetic() && !c.is_lowercase()) || matches!(c, ' ' | '.' | '-' | '/' | '\'' | ',')
-        });
+        && place
+            .chars()
+            .all(|c| (c.is_alphabetic() && !c.is_lowercase()) || matches!(c, ' ' | '.' | '-' | '/' | '\'' | ','));
     valid.then_some(place)
 }
 
@@ -477,11 +459,7 @@ pub(crate) fn extract_article(entries: &mut [Entry<'_>], cut_tail: bool) -> Arti
             Role::Related => parts
                 .related_headlines
                 .push(related_prefix(text).unwrap_or(text).to_string()),
-            Role::Short
-                if cut_tail
-                    && body_start + k + 1 == n
-                    && last_para.is_none_or(|l| l < k) =>
-            {
+            Role::Short if cut_tail && body_start + k + 1 == n && last_para.is_none_or(|l| l < k) => {
                 // The page was cut inside its last paragraph.
                 parts.paragraphs.push(text.to_string());
             }
@@ -497,11 +475,7 @@ pub(crate) fn extract_article(entries: &mut [Entry<'_>], cut_tail: bool) -> Arti
         }
     }
 
-    parts.dateline = parts
-        .paragraphs
-        .first()
-        .and_then(|p| dateline(p))
-        .map(str::to_string);
+    parts.dateline = parts.paragraphs.first().and_then(|p| dateline(p)).map(str::to_string);
     parts
 }
 
@@ -524,10 +498,7 @@ mod tests {
         };
         let mut quotes = QuoteCollector::new(&page);
         let parts = parse_text(text, &ParseOptions::default(), &mut quotes);
-        (
-            quotes.quotes.iter().map(|q| q.symbol.clone()).collect(),
-            parts,
-        )
+        (quotes.quotes.iter().map(|q| q.symbol.clone()).collect(), parts)
     }
 
     #[test]
@@ -550,7 +521,10 @@ mod tests {
         assert_eq!(classify("PIBTL 9.80 Decreased By ▼ -0.1"), Kind::Junk);
         assert_eq!(classify("KSE100 106,275"), Kind::Junk);
         assert_eq!(classify("Advertisement"), Kind::Junk);
-        assert_eq!(classify("KSE100 Nosedives by over 800pts as Schools Close"), Kind::Other);
+        assert_eq!(
+            classify("KSE100 Nosedives by over 800pts as Schools Close"),
+            Kind::Other
+        );
         assert_eq!(classify("2021 was a year of recovery for the market."), Kind::Other);
     }
 
@@ -660,9 +634,12 @@ Ahmed Raza Jul 05, 2022 11:04am\nPrices will rise soon, mark my words.\n";
 
     #[test]
     fn cut_last_line_is_a_paragraph_but_trailing_widget_is_not() {
-        let (_, a) = parse("KARACHI: The market rose today on strong buying.\n\nSingapore markets were closed for a holiday on Wedn");
+        let (_, a) = parse(
+            "KARACHI: The market rose today on strong buying.\n\nSingapore markets were closed for a holiday on Wedn",
+        );
         assert_eq!(a.paragraphs.len(), 2);
-        let (_, a) = parse("KARACHI: The market rose today on strong buying.\n\nSingapore markets were closed for a holiday\n");
+        let (_, a) =
+            parse("KARACHI: The market rose today on strong buying.\n\nSingapore markets were closed for a holiday\n");
         assert_eq!(a.paragraphs.len(), 1);
         assert!(a.related_headlines.is_empty());
         let (_, a) = parse("KARACHI: The market rose today on strong buying.\n|Rate\n|\n281.10\n|");

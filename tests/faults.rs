@@ -1,0 +1,372 @@
+//! Fault tests against the real broker: inject a fault mid-stream, then check that every page is
+//! accounted for — its article (and quotes) in the output topics, or the page in the dead-letter
+//! topic. Each prints sent / delivered / duplicates / dead-lettered.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use pagesplit::config::{Config, EncodingFormat};
+use pagesplit::demo::{end_offsets, publish_pages, read_records, wait_committed, PageToPublish, Positions};
+use tokio_util::sync::CancellationToken;
+
+/// A small page: a 3-line ticker strip and a short article of our own words.
+fn small_page(n: usize) -> String {
+    format!(
+        "AGL {}.{:02} Increased By ▲ 0.55 (0.72%)\nBOP 5.44 No Change ▼ 0.00 (0%)\nKSE100 106,275 Decreased By -4795.3 (-4.32%)\n\n\
+         KARACHI: Page number {n} of the fault test describes a quiet trading session.\n\n\
+         Brokers said volumes were thin ahead of the holiday.\n\nComments\n\nComments are closed.",
+        30 + n % 50,
+        n % 100
+    )
+}
+
+fn pages(prefix: &str, count: usize) -> Vec<PageToPublish> {
+    (0..count)
+        .map(|n| PageToPublish {
+            url: format!("https://www.brecorder.com/{prefix}/{n}"),
+            fetched_at: Utc::now(),
+            content_type: "text/plain".to_owned(),
+            body: small_page(n),
+        })
+        .collect()
+}
+
+fn merge(into: &mut Positions, from: Positions) {
+    for (partition, offset) in from {
+        let highest = into.entry(partition).or_insert(offset);
+        *highest = (*highest).max(offset);
+    }
+}
+
+/// Per output: how many records, how many distinct keys.
+struct Accounting {
+    articles_by_url: BTreeMap<String, usize>,
+    distinct_quote_ids: usize,
+    quote_records: usize,
+    dead_letters: usize,
+}
+
+fn account(config: &Config) -> Accounting {
+    let bootstrap = &config.kafka.bootstrap_servers;
+    let mut articles_by_url = BTreeMap::new();
+    for record in read_records(
+        bootstrap,
+        &config.topics.articles,
+        &Positions::new(),
+        Duration::from_secs(60),
+    )
+    .unwrap()
+    {
+        *articles_by_url.entry(record.key.unwrap_or_default()).or_default() += 1;
+    }
+    let quotes = read_records(
+        bootstrap,
+        &config.topics.quotes,
+        &Positions::new(),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let schema = &pagesplit::encode::Schemas::bundled().quote;
+    let ids: BTreeSet<String> = quotes
+        .iter()
+        .map(|record| {
+            let value = pagesplit::demo::decode_event(&record.value, schema).unwrap();
+            pagesplit::encode::value_to_json(&value)["event_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let dead_letters = read_records(
+        bootstrap,
+        &config.topics.dead_letter,
+        &Positions::new(),
+        Duration::from_secs(60),
+    )
+    .unwrap()
+    .len();
+    Accounting {
+        articles_by_url,
+        distinct_quote_ids: ids.len(),
+        quote_records: quotes.len(),
+        dead_letters,
+    }
+}
+
+fn assert_nothing_lost(name: &str, sent: &[PageToPublish], accounting: &Accounting) {
+    let delivered = accounting.articles_by_url.len();
+    let records: usize = accounting.articles_by_url.values().sum();
+    println!(
+        "{name}: sent={} delivered={delivered} duplicates={} dead-lettered={} quote_records={} distinct_quotes={}",
+        sent.len(),
+        records - delivered,
+        accounting.dead_letters,
+        accounting.quote_records,
+        accounting.distinct_quote_ids
+    );
+    let missing: Vec<&str> = sent
+        .iter()
+        .map(|page| page.url.as_str())
+        .filter(|url| !accounting.articles_by_url.contains_key(*url))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{name}: {} pages lost, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    assert_eq!(
+        accounting.distinct_quote_ids,
+        3 * sent.len(),
+        "{name}: every page's 3 quotes delivered"
+    );
+}
+
+fn articles_written(config: &Config) -> i64 {
+    end_offsets(&config.kafka.bootstrap_servers, &config.topics.articles)
+        .map(|ends| ends.values().sum())
+        .unwrap_or(0)
+}
+
+/// The worker binary as a child process, configured by flags.
+fn spawn_worker(config: &Config) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_pagesplit"))
+        .arg("run")
+        .args([
+            "--set",
+            &format!("kafka.bootstrap_servers={}", config.kafka.bootstrap_servers),
+        ])
+        .args(["--set", &format!("kafka.group_id={}", config.kafka.group_id)])
+        .args(["--set", &format!("topics.input={}", config.topics.input)])
+        .args(["--set", &format!("topics.quotes={}", config.topics.quotes)])
+        .args(["--set", &format!("topics.articles={}", config.topics.articles)])
+        .args(["--set", &format!("topics.dead_letter={}", config.topics.dead_letter)])
+        .args([
+            "--set",
+            "encoding.format=single-object",
+            "--set",
+            "http.listen=127.0.0.1:0",
+        ])
+        .args(["--set", "log.level=warn"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("worker binary starts")
+}
+
+async fn wait_for(what: &str, deadline: Duration, mut check: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !check() {
+        assert!(started.elapsed() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn committed(config: &Config, positions: &Positions, deadline: Duration) {
+    let (bootstrap, group, input) = (
+        config.kafka.bootstrap_servers.clone(),
+        config.kafka.group_id.clone(),
+        config.topics.input.clone(),
+    );
+    let positions = positions.clone();
+    tokio::task::spawn_blocking(move || wait_committed(&bootstrap, &group, &input, &positions, deadline))
+        .await
+        .unwrap()
+        .expect("every page committed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_killed_mid_stream_and_restarted_loses_nothing() {
+    let config = common::test_config("kill9", EncodingFormat::SingleObject);
+    pagesplit::app::prepare_topics(&config).await.unwrap();
+    let sent = pages("kill9", 3000);
+    let mut worker = spawn_worker(&config);
+    let positions = publish_pages(&config.kafka.bootstrap_servers, &config.topics.input, &sent)
+        .await
+        .unwrap();
+    // Kill -9 once part of the stream is through.
+    wait_for("first articles", Duration::from_secs(60), || {
+        articles_written(&config) >= 300
+    })
+    .await;
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    let at_kill = articles_written(&config);
+    println!("worker killed after {at_kill} articles");
+    let mut worker = spawn_worker(&config);
+    committed(&config, &positions, Duration::from_secs(120)).await;
+    // Graceful stop: SIGTERM → drain, flush, commit, exit 0.
+    let status = Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = worker.wait().unwrap();
+    assert_eq!(exit.code(), Some(0), "SIGTERM ends the worker with exit 0");
+    assert_nothing_lost("worker kill -9", &sent, &account(&config));
+    common::delete_topics(&config).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_messages_are_dead_lettered_with_their_codes_and_the_worker_goes_on() {
+    let mut config = common::test_config("poison", EncodingFormat::SingleObject);
+    config.parse.max_page_bytes = 64 * 1024;
+    config.topics.partitions = 1;
+    let shutdown = CancellationToken::new();
+    let running = pagesplit::app::start(config.clone(), shutdown.clone()).await.unwrap();
+    let bootstrap = config.kafka.bootstrap_servers.clone();
+    let good = pages("poison", 5);
+    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    let mut positions = Positions::new();
+    let oversized = pagesplit::envelope::encode_envelope("https://big", Utc::now(), "text/plain", &"x".repeat(100_000));
+    let empty_body = pagesplit::envelope::encode_envelope("https://empty", Utc::now(), "text/plain", "  \n ");
+    let poison: Vec<(&str, Option<Vec<u8>>)> = vec![
+        ("not_an_envelope", Some(b"not json at all".to_vec())),
+        (
+            "invalid_envelope",
+            Some(b"{\"url\": \"x\", \"body\": \"\xff\xfe\"}".to_vec()),
+        ),
+        ("empty_message", None),
+        ("page_too_large", Some(oversized)),
+        ("empty_body", Some(empty_body)),
+    ];
+    for (index, (_, value)) in poison.iter().enumerate() {
+        merge(
+            &mut positions,
+            publish_pages(&bootstrap, &config.topics.input, &good[index..=index])
+                .await
+                .unwrap(),
+        );
+        let mut record = rdkafka::producer::FutureRecord::<str, [u8]>::to(&config.topics.input).key("poison");
+        if let Some(value) = value {
+            record = record.payload(value.as_slice());
+        }
+        let delivered = producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+        merge(
+            &mut positions,
+            BTreeMap::from([(delivered.partition, delivered.offset)]),
+        );
+    }
+    committed(&config, &positions, Duration::from_secs(60)).await;
+
+    let dead = read_records(
+        &bootstrap,
+        &config.topics.dead_letter,
+        &Positions::new(),
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    let codes: Vec<String> = dead
+        .iter()
+        .map(|record| {
+            record
+                .headers
+                .iter()
+                .find(|(name, _)| name == "pagesplit.error.code")
+                .map(|(_, value)| value.clone())
+                .unwrap()
+        })
+        .collect();
+    let expected: Vec<&str> = poison.iter().map(|(code, _)| *code).collect();
+    assert_eq!(
+        codes, expected,
+        "each poison message dead-lettered with its code, in order"
+    );
+    assert_eq!(
+        dead[3].value.len(),
+        poison[3].1.as_ref().unwrap().len(),
+        "original bytes kept"
+    );
+    assert_eq!(running.metrics.pages_consumed_count(&config.topics.input), 10);
+    let accounting = account(&config);
+    assert_eq!(accounting.dead_letters, 5);
+    assert_nothing_lost("poison", &good, &accounting);
+    // The worker is still running.
+    assert!(running.health.is_ready(), "worker still ready after poison messages");
+    shutdown.cancel();
+    running.wait().await.unwrap();
+    common::delete_topics(&config).await;
+}
+
+/// A broker of its own (started with `deploy/local/stack` on free ports) that the test kills.
+struct OwnBroker {
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl OwnBroker {
+    fn stack(&self, args: &[&str], keep_data: bool) -> std::process::ExitStatus {
+        Command::new(format!("{}/deploy/local/stack", env!("CARGO_MANIFEST_DIR")))
+            .args(args)
+            .env("KAFKA_PORT", self.port.to_string())
+            .env("KAFKA_CONTROLLER_PORT", (self.port + 1).to_string())
+            .env("STACK_SERVICES", "kafka")
+            .env("PAGESPLIT_STACK_DIR", self.dir.path())
+            .env("STACK_KEEP_DATA", if keep_data { "1" } else { "0" })
+            .stdout(Stdio::null())
+            .status()
+            .expect("deploy/local/stack runs")
+    }
+
+    fn start() -> Self {
+        // Two adjacent free ports for the broker and its controller.
+        let port = (0..50)
+            .map(|_| {
+                std::net::TcpListener::bind("127.0.0.1:0")
+                    .unwrap()
+                    .local_addr()
+                    .unwrap()
+                    .port()
+            })
+            .find(|port| *port < 65000 && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok())
+            .expect("free ports");
+        let broker = OwnBroker {
+            port,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        assert!(broker.stack(&["up"], false).success(), "own broker starts");
+        broker
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        self.stack(&["down"], false);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_killed_and_restarted_mid_stream_loses_nothing() {
+    let broker = OwnBroker::start();
+    let mut config = common::test_config("brokerkill", EncodingFormat::SingleObject);
+    config.kafka.bootstrap_servers = format!("127.0.0.1:{}", broker.port);
+    let shutdown = CancellationToken::new();
+    let running = pagesplit::app::start(config.clone(), shutdown.clone()).await.unwrap();
+    let sent = pages("brokerkill", 3000);
+    let positions = publish_pages(&config.kafka.bootstrap_servers, &config.topics.input, &sent)
+        .await
+        .unwrap();
+    wait_for("first articles", Duration::from_secs(60), || {
+        articles_written(&config) >= 300
+    })
+    .await;
+    assert!(broker.stack(&["kill", "kafka"], false).success());
+    println!("broker killed; restarting on the same data");
+    assert!(broker.stack(&["up"], true).success(), "broker restarts on its data");
+    committed(&config, &positions, Duration::from_secs(180)).await;
+    let accounting = account(&config);
+    assert_nothing_lost("broker kill -9", &sent, &accounting);
+    shutdown.cancel();
+    running.wait().await.unwrap();
+}
