@@ -40,21 +40,37 @@ pub async fn publish_pages(bootstrap: &str, topic: &str, pages: &[PageToPublish]
         .set("message.timeout.ms", "30000")
         .create()
         .context("failed to create a producer")?;
-    let mut positions = Positions::new();
+    // Enqueue everything first, then wait for the acknowledgements: one round trip per batch,
+    // not per page.
+    let mut deliveries = Vec::with_capacity(pages.len());
     for page in pages {
         let value = encode_envelope(&page.url, page.fetched_at, &page.content_type, &page.body);
-        let (partition, offset) = producer
-            .send(
-                FutureRecord::to(topic).key(page.url.as_bytes()).payload(&value),
-                Duration::from_secs(30),
-            )
+        let mut record = FutureRecord::to(topic).key(page.url.as_bytes()).payload(&value);
+        loop {
+            match producer.send_result(record) {
+                Ok(delivery) => {
+                    deliveries.push((page.url.clone(), delivery));
+                    break;
+                }
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                    back,
+                )) => {
+                    record = back;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err((error, _)) => bail!("failed to publish {} to `{topic}` at {bootstrap}: {error}", page.url),
+            }
+        }
+    }
+    let mut positions = Positions::new();
+    for (url, delivery) in deliveries {
+        let delivered = delivery
             .await
-            .map_err(|(error, _)| {
-                anyhow::anyhow!("failed to publish {} to `{topic}` at {bootstrap}: {error}", page.url)
-            })
-            .map(|delivery| (delivery.partition, delivery.offset))?;
-        let highest = positions.entry(partition).or_insert(offset);
-        *highest = (*highest).max(offset);
+            .context("producer dropped")?
+            .map_err(|(error, _)| anyhow::anyhow!("failed to publish {url} to `{topic}` at {bootstrap}: {error}"))?;
+        let highest = positions.entry(delivered.partition).or_insert(delivered.offset);
+        *highest = (*highest).max(delivered.offset);
     }
     Ok(positions)
 }

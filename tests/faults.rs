@@ -183,11 +183,12 @@ async fn committed(config: &Config, positions: &Positions, deadline: Duration) {
 async fn worker_killed_mid_stream_and_restarted_loses_nothing() {
     let config = common::test_config("kill9", EncodingFormat::SingleObject);
     pagesplit::app::prepare_topics(&config).await.unwrap();
-    let sent = pages("kill9", 3000);
-    let mut worker = spawn_worker(&config);
+    let sent = pages("kill9", 5000);
+    // A backlog first, so the kill lands mid-stream.
     let positions = publish_pages(&config.kafka.bootstrap_servers, &config.topics.input, &sent)
         .await
         .unwrap();
+    let mut worker = spawn_worker(&config);
     // Kill -9 once part of the stream is through.
     wait_for("first articles", Duration::from_secs(60), || {
         articles_written(&config) >= 300
@@ -196,7 +197,8 @@ async fn worker_killed_mid_stream_and_restarted_loses_nothing() {
     worker.kill().unwrap();
     worker.wait().unwrap();
     let at_kill = articles_written(&config);
-    println!("worker killed after {at_kill} articles");
+    println!("worker killed after {at_kill} of {} articles", sent.len());
+    assert!(at_kill < sent.len() as i64, "the kill must land mid-stream");
     let mut worker = spawn_worker(&config);
     committed(&config, &positions, Duration::from_secs(120)).await;
     // Graceful stop: SIGTERM → drain, flush, commit, exit 0.
@@ -314,7 +316,11 @@ impl OwnBroker {
             .env("STACK_SERVICES", "kafka")
             .env("PAGESPLIT_STACK_DIR", self.dir.path())
             .env("STACK_KEEP_DATA", if keep_data { "1" } else { "0" })
-            .stdout(Stdio::null())
+            .stdout(if args == ["logs"] {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
             .status()
             .expect("deploy/local/stack runs")
     }
@@ -352,21 +358,47 @@ async fn broker_killed_and_restarted_mid_stream_loses_nothing() {
     let mut config = common::test_config("brokerkill", EncodingFormat::SingleObject);
     config.kafka.bootstrap_servers = format!("127.0.0.1:{}", broker.port);
     let shutdown = CancellationToken::new();
-    let running = pagesplit::app::start(config.clone(), shutdown.clone()).await.unwrap();
-    let sent = pages("brokerkill", 3000);
+    pagesplit::app::prepare_topics(&config).await.unwrap();
+    let sent = pages("brokerkill", 5000);
+    // A backlog first, so the kill lands mid-stream.
     let positions = publish_pages(&config.kafka.bootstrap_servers, &config.topics.input, &sent)
         .await
         .unwrap();
+    let running = pagesplit::app::start(config.clone(), shutdown.clone()).await.unwrap();
     wait_for("first articles", Duration::from_secs(60), || {
         articles_written(&config) >= 300
     })
     .await;
     assert!(broker.stack(&["kill", "kafka"], false).success());
-    println!("broker killed; restarting on the same data");
-    assert!(broker.stack(&["up"], true).success(), "broker restarts on its data");
-    committed(&config, &positions, Duration::from_secs(180)).await;
+    let consumed = running.metrics.pages_consumed_count(&config.topics.input);
+    println!(
+        "broker killed after {consumed} of {} pages consumed; restarting on the same data",
+        sent.len()
+    );
+    assert!(consumed < sent.len() as u64, "the fault must land mid-stream");
+    if !broker.stack(&["up"], true).success() {
+        broker.stack(&["logs"], true);
+        panic!("broker did not restart on its data");
+    }
+    let metrics = running.metrics.clone();
+    let mut worker = tokio::spawn(running.wait());
+    tokio::select! {
+        _ = committed(&config, &positions, Duration::from_secs(180)) => {}
+        result = &mut worker => panic!("worker stopped while the broker was down: {result:?}"),
+    }
+    println!(
+        "{}",
+        metrics
+            .render()
+            .lines()
+            .filter(
+                |l| l.starts_with("pagesplit_produce_retries_total") || l.starts_with("pagesplit_offset_commits_total")
+            )
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     let accounting = account(&config);
     assert_nothing_lost("broker kill -9", &sent, &accounting);
     shutdown.cancel();
-    running.wait().await.unwrap();
+    worker.await.unwrap().unwrap();
 }

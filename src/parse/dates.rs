@@ -275,7 +275,7 @@ fn plausible_author(tokens: &[&str]) -> bool {
 /// `Reuters Published December 13, 2023 Updated December 13, 2023 05:02pm`,
 /// `Updated 23 Nov 2020`, `Published 04 Jan, 2024`.
 pub(crate) fn parse_dated_byline(line: &str) -> Option<Byline> {
-    if line.len() > 200 {
+    if line.len() > 200 || !line.bytes().any(|b| b.is_ascii_digit()) {
         return None;
     }
     let tokens: Vec<&str> = line.split_whitespace().collect();

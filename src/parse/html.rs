@@ -5,6 +5,8 @@
 //! navigation, ads, comment widgets or related-article boxes, inside a byline. Ticker lines come
 //! from any visible block outside comment widgets; the article from the rest.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use encoding_rs::Encoding;
 use scraper::node::Element;
@@ -81,7 +83,7 @@ pub(crate) fn nesting_depth_exceeds(html: &str, limit: usize) -> bool {
     false
 }
 
-/// The tag name starting at `from` (lowercase comparison is done by the callers' helpers).
+/// The tag name starting at `from` (callers compare names case-insensitively).
 fn tag_name(b: &[u8], from: usize) -> (&[u8], usize) {
     let mut end = from;
     while end < b.len() && !matches!(b[end], b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' | b'/' | b'>') {
@@ -705,13 +707,14 @@ pub(crate) fn parse_html(html: &str, options: &ParseOptions, quotes: &mut QuoteC
     parts.comments_closed = w
         .blocks
         .iter()
-        .any(|b| b.text.len() < 80 && b.text.to_ascii_lowercase().starts_with("comments are closed"));
+        .any(|b| b.text.len() < 80 && text::starts_with_ignore_case(&b.text, "comments are closed"));
 
     // Title: the article's h1, og:title, any h1, the page title.
     let h1 = |article_only: bool| {
         w.blocks.iter().position(|b| {
             b.state.tag == BlockTag::Title
                 && !b.used
+                && b.text.len() <= text::MAX_TITLE_LEN
                 && !b.state.comments
                 && (if article_only {
                     b.state.article
@@ -723,7 +726,7 @@ pub(crate) fn parse_html(html: &str, options: &ParseOptions, quotes: &mut QuoteC
     if let Some(i) = h1(true).or_else(|| if w.meta.og_title.is_some() { None } else { h1(false) }) {
         parts.title = Some(w.blocks[i].text.clone());
         w.blocks[i].used = true;
-    } else if let Some(t) = w.meta.og_title.take() {
+    } else if let Some(t) = w.meta.og_title.take().filter(|t| t.len() <= text::MAX_TITLE_LEN) {
         parts.title = Some(t);
         if let Some(i) = h1(false) {
             if w.blocks[i].text == *parts.title.as_ref().unwrap_or(&String::new()) {
@@ -733,7 +736,7 @@ pub(crate) fn parse_html(html: &str, options: &ParseOptions, quotes: &mut QuoteC
     } else {
         let t = collapse(&w.meta.page_title);
         let t = strip_site_name(&t);
-        if !t.is_empty() {
+        if !t.is_empty() && t.len() <= text::MAX_TITLE_LEN {
             parts.title = Some(t.to_string());
         }
     }
@@ -827,8 +830,9 @@ pub(crate) fn parse_html(html: &str, options: &ParseOptions, quotes: &mut QuoteC
         if parts.title.is_none() {
             parts.title = text_parts.title;
         }
+        let paragraphs: HashSet<&str> = parts.paragraphs.iter().map(String::as_str).collect();
         for b in w.blocks.iter_mut() {
-            if parts.paragraphs.contains(&b.text) {
+            if paragraphs.contains(b.text.as_str()) {
                 b.used = true;
             }
         }
@@ -836,13 +840,14 @@ pub(crate) fn parse_html(html: &str, options: &ParseOptions, quotes: &mut QuoteC
 
     // Related headlines: links of related-article boxes, and paragraphs that are one link.
     related.append(&mut w.related_links);
+    let mut seen: HashSet<String> = HashSet::new();
     for r in related {
-        if r.split_whitespace().count() >= 2 && !text::is_junk(&r) && !parts.related_headlines.contains(&r) {
+        if r.split_whitespace().count() >= 2 && !text::is_junk(&r) && seen.insert(r.clone()) {
             parts.related_headlines.push(r);
         }
     }
     for b in w.blocks.iter_mut() {
-        if b.state.related && parts.related_headlines.contains(&b.text) {
+        if b.state.related && seen.contains(&b.text) {
             b.used = true;
         }
     }

@@ -15,6 +15,7 @@ mod text;
 pub mod ticker;
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use encoding_rs::Encoding;
@@ -166,6 +167,25 @@ pub(crate) struct QuoteCollector<'p> {
     url: &'p str,
     fetched_at: DateTime<Utc>,
     pub quotes: Vec<Quote>,
+    /// The symbols seen so far, packed into integers for cheap comparison (see [`pack_symbol`]).
+    seen: Vec<u128>,
+    /// Once a page has many quotes, the symbols seen so far, hashed (keeps hostile pages linear).
+    index: Option<HashSet<String>>,
+}
+
+/// Quotes on a page before duplicate checks switch from a linear scan to a hash set.
+const LINEAR_DEDUP_LIMIT: usize = 64;
+
+/// A symbol of up to 15 bytes as one integer (bytes, then the length); `None` when longer.
+fn pack_symbol(symbol: &str) -> Option<u128> {
+    let b = symbol.as_bytes();
+    if b.len() > 15 {
+        return None;
+    }
+    let mut buf = [0u8; 16];
+    buf[..b.len()].copy_from_slice(b);
+    buf[15] = b.len() as u8;
+    Some(u128::from_le_bytes(buf))
 }
 
 impl<'p> QuoteCollector<'p> {
@@ -174,16 +194,33 @@ impl<'p> QuoteCollector<'p> {
             url: &page.url,
             fetched_at: page.fetched_at,
             quotes: Vec::new(),
+            seen: Vec::new(),
+            index: None,
         }
     }
 
     /// Adds the quote of `line` unless its symbol was already seen on this page.
     pub(crate) fn push(&mut self, line: &TickerLine<'_>) {
-        if self.quotes.iter().any(|q| q.symbol == line.symbol) {
+        let duplicate = match (&self.index, pack_symbol(line.symbol)) {
+            (Some(index), _) => index.contains(line.symbol),
+            (None, Some(key)) => self.seen.contains(&key),
+            (None, None) => self.quotes.iter().any(|q| q.symbol == line.symbol),
+        };
+        if duplicate {
             return;
+        }
+        if self.index.is_none() && self.quotes.len() >= LINEAR_DEDUP_LIMIT {
+            self.index = Some(self.quotes.iter().map(|q| q.symbol.clone()).collect());
+        }
+        if let Some(index) = self.index.as_mut() {
+            index.insert(line.symbol.to_string());
         }
         if self.quotes.is_empty() {
             self.quotes.reserve(40);
+            self.seen.reserve(40);
+        }
+        if let Some(key) = pack_symbol(line.symbol) {
+            self.seen.push(key);
         }
         self.quotes.push(Quote {
             event_id: event_id(self.url, self.fetched_at, line.symbol),
@@ -231,7 +268,12 @@ fn decode<'b>(body: &'b [u8], charset: Option<&str>, is_html: bool) -> (Cow<'b, 
 /// like) from a text page; they carry no text and would end up in events.
 fn strip_controls(text: Cow<'_, str>) -> Cow<'_, str> {
     let is_bad = |b: u8| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0x7f;
-    if !text.bytes().any(is_bad) {
+    // Checked in fixed-size chunks without early exit inside a chunk, which vectorises well.
+    let any_bad = text
+        .as_bytes()
+        .chunks(64)
+        .any(|chunk| chunk.iter().fold(false, |acc, &b| acc | is_bad(b)));
+    if !any_bad {
         return text;
     }
     Cow::Owned(text.chars().filter(|&c| !(c.is_ascii() && is_bad(c as u8))).collect())
@@ -309,6 +351,27 @@ mod tests {
         assert_eq!(parsed.article.event_id, event_id(&p.url, p.fetched_at, "article"));
         assert!(parsed.article.paragraphs.is_empty());
         assert!(!parsed.replaced_invalid_bytes);
+    }
+
+    #[test]
+    fn many_distinct_and_repeated_symbols_are_deduplicated() {
+        let mut body = String::new();
+        for round in 0..2 {
+            for i in 0..500 {
+                body.push_str(&format!("S{i}LONGSYMBOLNAME{} 1.00 Increased By ▲ 0.01 (1%)\n", i % 3));
+                body.push_str(&format!("S{i} {round}.00 Increased By ▲ 0.01 (1%)\n"));
+            }
+        }
+        let parsed = parse_page(
+            &page(body.as_bytes(), ContentType::Text, None),
+            &ParseOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(parsed.quotes.len(), 1000);
+        assert_eq!(parsed.quotes[1].symbol, "S0");
+        assert_eq!(parsed.quotes[1].price.to_string(), "0.00");
+        assert_eq!(parsed.quotes[999].symbol, "S499");
+        assert_eq!(parsed.quotes[998].symbol, "S499LONGSYMBOLNAME1");
     }
 
     #[test]

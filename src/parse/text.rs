@@ -18,6 +18,9 @@ use super::ticker;
 use super::{ArticleParts, ParseOptions, QuoteCollector};
 use chrono::{DateTime, Utc};
 
+/// Longest line taken as a headline, in bytes.
+pub(crate) const MAX_TITLE_LEN: usize = 300;
+
 /// What a line is, judged from the line alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -87,13 +90,27 @@ pub(crate) fn parse_text(text: &str, options: &ParseOptions, quotes: &mut QuoteC
     extract_article(&mut entries, cut_tail)
 }
 
-fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
+/// ASCII case-insensitive `starts_with`.
+pub(crate) fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
     s.len() >= prefix.len() && s.is_char_boundary(prefix.len()) && s[..prefix.len()].eq_ignore_ascii_case(prefix)
 }
 
 /// Number of whitespace-separated words, counting no further than `cap`.
 fn words(s: &str, cap: usize) -> usize {
-    s.split_whitespace().take(cap).count()
+    // Words are separated by ASCII whitespace here: cheaper than Unicode-aware splitting.
+    let mut n = 0;
+    let mut in_word = false;
+    for &b in s.as_bytes() {
+        let space = b.is_ascii_whitespace();
+        if !space && !in_word {
+            n += 1;
+            if n > cap {
+                return cap;
+            }
+        }
+        in_word = !space;
+    }
+    n
 }
 
 fn is_arrow(c: char) -> bool {
@@ -198,7 +215,7 @@ fn classify(line: &str) -> Kind {
     let first = line.chars().next().unwrap_or(' ');
     if first == '|' || is_arrow(first) || is_numeric_widget(line) {
         Kind::Widget
-    } else if line.contains('►') || line.contains("PRINT EDITION") || is_logo(line) {
+    } else if line.len() <= 300 && (line.contains('►') || line.contains("PRINT EDITION") || is_logo(line)) {
         Kind::Nav
     } else if is_footer(line) {
         Kind::Footer
@@ -288,13 +305,23 @@ pub(crate) fn dateline(paragraph: &str) -> Option<&str> {
             place = place[..open].trim_end();
         }
     }
+    if is_place(place) {
+        return Some(place);
+    }
+    // `KARACHI, Jan 5:`
+    let (first, rest) = place.split_once(',')?;
+    let first = first.trim();
+    (is_place(first) && rest.chars().any(|c| c.is_ascii_digit())).then_some(first)
+}
+
+/// An upper-case place name (`MOSCOW`, `NEW YORK`, `RAWALPINDI/ISLAMABAD`).
+fn is_place(place: &str) -> bool {
     let letters = place.chars().filter(|c| c.is_alphabetic()).count();
-    let valid = letters >= 2
+    letters >= 2
         && place.len() <= 40
         && place
             .chars()
-            .all(|c| (c.is_alphabetic() && !c.is_lowercase()) || matches!(c, ' ' | '.' | '-' | '/' | '\'' | ','));
-    valid.then_some(place)
+            .all(|c| (c.is_alphabetic() && !c.is_lowercase()) || matches!(c, ' ' | '.' | '-' | '/' | '\''))
 }
 
 /// Marks the labels of data boxes: a short line directly followed (no blank line between) by
@@ -324,6 +351,7 @@ pub(crate) fn extract_article(entries: &mut [Entry<'_>], cut_tail: bool) -> Arti
     let mut candidates: Vec<usize> = Vec::new();
     let mut print_section: Option<(&str, DateTime<Utc>)> = None;
     let mut byline: Option<Byline> = None;
+    let mut bare_date: Option<DateTime<Utc>> = None;
     let mut body_start = n;
     let mut i = 0;
     while i < n {
@@ -346,11 +374,18 @@ pub(crate) fn extract_article(entries: &mut [Entry<'_>], cut_tail: bool) -> Arti
             continue;
         }
         if let Some(b) = dates::parse_dated_byline(e.text) {
+            if b.author.is_none() && !has_date_keyword(e.text) {
+                // A bare date in the header (`Jul 05, 2022`): keep it, the byline may follow.
+                bare_date = bare_date.or(b.published);
+                parts.dropped += 1;
+                i += 1;
+                continue;
+            }
             byline = Some(b);
             body_start = i + 1;
             break;
         }
-        if dates::is_name_byline(e.text) {
+        if dates::is_name_byline(e.text) && !dated_byline_ahead(&entries[i + 1..]) {
             byline = Some(Byline {
                 author: Some(e.text.to_string()),
                 published: None,
@@ -360,12 +395,13 @@ pub(crate) fn extract_article(entries: &mut [Entry<'_>], cut_tail: bool) -> Arti
         }
         if is_prose(e.text) {
             // A teaser may stand between the title and the byline.
-            let ahead = entries[i + 1..]
-                .iter()
-                .take(3)
-                .position(|x| x.kind == Kind::Other && dates::parse_dated_byline(x.text).is_some());
+            let ahead = if is_dateline_paragraph(e.text) {
+                None
+            } else {
+                entries[i + 1..].iter().take(3).position(is_dated_byline_entry)
+            };
             match ahead {
-                Some(k) if !is_dateline_paragraph(e.text) => {
+                Some(k) => {
                     let b = i + 1 + k;
                     parts.dropped += b - i;
                     byline = dates::parse_dated_byline(entries[b].text);
@@ -380,9 +416,16 @@ pub(crate) fn extract_article(entries: &mut [Entry<'_>], cut_tail: bool) -> Arti
     }
 
     // Title and section from the header candidates.
+    candidates.retain(|&c| {
+        let fits = entries[c].text.len() <= MAX_TITLE_LEN;
+        if !fits {
+            parts.dropped += 1;
+        }
+        fits
+    });
     let title_pos = candidates
         .iter()
-        .rposition(|&c| !section_like(entries[c].text) && entries[c].text.len() <= 300)
+        .rposition(|&c| !section_like(entries[c].text))
         .or_else(|| candidates.len().checked_sub(1));
     if let Some(tp) = title_pos {
         parts.title = Some(entries[candidates[tp]].text.to_string());
@@ -401,7 +444,7 @@ pub(crate) fn extract_article(entries: &mut [Entry<'_>], cut_tail: bool) -> Arti
         parts.published_at = b.published;
     }
     if parts.published_at.is_none() {
-        parts.published_at = print_section.map(|(_, d)| d);
+        parts.published_at = print_section.map(|(_, d)| d).or(bare_date);
     }
 
     // Body, up to the footer.
@@ -479,6 +522,25 @@ pub(crate) fn extract_article(entries: &mut [Entry<'_>], cut_tail: bool) -> Arti
     parts
 }
 
+/// `Published …` / `Updated …` on the line.
+fn has_date_keyword(line: &str) -> bool {
+    line.split_whitespace().any(|w| {
+        let w = w.trim_end_matches([':', ',']);
+        w.eq_ignore_ascii_case("published") || w.eq_ignore_ascii_case("updated")
+    })
+}
+
+/// A byline with an author or a `Published`/`Updated` date.
+fn is_dated_byline_entry(e: &Entry<'_>) -> bool {
+    e.kind == Kind::Other
+        && dates::parse_dated_byline(e.text).is_some_and(|b| b.author.is_some() || has_date_keyword(e.text))
+}
+
+/// Whether one of the next few lines is a dated byline.
+fn dated_byline_ahead(rest: &[Entry<'_>]) -> bool {
+    rest.iter().take(3).any(is_dated_byline_entry)
+}
+
 fn is_dateline_paragraph(line: &str) -> bool {
     dateline(line).is_some() && words(line, 6) >= 6
 }
@@ -533,6 +595,8 @@ mod tests {
         assert_eq!(dateline("MOSCOW: Russia said on Monday"), Some("MOSCOW"));
         assert_eq!(dateline("KARACHI – The index rose"), Some("KARACHI"));
         assert_eq!(dateline("NEW YORK (Reuters): Stocks fell"), Some("NEW YORK"));
+        assert_eq!(dateline("KARACHI, Jan 5: Stocks fell"), Some("KARACHI"));
+        assert_eq!(dateline("KARACHI, PESHAWAR: Stocks fell"), None);
         assert_eq!(dateline("Intra-day update: KSE-100 gains"), None);
         assert_eq!(dateline("The index rose: a sign of relief"), None);
         assert_eq!(dateline("No separator at all in this sentence"), None);
@@ -576,6 +640,20 @@ Copyright Business Recorder, 2022\n";
         assert!(!a.comments_closed);
         // Logo, navigation, teaser, copyright.
         assert_eq!(a.dropped, 4);
+    }
+
+    #[test]
+    fn bare_header_date_and_report_like_title() {
+        let text = "Brecorder Logo\nJul 05, 2022\nMonetary Policy Report\nRecorder Report Published 05 Jul, 2022 09:00am\n\nKARACHI: The central bank kept its policy rate unchanged on Tuesday.\n";
+        let (_, a) = parse(text);
+        assert_eq!(a.title.as_deref(), Some("Monetary Policy Report"));
+        assert_eq!(a.byline.as_deref(), Some("Recorder Report"));
+        assert_eq!(
+            a.published_at,
+            Some(DateTime::parse_from_rfc3339("2022-07-05T04:00:00Z").unwrap().into())
+        );
+        assert_eq!(a.paragraphs.len(), 1);
+        assert_eq!(a.dropped, 2);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! line      = symbol ws price ws words ws [arrow ws] change ws "(" percent "%" ")"
-//! symbol    = upper { upper | digit } { ("-" | ".") (upper | digit) { upper | digit } }
+//! symbol    = (upper | digit) { upper | digit } { ("-" | ".") (upper | digit) { upper | digit } }
 //! price     = number                       ; unsigned, "7,454" or "0.97"
 //! words     = "Increased By" | "Decreased By" | "No Change"
 //! arrow     = "▲" | "▼" | "▴" | "▾"
@@ -94,11 +94,14 @@ pub fn parse_ticker_line<'a>(line: &'a str, options: &ParseOptions) -> Option<Ti
     })
 }
 
-/// Cheap pre-check: could this line be a ticker line at all? (An uppercase ASCII letter first.)
+/// Cheap pre-check: could this line be a ticker line at all? (An uppercase ASCII letter or a
+/// digit first.)
 #[inline]
 pub(crate) fn may_be_ticker(line: &str) -> bool {
     let t = line.trim_start_matches([' ', '\t', '\u{a0}']);
-    t.as_bytes().first().is_some_and(u8::is_ascii_uppercase)
+    t.as_bytes()
+        .first()
+        .is_some_and(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
 struct Scanner<'a> {
@@ -154,7 +157,8 @@ impl<'a> Scanner<'a> {
 
     fn symbol(&mut self) -> Option<&'a str> {
         let start = self.pos;
-        if !self.peek()?.is_ascii_uppercase() {
+        let first = self.peek()?;
+        if !(first.is_ascii_uppercase() || first.is_ascii_digit()) {
             return None;
         }
         self.pos += 1;
@@ -480,7 +484,11 @@ mod tests {
         assert_eq!(parse("AB- 1.25 Increased By ▲ 0.05 (4.17%)"), None);
         assert_eq!(parse("AB--C 1.25 Increased By ▲ 0.05 (4.17%)"), None);
         assert_eq!(parse("Agl 1.25 Increased By ▲ 0.05 (4.17%)"), None);
-        assert_eq!(parse("1AGL 1.25 Increased By ▲ 0.05 (4.17%)"), None);
+        assert_eq!(parse("aGL 1.25 Increased By ▲ 0.05 (4.17%)"), None);
+        assert_eq!(
+            parse("786 9.10 Increased By ▲ 0.05 (0.55%)"),
+            q("786", Stock, "9.10", "0.05", "0.55", Up)
+        );
     }
 
     #[test]
@@ -567,6 +575,7 @@ mod tests {
     #[test]
     fn pre_check() {
         assert!(may_be_ticker("  AGL 1"));
+        assert!(may_be_ticker("786 1"));
         assert!(!may_be_ticker("agl"));
         assert!(!may_be_ticker(""));
     }
