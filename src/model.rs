@@ -117,11 +117,61 @@ pub struct ParsedPage {
 }
 
 /// Namespace of the deterministic event ids (UUID version 5).
-const EVENT_ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x7a1c_52f0_3d8e_4b6a_9f21_0c5e_8d43_b917);
+pub const EVENT_ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x7a1c_52f0_3d8e_4b6a_9f21_0c5e_8d43_b917);
 
 /// The deterministic id of an event: the same page (url and fetch time) and the same key
 /// (a symbol, or `article`) always give the same id, so consumers can drop redeliveries.
+///
+/// A UUID version 5 (RFC 9562) in namespace [`EVENT_ID_NAMESPACE`] of the name
+/// `"{url}\n{fetched_at in ms}\n{key}"`.
 pub fn event_id(url: &str, fetched_at: DateTime<Utc>, key: &str) -> String {
-    let name = format!("{url}\n{}\n{key}", fetched_at.timestamp_millis());
-    uuid::Uuid::new_v5(&EVENT_ID_NAMESPACE, name.as_bytes()).to_string()
+    EventIds::new(url, fetched_at).id(key)
+}
+
+/// The ids of all events of one page: the SHA-1 state of the page's part of the name is
+/// computed once and reused for every key.
+#[derive(Clone)]
+pub struct EventIds {
+    page: sha1_smol::Sha1,
+}
+
+impl EventIds {
+    /// Prepares the ids of a page.
+    pub fn new(url: &str, fetched_at: DateTime<Utc>) -> Self {
+        let mut page = sha1_smol::Sha1::new();
+        page.update(EVENT_ID_NAMESPACE.as_bytes());
+        page.update(url.as_bytes());
+        page.update(b"\n");
+        page.update(fetched_at.timestamp_millis().to_string().as_bytes());
+        page.update(b"\n");
+        Self { page }
+    }
+
+    /// The id of the event with this key (a symbol, or `article`).
+    pub fn id(&self, key: &str) -> String {
+        let mut hasher = self.page.clone();
+        hasher.update(key.as_bytes());
+        let digest = hasher.digest().bytes();
+        let bytes: [u8; 16] = digest[..16].try_into().expect("SHA-1 has 20 bytes");
+        let uuid = uuid::Builder::from_sha1_bytes(bytes).into_uuid();
+        let mut buffer = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        uuid.hyphenated().encode_lower(&mut buffer).to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_uuid_v5_of_the_documented_name() {
+        let at = DateTime::from_timestamp_millis(1_733_652_900_000).unwrap();
+        let url = "https://www.brecorder.com/news/1";
+        let name = format!("{url}\n1733652900000\nKSE100");
+        let expected = uuid::Uuid::new_v5(&EVENT_ID_NAMESPACE, name.as_bytes()).to_string();
+        assert_eq!(event_id(url, at, "KSE100"), expected);
+        let ids = EventIds::new(url, at);
+        assert_eq!(ids.id("KSE100"), expected);
+        assert_ne!(ids.id("KSE30"), expected);
+    }
 }

@@ -4,6 +4,7 @@
 //! schema id, datum) and Avro single-object encoding (`C3 01`, 8-byte little-endian CRC-64-AVRO
 //! fingerprint of the schema, datum), which needs no registry.
 
+pub mod datum;
 pub mod fingerprint;
 mod values;
 
@@ -11,7 +12,6 @@ use std::sync::LazyLock;
 
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
-use apache_avro::writer::datum::GenericDatumWriter;
 use apache_avro::Schema;
 
 use crate::model::{Article, Quote};
@@ -109,8 +109,6 @@ impl EncodeError {
 
 /// Encodes events with the bundled schemas and a framing. Cheap to share between threads.
 pub struct Encoder {
-    quote_writer: GenericDatumWriter<'static>,
-    article_writer: GenericDatumWriter<'static>,
     quote_header: Vec<u8>,
     article_header: Vec<u8>,
 }
@@ -118,13 +116,6 @@ pub struct Encoder {
 impl Encoder {
     /// An encoder for the given framing.
     pub fn new(framing: Framing) -> Self {
-        let schemas = Schemas::bundled();
-        let writer = |schema: &'static Schema| {
-            GenericDatumWriter::builder(schema)
-                .validate(false)
-                .build()
-                .expect("bundled schemas resolve")
-        };
         let (quote_header, article_header) = match framing {
             Framing::Confluent {
                 quote_schema_id,
@@ -136,8 +127,6 @@ impl Encoder {
             ),
         };
         Self {
-            quote_writer: writer(&schemas.quote),
-            article_writer: writer(&schemas.article),
             quote_header,
             article_header,
         }
@@ -145,24 +134,20 @@ impl Encoder {
 
     /// The framed record value of a quote.
     pub fn encode_quote(&self, quote: &Quote) -> Result<Vec<u8>, EncodeError> {
-        let value = quote_value(quote)?;
-        frame(&self.quote_writer, &self.quote_header, &value)
+        let mut buffer = Vec::with_capacity(self.quote_header.len() + 96 + quote.url.len());
+        buffer.extend_from_slice(&self.quote_header);
+        datum::write_quote(&mut buffer, quote)?;
+        Ok(buffer)
     }
 
     /// The framed record value of an article.
     pub fn encode_article(&self, article: &Article) -> Result<Vec<u8>, EncodeError> {
-        let value = article_value(article);
-        frame(&self.article_writer, &self.article_header, &value)
+        let size: usize = article.paragraphs.iter().map(|p| p.len() + 2).sum::<usize>() + 256;
+        let mut buffer = Vec::with_capacity(self.article_header.len() + size);
+        buffer.extend_from_slice(&self.article_header);
+        datum::write_article(&mut buffer, article);
+        Ok(buffer)
     }
-}
-
-fn frame(writer: &GenericDatumWriter<'static>, header: &[u8], value: &Value) -> Result<Vec<u8>, EncodeError> {
-    let mut buffer = Vec::with_capacity(256);
-    buffer.extend_from_slice(header);
-    writer
-        .write_value_ref(&mut buffer, value)
-        .map_err(|error| EncodeError::Avro(error.to_string()))?;
-    Ok(buffer)
 }
 
 /// Magic byte 0 and the big-endian schema id.

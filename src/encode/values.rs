@@ -4,7 +4,7 @@ use apache_avro::types::Value;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
-use super::{EncodeError, DECIMAL_PRECISION, DECIMAL_SCALE};
+use super::{EncodeError, DECIMAL_SCALE};
 use crate::model::{Article, Direction, Quote, QuoteKind};
 
 /// The Avro value of a quote (field order as in `schemas/quote.avsc`).
@@ -69,32 +69,13 @@ fn string_array(values: &[String]) -> Value {
     Value::Array(values.iter().cloned().map(Value::String).collect())
 }
 
-/// Bytes of every encoded decimal: enough for precision 18 (ceil((18 · log2 10 + 1) / 8)).
-const DECIMAL_BYTES: usize = 8;
-
-/// A decimal as the schema's fixed-scale two's-complement big-endian bytes.
+/// A decimal as the schema's fixed-scale two's-complement big-endian bytes (8 bytes, the size
+/// precision 18 needs, sign-extended: Avro readers that resolve schemas insist on it).
 fn decimal_value(field: &'static str, value: Decimal) -> Result<Value, EncodeError> {
-    let out_of_range = || EncodeError::DecimalOutOfRange {
-        field,
-        value: value.to_string(),
-    };
-    if value.scale() > DECIMAL_SCALE {
-        return Err(out_of_range());
-    }
-    let mut scaled = value;
-    scaled.rescale(DECIMAL_SCALE);
-    if scaled.scale() != DECIMAL_SCALE {
-        return Err(out_of_range());
-    }
-    let unscaled = scaled.mantissa();
-    if unscaled.unsigned_abs() >= 10u128.pow(DECIMAL_PRECISION) {
-        return Err(out_of_range());
-    }
-    // Always the 8 bytes that precision 18 needs, sign-extended (the specification allows any
-    // length; Avro readers that resolve schemas, such as apache-avro's, insist on the full size).
-    let bytes = unscaled.to_be_bytes();
-    let start = bytes.len() - DECIMAL_BYTES;
-    Ok(Value::Decimal(apache_avro::Decimal::from(bytes[start..].to_vec())))
+    let unscaled = super::datum::unscaled(field, value)?;
+    Ok(Value::Decimal(apache_avro::Decimal::from(
+        unscaled.to_be_bytes()[..super::datum::DECIMAL_BYTES].to_vec(),
+    )))
 }
 
 /// Reads an Avro decimal value (as decoded with the quote schema) back into an exact decimal.

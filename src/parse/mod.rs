@@ -20,7 +20,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use encoding_rs::Encoding;
 
-use crate::model::{event_id, Article, ContentType, ParsedPage, Quote, RawPage};
+use crate::model::{Article, ContentType, EventIds, ParsedPage, Quote, RawPage};
 
 pub use ticker::{parse_ticker_line, TickerLine};
 
@@ -127,7 +127,7 @@ pub fn parse_page(page: &RawPage, options: &ParseOptions) -> Result<ParsedPage, 
         return Err(ParseError::NoContent);
     }
     let article = Article {
-        event_id: event_id(&page.url, page.fetched_at, "article"),
+        event_id: quotes.ids.id("article"),
         url: page.url.clone(),
         fetched_at: page.fetched_at,
         title: parts.title,
@@ -166,6 +166,8 @@ pub(crate) struct ArticleParts {
 pub(crate) struct QuoteCollector<'p> {
     url: &'p str,
     fetched_at: DateTime<Utc>,
+    /// Event ids of this page (the page's part of the hash is computed once).
+    pub ids: EventIds,
     pub quotes: Vec<Quote>,
     /// The symbols seen so far, packed into integers for cheap comparison (see [`pack_symbol`]).
     seen: Vec<u128>,
@@ -193,6 +195,7 @@ impl<'p> QuoteCollector<'p> {
         QuoteCollector {
             url: &page.url,
             fetched_at: page.fetched_at,
+            ids: EventIds::new(&page.url, page.fetched_at),
             quotes: Vec::new(),
             seen: Vec::new(),
             index: None,
@@ -223,7 +226,7 @@ impl<'p> QuoteCollector<'p> {
             self.seen.push(key);
         }
         self.quotes.push(Quote {
-            event_id: event_id(self.url, self.fetched_at, line.symbol),
+            event_id: self.ids.id(line.symbol),
             symbol: line.symbol.to_string(),
             kind: line.kind,
             price: line.price,
@@ -347,8 +350,11 @@ mod tests {
         assert_eq!(q.price.to_string(), "106275");
         assert_eq!(q.url, p.url);
         assert_eq!(q.fetched_at, p.fetched_at);
-        assert_eq!(q.event_id, event_id(&p.url, p.fetched_at, "KSE100"));
-        assert_eq!(parsed.article.event_id, event_id(&p.url, p.fetched_at, "article"));
+        assert_eq!(q.event_id, crate::model::event_id(&p.url, p.fetched_at, "KSE100"));
+        assert_eq!(
+            parsed.article.event_id,
+            crate::model::event_id(&p.url, p.fetched_at, "article")
+        );
         assert!(parsed.article.paragraphs.is_empty());
         assert!(!parsed.replaced_invalid_bytes);
     }
