@@ -163,6 +163,8 @@ pub struct ReadRecord {
     pub offset: i64,
     /// Key as text.
     pub key: Option<String>,
+    /// Key as written.
+    pub raw_key: Option<Vec<u8>>,
     /// Raw value.
     pub value: Vec<u8>,
     /// Headers (name, value as text).
@@ -217,6 +219,7 @@ pub fn read_records(
             partition: message.partition(),
             offset: message.offset(),
             key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            raw_key: message.key().map(<[u8]>::to_vec),
             value: message.payload().unwrap_or_default().to_vec(),
             headers: message
                 .headers()

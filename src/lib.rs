@@ -17,6 +17,7 @@
 //! src/http.rs      /metrics, /healthz, /readyz
 //! src/app.rs       startup checks and wiring
 //! src/split.rs     offline splitting of files
+//! src/dlq.rs       dead-letter replay
 //! ```
 //!
 //! Data flow:
@@ -30,6 +31,7 @@
 pub mod app;
 pub mod config;
 pub mod demo;
+pub mod dlq;
 pub mod encode;
 pub mod envelope;
 pub mod http;

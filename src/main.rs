@@ -75,8 +75,32 @@ enum Command {
         #[command(subcommand)]
         command: SchemasCommand,
     },
+    /// Dead-letter tools.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
     /// Exits 0 when the running worker's /healthz answers (for container health checks).
     Healthcheck,
+}
+
+#[derive(Subcommand, Debug)]
+enum DlqCommand {
+    /// Re-publishes dead-lettered pages (original key, value and headers) to the raw topic,
+    /// for example after a parser fix.
+    ///
+    /// Example: pagesplit dlq replay --code no_content --code empty_body
+    Replay {
+        /// Only dead letters with this error code (repeatable; all when absent).
+        #[arg(long = "code")]
+        codes: Vec<String>,
+        /// Only dead letters of this stage (decode, parse, encode).
+        #[arg(long)]
+        stage: Option<String>,
+        /// Topic to publish to (default: topics.input).
+        #[arg(long)]
+        to: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -150,6 +174,24 @@ fn main() -> ExitCode {
             Command::Demo { pages } => pagesplit::demo::run_demo(config, &pages, &mut std::io::stdout().lock()).await,
             Command::Schemas { command } => schemas(&config, command).await,
             Command::Healthcheck => healthcheck(&config).await,
+            Command::Dlq {
+                command: DlqCommand::Replay { codes, stage, to },
+            } => {
+                let to = to.unwrap_or_else(|| config.topics.input.clone());
+                let filter = pagesplit::dlq::ReplayFilter { codes, stage };
+                let summary = pagesplit::dlq::replay(
+                    &config.kafka.bootstrap_servers,
+                    &config.topics.dead_letter,
+                    &to,
+                    &filter,
+                )
+                .await?;
+                println!(
+                    "replayed {} of {} dead letters from {} to {to}",
+                    summary.replayed, summary.read, config.topics.dead_letter
+                );
+                Ok(())
+            }
             Command::Split { .. } | Command::Config { .. } => unreachable!("handled above"),
         }
     });

@@ -262,6 +262,17 @@ impl Metrics {
         self.pages_consumed.with_label_values(&[topic]).get()
     }
 
+    /// Pages counted as consumed on all topics so far.
+    pub fn pages_consumed_count_total(&self) -> u64 {
+        use prometheus::core::Collector as _;
+        self.pages_consumed
+            .collect()
+            .iter()
+            .flat_map(|family| family.get_metric())
+            .map(|metric| metric.get_counter().get_value() as u64)
+            .sum()
+    }
+
     /// Pages in flight now.
     pub fn pages_in_flight_count(&self) -> i64 {
         self.pages_in_flight.get()

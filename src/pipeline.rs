@@ -11,6 +11,7 @@
 //! stored only when every event it produced (or its dead letter) is acknowledged, and only as
 //! part of the contiguous prefix of finished offsets of its partition.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -278,34 +279,72 @@ impl Pipeline {
             let stop = stop.clone();
             let fatal = fatal.clone();
             async move {
+                // Messages received while paused: they come before anything received later.
+                let mut stash: VecDeque<InMessage> = VecDeque::new();
                 loop {
-                    let pages_permit = tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = stop.cancelled() => break,
-                        permit = pages.clone().acquire_owned() => permit.expect("semaphore open"),
-                    };
-                    let received = tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = stop.cancelled() => break,
-                        received = consumer.recv() => received,
-                    };
-                    let message = match received {
-                        Ok(message) => InMessage::from_borrowed(&message),
-                        Err(error) => {
-                            tracing::warn!(error = %error, "consumer error");
-                            if let rdkafka::error::KafkaError::MessageConsumptionFatal(_) = error {
-                                *fatal.lock().expect("fatal lock") =
-                                    Some(anyhow::anyhow!("fatal consumer error: {error}"));
-                                stop.cancel();
-                                break;
+                    let message = match stash.pop_front() {
+                        Some(message) => message,
+                        None => {
+                            let received = tokio::select! {
+                                _ = shutdown.cancelled() => break,
+                                _ = stop.cancelled() => break,
+                                received = consumer.recv() => received,
+                            };
+                            match received {
+                                Ok(message) => InMessage::from_borrowed(&message),
+                                Err(error) => {
+                                    tracing::warn!(error = %error, "consumer error");
+                                    if let rdkafka::error::KafkaError::MessageConsumptionFatal(_) = error {
+                                        *fatal.lock().expect("fatal lock") =
+                                            Some(anyhow::anyhow!("fatal consumer error: {error}"));
+                                        stop.cancel();
+                                        break;
+                                    }
+                                    continue;
+                                }
                             }
-                            continue;
                         }
                     };
                     let size = message.size().clamp(1, max_bytes) as u32;
-                    let bytes_permit = tokio::select! {
+                    let acquire = || async {
+                        let pages_permit = pages.clone().acquire_owned().await.expect("semaphore open");
+                        let bytes_permit = bytes.clone().acquire_many_owned(size).await.expect("semaphore open");
+                        (pages_permit, bytes_permit)
+                    };
+                    // Wait for room under the in-flight bound; librdkafka's bounded prefetch queue
+                    // holds further messages meanwhile.
+                    let waited = tokio::select! {
+                        _ = shutdown.cancelled() => break,
                         _ = stop.cancelled() => break,
-                        permit = bytes.clone().acquire_many_owned(size) => permit.expect("semaphore open"),
+                        permits = acquire() => Some(permits),
+                        _ = tokio::time::sleep(PAUSE_AFTER) => None,
+                    };
+                    let (pages_permit, bytes_permit) = match waited {
+                        Some(permits) => permits,
+                        None => {
+                            // Still no room (the output is slow or down): pause fetching but keep
+                            // polling, so the group does not evict this worker for exceeding
+                            // max.poll.interval.ms. (Pausing drops librdkafka's prefetched
+                            // messages, so it is only worth it for long waits.)
+                            set_paused(&consumer, true);
+                            let permits = loop {
+                                tokio::select! {
+                                    _ = shutdown.cancelled() => break None,
+                                    _ = stop.cancelled() => break None,
+                                    permits = acquire() => break Some(permits),
+                                    received = consumer.recv() => {
+                                        if let Ok(received) = received {
+                                            stash.push_back(InMessage::from_borrowed(&received));
+                                        }
+                                    }
+                                }
+                            };
+                            set_paused(&consumer, false);
+                            match permits {
+                                Some(permits) => permits,
+                                None => break,
+                            }
+                        }
                     };
                     metrics.page_consumed(&message.topic);
                     let ticket =
@@ -459,6 +498,30 @@ impl Pipeline {
             return Err(error);
         }
         Ok(())
+    }
+}
+
+/// How long consumption may wait for room under the in-flight bound before fetching is paused
+/// (well under librdkafka's default `max.poll.interval.ms` of 300 s).
+const PAUSE_AFTER: Duration = Duration::from_secs(5);
+
+/// Pauses or resumes fetching of every partition currently assigned.
+fn set_paused(consumer: &PageConsumer, paused: bool) {
+    let Ok(assignment) = consumer.assignment() else {
+        return;
+    };
+    let result = if paused {
+        consumer.pause(&assignment)
+    } else {
+        consumer.resume(&assignment)
+    };
+    match result {
+        Ok(()) => tracing::debug!(
+            paused,
+            partitions = assignment.count(),
+            "in-flight bound: fetching paused/resumed"
+        ),
+        Err(error) => tracing::warn!(error = %error, paused, "failed to pause or resume fetching"),
     }
 }
 

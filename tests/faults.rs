@@ -298,6 +298,95 @@ async fn poison_messages_are_dead_lettered_with_their_codes_and_the_worker_goes_
     assert!(running.health.is_ready(), "worker still ready after poison messages");
     shutdown.cancel();
     running.wait().await.unwrap();
+
+    // `dlq replay --code empty_body` re-publishes just that page, as it was, without our headers.
+    let replay_topic = format!("{}.replay", config.topics.input);
+    let filter = pagesplit::dlq::ReplayFilter {
+        codes: vec!["empty_body".into()],
+        stage: None,
+    };
+    let summary = pagesplit::dlq::replay(&bootstrap, &config.topics.dead_letter, &replay_topic, &filter)
+        .await
+        .unwrap();
+    assert_eq!(summary, pagesplit::dlq::ReplaySummary { read: 5, replayed: 1 });
+    let replayed = read_records(&bootstrap, &replay_topic, &Positions::new(), Duration::from_secs(30)).unwrap();
+    assert_eq!(replayed.len(), 1);
+    assert_eq!(replayed[0].value, poison[4].1.clone().unwrap());
+    assert_eq!(replayed[0].key.as_deref(), Some("poison"));
+    assert!(replayed[0]
+        .headers
+        .iter()
+        .all(|(name, _)| !name.starts_with("pagesplit.")));
+    common::delete_topics(&config).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tiny_in_flight_bound_pauses_and_resumes_without_loss() {
+    let mut config = common::test_config("bound", EncodingFormat::SingleObject);
+    config.pipeline.max_in_flight_pages = 3;
+    config.pipeline.max_in_flight_bytes = config.parse.max_page_bytes;
+    pagesplit::app::prepare_topics(&config).await.unwrap();
+    let sent = pages("bound", 1500);
+    let positions = publish_pages(&config.kafka.bootstrap_servers, &config.topics.input, &sent)
+        .await
+        .unwrap();
+    let shutdown = CancellationToken::new();
+    let running = pagesplit::app::start(config.clone(), shutdown.clone()).await.unwrap();
+    let metrics = running.metrics.clone();
+    let sampler = tokio::spawn(async move {
+        let mut highest = 0;
+        loop {
+            highest = highest.max(metrics.pages_in_flight_count());
+            if metrics.pages_consumed_count_total() >= 1500 && metrics.pages_in_flight_count() == 0 {
+                return highest;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    });
+    committed(&config, &positions, Duration::from_secs(120)).await;
+    let highest = tokio::time::timeout(Duration::from_secs(30), sampler)
+        .await
+        .unwrap()
+        .unwrap();
+    println!("highest pages in flight: {highest}");
+    assert!(highest <= 3, "at most max_in_flight_pages in flight, saw {highest}");
+    assert_nothing_lost("tiny bound", &sent, &account(&config));
+    shutdown.cancel();
+    running.wait().await.unwrap();
+    common::delete_topics(&config).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_share_six_partitions_and_survive_losing_one() {
+    let mut config = common::test_config("group3", EncodingFormat::SingleObject);
+    config.topics.partitions = 6;
+    pagesplit::app::prepare_topics(&config).await.unwrap();
+    let sent = pages("group3", 6000);
+    let positions = publish_pages(&config.kafka.bootstrap_servers, &config.topics.input, &sent)
+        .await
+        .unwrap();
+    assert_eq!(positions.len(), 6, "pages spread over the six partitions");
+    let mut workers: Vec<Child> = (0..3).map(|_| spawn_worker(&config)).collect();
+    wait_for("first articles", Duration::from_secs(60), || {
+        articles_written(&config) >= 600
+    })
+    .await;
+    let mut victim = workers.remove(0);
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    let at_kill = articles_written(&config);
+    println!("one of three workers killed after {at_kill} of {} articles", sent.len());
+    assert!(at_kill < sent.len() as i64, "the kill must land mid-stream");
+    // The two others take over its partitions (after the session timeout at worst).
+    committed(&config, &positions, Duration::from_secs(150)).await;
+    for mut worker in workers {
+        Command::new("kill")
+            .args(["-TERM", &worker.id().to_string()])
+            .status()
+            .unwrap();
+        assert_eq!(worker.wait().unwrap().code(), Some(0));
+    }
+    assert_nothing_lost("group of three, one killed", &sent, &account(&config));
     common::delete_topics(&config).await;
 }
 
