@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::{field, strings, text};
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -14,32 +16,6 @@ use pagesplit::encode::{decimal_from_avro, unframe, Framed, Schemas};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use tokio_util::sync::CancellationToken;
-
-fn field<'a>(record: &'a Value, name: &str) -> &'a Value {
-    let Value::Record(fields) = record else {
-        panic!("not a record: {record:?}")
-    };
-    &fields
-        .iter()
-        .find(|(n, _)| n == name)
-        .unwrap_or_else(|| panic!("no field {name}"))
-        .1
-}
-
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(s) | Value::Enum(_, s) => s.clone(),
-        Value::Union(_, inner) => text(inner),
-        other => panic!("not text: {other:?}"),
-    }
-}
-
-fn strings(value: &Value) -> Vec<String> {
-    let Value::Array(items) = value else {
-        panic!("not an array: {value:?}")
-    };
-    items.iter().map(text).collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn example_page_becomes_34_quotes_and_one_article_and_offsets_are_committed() {

@@ -14,9 +14,7 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use pagesplit::config::EncodingFormat;
-use pagesplit::demo::{
-    decode_event, end_offsets, publish_pages, read_records, wait_committed, PageToPublish, Positions,
-};
+use pagesplit::demo::{decode_event, end_offsets, read_records, Positions};
 use pagesplit::encode::{value_to_json, Schemas, ARTICLE_SCHEMA_JSON, QUOTE_SCHEMA_JSON};
 use pagesplit::registry::{value_subject, RegistryClient};
 use rust_decimal::Decimal;
@@ -120,24 +118,7 @@ async fn the_confluent_python_client_decodes_pagesplit_events_through_the_regist
             )
         });
     let fetched_at = Utc.with_ymd_and_hms(2024, 12, 8, 10, 15, 0).unwrap();
-    let page = PageToPublish {
-        url: PAGE_URL.to_owned(),
-        fetched_at,
-        content_type: "text/plain".to_owned(),
-        body: common::fixture("pages/brecorder-putin-assad.masked.txt"),
-    };
-    let positions = publish_pages(&bootstrap, &config.topics.input, &[page])
-        .await
-        .expect("page published");
-    let (group, input, b) = (
-        config.kafka.group_id.clone(),
-        config.topics.input.clone(),
-        bootstrap.clone(),
-    );
-    tokio::task::spawn_blocking(move || wait_committed(&b, &group, &input, &positions, Duration::from_secs(60)))
-        .await
-        .unwrap()
-        .expect("offsets committed past the page");
+    common::publish_example_and_wait(&config, PAGE_URL, fetched_at).await;
     shutdown.cancel();
     running.wait().await.expect("clean shutdown");
 

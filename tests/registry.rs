@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::{field, strings, text};
+
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::process::Output;
@@ -19,7 +21,7 @@ use apache_avro::writer::datum::GenericDatumWriter;
 use apache_avro::Schema;
 use chrono::{DateTime, TimeZone, Utc};
 use pagesplit::config::{Config, EncodingFormat, RegistryConfig};
-use pagesplit::demo::{publish_pages, read_records, wait_committed, PageToPublish, Positions, ReadRecord};
+use pagesplit::demo::{read_records, Positions, ReadRecord};
 use pagesplit::encode::{
     article_value, decimal_from_avro, quote_value, read_datum, unframe, Encoder, Framed, Framing, ARTICLE_SCHEMA_JSON,
     QUOTE_SCHEMA_JSON,
@@ -138,32 +140,6 @@ impl Drop for Cleanup {
     }
 }
 
-fn field<'a>(record: &'a Value, name: &str) -> &'a Value {
-    let Value::Record(fields) = record else {
-        panic!("not a record: {record:?}")
-    };
-    &fields
-        .iter()
-        .find(|(n, _)| n == name)
-        .unwrap_or_else(|| panic!("no field {name}"))
-        .1
-}
-
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(s) | Value::Enum(_, s) => s.clone(),
-        Value::Union(_, inner) => text(inner),
-        other => panic!("not text: {other:?}"),
-    }
-}
-
-fn strings(value: &Value) -> Vec<String> {
-    let Value::Array(items) = value else {
-        panic!("not an array: {value:?}")
-    };
-    items.iter().map(text).collect()
-}
-
 /// A schema's JSON with its field list edited.
 fn edit_fields(schema_json: &str, edit: impl FnOnce(&mut Vec<serde_json::Value>)) -> String {
     let mut schema: serde_json::Value = serde_json::from_str(schema_json).expect("schema JSON");
@@ -243,24 +219,7 @@ async fn confluent_events_decode_with_the_writer_schema_fetched_from_the_registr
             )
         });
 
-    let page = PageToPublish {
-        url: PAGE_URL.to_owned(),
-        fetched_at: fetched_at(),
-        content_type: "text/plain".to_owned(),
-        body: common::fixture("pages/brecorder-putin-assad.masked.txt"),
-    };
-    let positions = publish_pages(&bootstrap, &config.topics.input, &[page])
-        .await
-        .expect("page published");
-    let (group, input, b) = (
-        config.kafka.group_id.clone(),
-        config.topics.input.clone(),
-        bootstrap.clone(),
-    );
-    tokio::task::spawn_blocking(move || wait_committed(&b, &group, &input, &positions, Duration::from_secs(60)))
-        .await
-        .unwrap()
-        .expect("offsets committed past the page");
+    common::publish_example_and_wait(&config, PAGE_URL, fetched_at()).await;
 
     // The ids the worker registered are those the registry reports for the bundled schemas.
     let client = RegistryClient::new(&config.registry).unwrap();

@@ -81,3 +81,64 @@ pub async fn poll_until<T>(deadline: Duration, mut check: impl FnMut() -> Option
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A field of a decoded Avro record.
+pub fn field<'a>(record: &'a apache_avro::types::Value, name: &str) -> &'a apache_avro::types::Value {
+    let apache_avro::types::Value::Record(fields) = record else {
+        panic!("not a record: {record:?}")
+    };
+    &fields
+        .iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no field {name}"))
+        .1
+}
+
+/// A string, enum symbol or non-null optional string of a decoded Avro record.
+pub fn text(value: &apache_avro::types::Value) -> String {
+    use apache_avro::types::Value;
+    match value {
+        Value::String(s) | Value::Enum(_, s) => s.clone(),
+        Value::Union(_, inner) => text(inner),
+        other => panic!("not text: {other:?}"),
+    }
+}
+
+/// An array of strings of a decoded Avro record.
+pub fn strings(value: &apache_avro::types::Value) -> Vec<String> {
+    let apache_avro::types::Value::Array(items) = value else {
+        panic!("not an array: {value:?}")
+    };
+    items.iter().map(text).collect()
+}
+
+/// Waits until the test worker's group has committed past `positions` of its input topic.
+pub async fn wait_for_commit(config: &Config, positions: &pagesplit::demo::Positions, deadline: Duration) {
+    let (bootstrap, group, input) = (
+        config.kafka.bootstrap_servers.clone(),
+        config.kafka.group_id.clone(),
+        config.topics.input.clone(),
+    );
+    let positions = positions.clone();
+    tokio::task::spawn_blocking(move || {
+        pagesplit::demo::wait_committed(&bootstrap, &group, &input, &positions, deadline)
+    })
+    .await
+    .expect("wait task")
+    .expect("offsets committed past the published pages");
+}
+
+/// Publishes the masked example page to the test worker's input topic and waits until the
+/// group has committed past it.
+pub async fn publish_example_and_wait(config: &Config, url: &str, fetched_at: chrono::DateTime<chrono::Utc>) {
+    let page = pagesplit::demo::PageToPublish {
+        url: url.to_owned(),
+        fetched_at,
+        content_type: "text/plain".to_owned(),
+        body: fixture("pages/brecorder-putin-assad.masked.txt"),
+    };
+    let positions = pagesplit::demo::publish_pages(&config.kafka.bootstrap_servers, &config.topics.input, &[page])
+        .await
+        .expect("page published");
+    wait_for_commit(config, &positions, Duration::from_secs(60)).await;
+}
