@@ -189,6 +189,28 @@ async fn example_page_becomes_34_quotes_and_one_article_and_offsets_are_committe
     assert!(body.contains("pagesplit_pages_in_flight 0"));
     let ready = reqwest::get(format!("http://{http}/readyz")).await.unwrap();
     assert_eq!(ready.status(), 200);
+    // librdkafka statistics (every second in tests) reach the per-partition gauges of the
+    // owned partitions: neither partition is stalled.
+    let started = std::time::Instant::now();
+    let stalled = loop {
+        let body = reqwest::get(format!("http://{http}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let stalled: Vec<String> = body
+            .lines()
+            .filter(|line| line.starts_with("pagesplit_partition_stalled{") && line.contains(&config.topics.input))
+            .map(str::to_owned)
+            .collect();
+        if stalled.len() == 2 || started.elapsed() > Duration::from_secs(30) {
+            break stalled;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(stalled.len(), 2, "one series per owned partition: {stalled:?}");
+    assert!(stalled.iter().all(|line| line.ends_with(" 0")), "{stalled:?}");
 
     shutdown.cancel();
     running.wait().await.expect("clean shutdown");
