@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::consumer::Consumer as _;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{BaseProducer, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
 use tokio_util::sync::CancellationToken;
 
@@ -19,10 +21,14 @@ use crate::offsets::OffsetTracker;
 use crate::pipeline::{Pipeline, Topics};
 use crate::registry::{value_subject, RegistryClient};
 use crate::sink::Sink;
-use crate::source::{PageConsumer, SourceContext};
+use crate::source::{Handover, PageConsumer, SourceContext};
 
 /// How long startup waits for the brokers to answer a metadata request.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long startup waits for the transaction coordinator (exactly-once): it first aborts the
+/// transaction a crashed predecessor with the same `transactional.id` left open.
+const INIT_TRANSACTIONS_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A worker that passed its startup checks and is running.
 pub struct Running {
@@ -58,9 +64,19 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     prepare_topics(&config).await?;
 
     let sink = Sink::new(&config.producer_config(), metrics.clone()).context("failed to create the Kafka producer")?;
+    if let Some(transactional_id) = config.transactional_id() {
+        let producer = sink.clone();
+        tokio::task::spawn_blocking(move || producer.init_transactions(INIT_TRANSACTIONS_TIMEOUT))
+            .await
+            .context("init_transactions task panicked")?
+            .with_context(|| format!("failed to initialise transactions with transactional.id `{transactional_id}`"))?;
+        tracing::info!(transactional_id, "exactly-once delivery: transactions initialised");
+    }
+    let handover = Arc::new(Handover::new(config.delivery.mode, config.pipeline.revoke_timeout()));
     let context = SourceContext::new(
         metrics.clone(),
         tracker.clone(),
+        handover,
         Duration::from_millis(config.pipeline.stall_timeout_ms),
     );
     let consumer: PageConsumer = config
@@ -96,6 +112,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         articles = %config.topics.articles,
         dead_letter = %config.topics.dead_letter,
         group = %config.kafka.group_id,
+        delivery = ?config.delivery.mode,
         "worker started"
     );
 
@@ -192,8 +209,23 @@ pub async fn resolve_encoder(config: &Config) -> anyhow::Result<Encoder> {
 /// Creates the topics (with `topics.create`), else checks that they exist; either way proves
 /// the brokers answer.
 pub async fn prepare_topics(config: &Config) -> anyhow::Result<()> {
+    // A plain client first: unlike the admin client, its errors (refused connections, TLS or
+    // SASL authentication failures) can be served and named when the brokers cannot be reached.
+    let probe: Arc<BaseProducer<ProbeContext>> = Arc::new(
+        config
+            .admin_config()
+            .create_with_context(ProbeContext::default())
+            .context("failed to create a Kafka client")?,
+    );
+    let bootstrap = config.kafka.bootstrap_servers.clone();
+    {
+        let (probe, bootstrap) = (probe.clone(), bootstrap.clone());
+        tokio::task::spawn_blocking(move || probe_brokers(&probe, &bootstrap))
+            .await
+            .context("metadata task panicked")??;
+    }
     let admin: AdminClient<DefaultClientContext> = config
-        .producer_config()
+        .admin_config()
         .create()
         .context("failed to create the Kafka admin client")?;
     let names = [
@@ -227,16 +259,15 @@ pub async fn prepare_topics(config: &Config) -> anyhow::Result<()> {
             }
         }
     }
-    let bootstrap = config.kafka.bootstrap_servers.clone();
     let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         // Newly created topics can take a moment to appear in metadata.
         let deadline = std::time::Instant::now() + METADATA_TIMEOUT;
         loop {
-            let metadata = admin
-                .inner()
+            let metadata = probe
+                .client()
                 .fetch_metadata(None, METADATA_TIMEOUT)
-                .with_context(|| format!("cannot reach Kafka at {bootstrap} (kafka.bootstrap_servers)"))?;
+                .map_err(|error| unreachable_error(&probe, &bootstrap, &error))?;
             let missing = names.iter().find(|name| {
                 !metadata.topics().iter().any(|topic| {
                     topic.name() == name.as_str() && topic.error().is_none() && !topic.partitions().is_empty()
@@ -253,4 +284,49 @@ pub async fn prepare_topics(config: &Config) -> anyhow::Result<()> {
     })
     .await
     .context("metadata task panicked")?
+}
+
+/// Remembers the last error a client reported (a refused connection, a failed TLS handshake or
+/// SASL authentication), to name it when startup cannot reach the brokers.
+#[derive(Default)]
+struct ProbeContext {
+    last_error: Mutex<Option<String>>,
+}
+
+impl ClientContext for ProbeContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!(error = %error, reason, "Kafka client error during startup");
+        let mut last_error = self.last_error.lock().expect("error lock");
+        // "all brokers are down" follows the reason they are; keep the reason.
+        if last_error.is_none() || error.rdkafka_error_code() != Some(RDKafkaErrorCode::AllBrokersDown) {
+            *last_error = Some(reason.to_owned());
+        }
+    }
+
+    fn stats(&self, _statistics: rdkafka::Statistics) {}
+}
+
+impl rdkafka::producer::ProducerContext for ProbeContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _result: &rdkafka::producer::DeliveryResult<'_>, _opaque: ()) {}
+}
+
+/// Proves that the brokers answer (and accept this client's credentials).
+fn probe_brokers(probe: &BaseProducer<ProbeContext>, bootstrap: &str) -> anyhow::Result<()> {
+    match probe.client().fetch_metadata(None, METADATA_TIMEOUT) {
+        Ok(_) => Ok(()),
+        Err(error) => Err(unreachable_error(probe, bootstrap, &error)),
+    }
+}
+
+/// "cannot reach Kafka", with the reason the client last reported.
+fn unreachable_error(probe: &BaseProducer<ProbeContext>, bootstrap: &str, error: &KafkaError) -> anyhow::Error {
+    // Serves the queued error events (and logs) into the context.
+    probe.poll(Duration::from_millis(100));
+    match probe.context().last_error.lock().expect("error lock").take() {
+        Some(reason) => {
+            anyhow::anyhow!("cannot reach Kafka at {bootstrap} (kafka.bootstrap_servers): {reason} ({error})")
+        }
+        None => anyhow::anyhow!("cannot reach Kafka at {bootstrap} (kafka.bootstrap_servers): {error}"),
+    }
 }

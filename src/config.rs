@@ -94,6 +94,8 @@ pub struct Config {
     pub parse: ParseConfig,
     /// Work in flight, draining and progress checks.
     pub pipeline: PipelineConfig,
+    /// Delivery guarantee: at-least-once or exactly-once.
+    pub delivery: DeliveryConfig,
 }
 
 /// Kafka connection and consumer group.
@@ -106,6 +108,22 @@ pub struct KafkaConfig {
     pub group_id: String,
     /// Consumer group session timeout in milliseconds; the drain deadline must be shorter.
     pub session_timeout_ms: u64,
+    /// How clients talk to the brokers: `PLAINTEXT`, `SSL` (TLS), `SASL_PLAINTEXT` or
+    /// `SASL_SSL` (SASL authentication over TLS).
+    pub security_protocol: SecurityProtocol,
+    /// SASL mechanism, with a `SASL_*` protocol: `SCRAM-SHA-512`, `SCRAM-SHA-256` or `PLAIN`.
+    pub sasl_mechanism: SaslMechanism,
+    /// SASL user name, with a `SASL_*` protocol.
+    pub sasl_username: String,
+    /// SASL password (for example from `PAGESPLIT_KAFKA__SASL_PASSWORD`); never printed.
+    /// Give this or `sasl_password_file`, not both.
+    pub sasl_password: Secret,
+    /// File holding the SASL password (a mounted secret); read at startup, one trailing newline
+    /// removed. Give this or `sasl_password`, not both.
+    pub sasl_password_file: String,
+    /// PEM file of the CA certificate(s) that signed the brokers' certificates, with `SSL` or
+    /// `SASL_SSL`; empty: the system's trust store. Broker host names are verified.
+    pub ssl_ca_location: String,
     /// Raw librdkafka settings applied to every client (consumer and producer) last,
     /// for example `"security.protocol" = "SASL_SSL"`.
     pub options: BTreeMap<String, String>,
@@ -121,6 +139,12 @@ impl Default for KafkaConfig {
             bootstrap_servers: default_bootstrap_servers(),
             group_id: "pagesplit".to_owned(),
             session_timeout_ms: default_session_timeout_ms(),
+            security_protocol: SecurityProtocol::Plaintext,
+            sasl_mechanism: SaslMechanism::ScramSha512,
+            sasl_username: String::new(),
+            sasl_password: Secret::default(),
+            sasl_password_file: String::new(),
+            ssl_ca_location: String::new(),
             options: BTreeMap::new(),
             consumer_options: BTreeMap::new(),
             producer_options: BTreeMap::new(),
@@ -136,6 +160,67 @@ fn default_bootstrap_servers() -> String {
 /// librdkafka's default consumer group session timeout (45 s).
 const fn default_session_timeout_ms() -> u64 {
     45_000
+}
+
+/// How clients talk to the brokers (librdkafka `security.protocol`).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SecurityProtocol {
+    /// No TLS, no authentication.
+    Plaintext,
+    /// TLS, no authentication.
+    Ssl,
+    /// SASL authentication without TLS.
+    SaslPlaintext,
+    /// SASL authentication over TLS.
+    SaslSsl,
+}
+
+impl SecurityProtocol {
+    /// The librdkafka value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
+        }
+    }
+
+    /// Whether the protocol authenticates with SASL.
+    pub fn uses_sasl(self) -> bool {
+        matches!(self, SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl)
+    }
+
+    /// Whether the protocol encrypts with TLS.
+    pub fn uses_tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+}
+
+/// SASL mechanism (librdkafka `sasl.mechanisms`).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+pub enum SaslMechanism {
+    /// SCRAM with SHA-512.
+    #[serde(rename = "SCRAM-SHA-512")]
+    ScramSha512,
+    /// SCRAM with SHA-256.
+    #[serde(rename = "SCRAM-SHA-256")]
+    ScramSha256,
+    /// Plain user name and password (only over TLS).
+    #[serde(rename = "PLAIN")]
+    Plain,
+}
+
+impl SaslMechanism {
+    /// The librdkafka value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SaslMechanism::ScramSha512 => "SCRAM-SHA-512",
+            SaslMechanism::ScramSha256 => "SCRAM-SHA-256",
+            SaslMechanism::Plain => "PLAIN",
+        }
+    }
 }
 
 /// Topic names.
@@ -330,6 +415,10 @@ pub struct PipelineConfig {
     pub statistics_interval_ms: u64,
     /// A partition with lag that makes no progress for this long is reported as stalled.
     pub stall_timeout_ms: u64,
+    /// When the group takes partitions away, how long in-flight pages of those partitions may
+    /// take to finish (what finished is committed before the partitions go; the rest is consumed
+    /// again by the new owner), in milliseconds.
+    pub revoke_timeout_ms: u64,
 }
 
 impl Default for PipelineConfig {
@@ -342,14 +431,101 @@ impl Default for PipelineConfig {
             retry_backoff_max_ms: 10_000,
             statistics_interval_ms: 5_000,
             stall_timeout_ms: 60_000,
+            revoke_timeout_ms: default_revoke_timeout_ms(),
         }
     }
+}
+
+/// Long enough for pages already sent to be acknowledged, short next to the group's
+/// `max.poll.interval.ms` (300 s) that bounds how long a rebalance callback may take.
+const fn default_revoke_timeout_ms() -> u64 {
+    5_000
 }
 
 impl PipelineConfig {
     /// The drain deadline.
     pub fn drain_timeout(&self) -> Duration {
         Duration::from_millis(self.drain_timeout_ms)
+    }
+
+    /// The revoke deadline.
+    pub fn revoke_timeout(&self) -> Duration {
+        Duration::from_millis(self.revoke_timeout_ms)
+    }
+}
+
+/// The delivery guarantee.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeliveryMode {
+    /// A page's offset is committed after all its events are acknowledged; after a crash or a
+    /// rebalance some events are published again, with the same `event_id`.
+    AtLeastOnce,
+    /// A batch of pages' events and their input offsets are committed in one Kafka transaction;
+    /// `read_committed` consumers see every event once.
+    ExactlyOnce,
+}
+
+/// Delivery guarantee.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// `at-least-once` or `exactly-once` (transactions; downstream consumers must read with
+    /// `isolation.level=read_committed`).
+    pub mode: DeliveryMode,
+    /// Exactly-once: first part of the producer's `transactional.id`,
+    /// `<prefix>-<kafka.group_id>-<instance_id>`.
+    pub transactional_id_prefix: String,
+    /// Exactly-once: this worker's name, unique among the workers of the group and the same
+    /// across its restarts (a StatefulSet pod name, a host name), so that a restarted worker
+    /// fences its crashed predecessor and aborts its open transaction at once. Empty: the
+    /// `HOSTNAME` environment variable.
+    pub instance_id: String,
+    /// Exactly-once: a transaction is committed once it holds this many pages...
+    pub transaction_max_pages: usize,
+    /// ...or once it has been open this long, in milliseconds (the latency downstream
+    /// `read_committed` consumers see).
+    pub transaction_max_ms: u64,
+    /// Exactly-once: the broker aborts a transaction left open longer than this (a crashed
+    /// worker's), in milliseconds; at most the broker's `transaction.max.timeout.ms` (15 min).
+    pub transaction_timeout_ms: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            mode: DeliveryMode::AtLeastOnce,
+            transactional_id_prefix: "pagesplit".to_owned(),
+            instance_id: String::new(),
+            transaction_max_pages: 500,
+            transaction_max_ms: 100,
+            transaction_timeout_ms: default_transaction_timeout_ms(),
+        }
+    }
+}
+
+/// librdkafka's default `transaction.timeout.ms` (60 s).
+const fn default_transaction_timeout_ms() -> u64 {
+    60_000
+}
+
+impl DeliveryConfig {
+    /// Whether transactions are used.
+    pub fn exactly_once(&self) -> bool {
+        self.mode == DeliveryMode::ExactlyOnce
+    }
+
+    /// The instance id in use: `instance_id`, else the `HOSTNAME` environment variable.
+    pub fn effective_instance_id(&self) -> Option<String> {
+        if !self.instance_id.trim().is_empty() {
+            return Some(self.instance_id.trim().to_owned());
+        }
+        std::env::var("HOSTNAME").ok().filter(|name| !name.trim().is_empty())
+    }
+
+    /// The longest a transaction stays open before it is committed.
+    pub fn transaction_max_duration(&self) -> Duration {
+        Duration::from_millis(self.transaction_max_ms)
     }
 }
 
@@ -495,12 +671,28 @@ impl Config {
                 "must be at least pipeline.retry_backoff_ms, which must be > 0",
             );
         }
+        if self.pipeline.revoke_timeout_ms >= self.kafka.session_timeout_ms {
+            return bad(
+                "pipeline.revoke_timeout_ms",
+                format!(
+                    "must be shorter than kafka.session_timeout_ms ({} ms)",
+                    self.kafka.session_timeout_ms
+                ),
+            );
+        }
+        self.validate_security()?;
+        self.validate_delivery()?;
         for (key, options) in [
             ("kafka.options", &self.kafka.options),
             ("kafka.consumer_options", &self.kafka.consumer_options),
             ("kafka.producer_options", &self.kafka.producer_options),
         ] {
-            for managed in ["enable.auto.offset.store", "group.id", "bootstrap.servers"] {
+            for managed in [
+                "enable.auto.offset.store",
+                "group.id",
+                "bootstrap.servers",
+                "transactional.id",
+            ] {
                 if options.contains_key(managed) {
                     return bad(
                         key,
@@ -510,6 +702,154 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    fn validate_security(&self) -> Result<(), ConfigError> {
+        let kafka = &self.kafka;
+        let bad = |key: &str, reason: &str| {
+            Err(ConfigError::Value {
+                key: key.to_owned(),
+                reason: reason.to_owned(),
+            })
+        };
+        if kafka.security_protocol.uses_sasl() {
+            if kafka.sasl_username.trim().is_empty() {
+                return bad("kafka.sasl_username", "must be set with a SASL security_protocol");
+            }
+            match (kafka.sasl_password.is_empty(), kafka.sasl_password_file.is_empty()) {
+                (true, true) => {
+                    return bad(
+                        "kafka.sasl_password",
+                        "set it (or kafka.sasl_password_file) with a SASL security_protocol",
+                    )
+                }
+                (false, false) => {
+                    return bad(
+                        "kafka.sasl_password_file",
+                        "give either kafka.sasl_password or kafka.sasl_password_file, not both",
+                    )
+                }
+                _ => {}
+            }
+            self.sasl_password()?;
+        } else if !kafka.sasl_username.is_empty()
+            || !kafka.sasl_password.is_empty()
+            || !kafka.sasl_password_file.is_empty()
+        {
+            return bad(
+                "kafka.security_protocol",
+                "SASL credentials are set but the protocol is not SASL_SSL or SASL_PLAINTEXT",
+            );
+        }
+        if !kafka.ssl_ca_location.is_empty() {
+            if !kafka.security_protocol.uses_tls() {
+                return bad(
+                    "kafka.ssl_ca_location",
+                    "is only used with security_protocol SSL or SASL_SSL",
+                );
+            }
+            if let Err(error) = std::fs::metadata(&kafka.ssl_ca_location) {
+                return Err(ConfigError::Value {
+                    key: "kafka.ssl_ca_location".to_owned(),
+                    reason: format!("cannot read {}: {error}", kafka.ssl_ca_location),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_delivery(&self) -> Result<(), ConfigError> {
+        let delivery = &self.delivery;
+        let bad = |key: &str, reason: String| {
+            Err(ConfigError::Value {
+                key: key.to_owned(),
+                reason,
+            })
+        };
+        if delivery.transaction_max_pages == 0 {
+            return bad("delivery.transaction_max_pages", "must be greater than 0".to_owned());
+        }
+        if delivery.transaction_max_ms == 0 || delivery.transaction_max_ms >= delivery.transaction_timeout_ms {
+            return bad(
+                "delivery.transaction_max_ms",
+                format!(
+                    "must be greater than 0 and shorter than delivery.transaction_timeout_ms ({} ms)",
+                    delivery.transaction_timeout_ms
+                ),
+            );
+        }
+        if delivery.transaction_timeout_ms > 900_000 {
+            return bad(
+                "delivery.transaction_timeout_ms",
+                "must be at most 900000, the brokers' default transaction.max.timeout.ms".to_owned(),
+            );
+        }
+        if !delivery.exactly_once() {
+            return Ok(());
+        }
+        if delivery.transactional_id_prefix.trim().is_empty() {
+            return bad("delivery.transactional_id_prefix", "must not be empty".to_owned());
+        }
+        if delivery.effective_instance_id().is_none() {
+            return bad(
+                "delivery.instance_id",
+                "must be set in exactly-once mode (a name unique within the group and stable across restarts); \
+                 HOSTNAME is not set either"
+                    .to_owned(),
+            );
+        }
+        for (key, options) in [
+            ("kafka.options", &self.kafka.options),
+            ("kafka.consumer_options", &self.kafka.consumer_options),
+        ] {
+            if options.get("enable.auto.commit").is_some_and(|value| value == "true") {
+                return bad(
+                    key,
+                    "`enable.auto.commit` cannot be true in exactly-once mode: offsets are committed in transactions"
+                        .to_owned(),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The SASL password: `kafka.sasl_password`, else the content of `kafka.sasl_password_file`.
+    pub fn sasl_password(&self) -> Result<Secret, ConfigError> {
+        if self.kafka.sasl_password_file.is_empty() {
+            return Ok(self.kafka.sasl_password.clone());
+        }
+        let path = &self.kafka.sasl_password_file;
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Value {
+            key: "kafka.sasl_password_file".to_owned(),
+            reason: format!("cannot read {path}: {error}"),
+        })?;
+        let password = text.strip_suffix('\n').unwrap_or(&text);
+        let password = password.strip_suffix('\r').unwrap_or(password);
+        if password.is_empty() {
+            return Err(ConfigError::Value {
+                key: "kafka.sasl_password_file".to_owned(),
+                reason: format!("{path} is empty"),
+            });
+        }
+        Ok(Secret::new(password))
+    }
+
+    /// The producer's `transactional.id` in exactly-once mode:
+    /// `<transactional_id_prefix>-<group_id>-<instance_id>`.
+    ///
+    /// One id per worker, stable across its restarts, rather than one per input partition:
+    /// the consumer group metadata sent with each transaction's offsets (KIP-447) already fences
+    /// a worker whose partitions were reassigned, so the id only has to let a restarted worker
+    /// fence its own predecessor and abort the transaction that one left open.
+    pub fn transactional_id(&self) -> Option<String> {
+        if !self.delivery.exactly_once() {
+            return None;
+        }
+        let instance = self.delivery.effective_instance_id()?;
+        Some(format!(
+            "{}-{}-{instance}",
+            self.delivery.transactional_id_prefix, self.kafka.group_id
+        ))
     }
 
     /// The effective configuration as TOML, with secrets redacted (for logs and `config check`).
@@ -532,6 +872,23 @@ impl Config {
     fn common_client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.kafka.bootstrap_servers);
+        let kafka = &self.kafka;
+        config.set("security.protocol", kafka.security_protocol.as_str());
+        if kafka.security_protocol.uses_sasl() {
+            config
+                .set("sasl.mechanisms", kafka.sasl_mechanism.as_str())
+                .set("sasl.username", &kafka.sasl_username);
+            match self.sasl_password() {
+                Ok(password) => {
+                    config.set("sasl.password", password.expose());
+                }
+                // Checked at startup; a file gone since then fails authentication, loudly.
+                Err(error) => tracing::error!(error = %error, "no SASL password"),
+            }
+        }
+        if kafka.security_protocol.uses_tls() && !kafka.ssl_ca_location.is_empty() {
+            config.set("ssl.ca.location", &kafka.ssl_ca_location);
+        }
         if self.pipeline.statistics_interval_ms > 0 {
             config.set(
                 "statistics.interval.ms",
@@ -542,12 +899,14 @@ impl Config {
     }
 
     /// The consumer's librdkafka settings: offsets are stored by pagesplit once a page's events
-    /// are acknowledged and committed in the background; fetch queues are bounded.
+    /// are acknowledged and committed in the background (at-least-once), or committed in the
+    /// producer's transactions (exactly-once); fetch queues are bounded.
     pub fn consumer_config(&self) -> ClientConfig {
         let mut config = self.common_client_config();
+        let auto_commit = if self.delivery.exactly_once() { "false" } else { "true" };
         config
             .set("group.id", &self.kafka.group_id)
-            .set("enable.auto.commit", "true")
+            .set("enable.auto.commit", auto_commit)
             .set("auto.commit.interval.ms", "1000")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
@@ -561,8 +920,21 @@ impl Config {
         config
     }
 
-    /// The producer's librdkafka settings: idempotent, acks from all in-sync replicas.
+    /// The producer's librdkafka settings: idempotent, acks from all in-sync replicas;
+    /// transactional in exactly-once mode.
     pub fn producer_config(&self) -> ClientConfig {
+        let mut config = self.admin_config();
+        if let Some(transactional_id) = self.transactional_id() {
+            config.set("transactional.id", transactional_id).set(
+                "transaction.timeout.ms",
+                self.delivery.transaction_timeout_ms.to_string(),
+            );
+        }
+        config
+    }
+
+    /// The producer's settings without a `transactional.id` (admin clients, metadata).
+    pub fn admin_config(&self) -> ClientConfig {
         let mut config = self.common_client_config();
         config
             .set("enable.idempotence", "true")
@@ -696,6 +1068,122 @@ mod tests {
         let shown = config.redacted_toml();
         assert!(!shown.contains("hunter2") && !shown.contains("s3cret"), "{shown}");
         assert!(!format!("{config:?}").contains("s3cret"));
+    }
+}
+
+#[cfg(test)]
+mod delivery_and_security_tests {
+    use super::*;
+
+    #[test]
+    fn at_least_once_is_the_default_and_has_no_transactions() {
+        let config = Config::default();
+        assert_eq!(config.delivery.mode, DeliveryMode::AtLeastOnce);
+        assert_eq!(config.transactional_id(), None);
+        assert_eq!(config.consumer_config().get("enable.auto.commit"), Some("true"));
+        assert_eq!(config.producer_config().get("transactional.id"), None);
+    }
+
+    #[test]
+    fn exactly_once_uses_transactions_and_no_auto_commit() {
+        let config = Config::from_toml_str(
+            "[kafka]\ngroup_id = \"prices\"\n[delivery]\nmode = \"exactly-once\"\ninstance_id = \"worker-0\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.transactional_id().as_deref(), Some("pagesplit-prices-worker-0"));
+        assert_eq!(
+            config.producer_config().get("transactional.id"),
+            Some("pagesplit-prices-worker-0")
+        );
+        assert_eq!(config.producer_config().get("transaction.timeout.ms"), Some("60000"));
+        assert_eq!(config.admin_config().get("transactional.id"), None);
+        assert_eq!(config.consumer_config().get("enable.auto.commit"), Some("false"));
+    }
+
+    #[test]
+    fn delivery_errors_name_the_key() {
+        let error = Config::from_toml_str("[delivery]\nmode = \"twice\"\n").unwrap_err();
+        assert!(error.to_string().contains("mode"), "{error}");
+        let error = Config::from_toml_str("[delivery]\nmax_pages = 3\n").unwrap_err();
+        assert!(error.to_string().contains("max_pages"), "{error}");
+        let error = Config::from_toml_str("[delivery]\ntransaction_max_ms = 60000\n").unwrap_err();
+        assert!(error.to_string().contains("delivery.transaction_max_ms"), "{error}");
+        let error = Config::from_toml_str("[delivery]\ntransaction_max_pages = 0\n").unwrap_err();
+        assert!(error.to_string().contains("delivery.transaction_max_pages"), "{error}");
+        let error = Config::from_toml_str(
+            "[delivery]\nmode = \"exactly-once\"\ninstance_id = \"a\"\n[kafka.consumer_options]\n\"enable.auto.commit\" = \"true\"\n",
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("kafka.consumer_options"), "{error}");
+        let error = Config::from_toml_str("[kafka.producer_options]\n\"transactional.id\" = \"x\"\n").unwrap_err();
+        assert!(error.to_string().contains("transactional.id"), "{error}");
+        let error = Config::from_toml_str("[pipeline]\nrevoke_timeout_ms = 45000\n").unwrap_err();
+        assert!(error.to_string().contains("pipeline.revoke_timeout_ms"), "{error}");
+    }
+
+    #[test]
+    fn sasl_ssl_settings_reach_the_clients_and_the_password_is_never_printed() {
+        let config = Config::load(
+            None,
+            vec![("PAGESPLIT_KAFKA__SASL_PASSWORD".to_owned(), "hunter2-secret".to_owned())],
+            &[
+                ("kafka.security_protocol".to_owned(), "SASL_SSL".to_owned()),
+                ("kafka.sasl_username".to_owned(), "pagesplit".to_owned()),
+            ],
+        )
+        .unwrap();
+        for client in [
+            config.consumer_config(),
+            config.producer_config(),
+            config.admin_config(),
+        ] {
+            assert_eq!(client.get("security.protocol"), Some("SASL_SSL"));
+            assert_eq!(client.get("sasl.mechanisms"), Some("SCRAM-SHA-512"));
+            assert_eq!(client.get("sasl.username"), Some("pagesplit"));
+            assert_eq!(client.get("sasl.password"), Some("hunter2-secret"));
+            assert!(!format!("{client:?}").contains("hunter2"));
+        }
+        let shown = config.redacted_toml();
+        assert!(shown.contains("sasl_password = \"***\""), "{shown}");
+        assert!(!shown.contains("hunter2") && !format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn the_password_can_come_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("password");
+        std::fs::write(&path, "from-a-file\n").unwrap();
+        let text = format!(
+            "[kafka]\nsecurity_protocol = \"SASL_SSL\"\nsasl_username = \"u\"\nsasl_password_file = \"{}\"\n",
+            path.display()
+        );
+        let config = Config::from_toml_str(&text).unwrap();
+        assert_eq!(config.producer_config().get("sasl.password"), Some("from-a-file"));
+        assert!(!config.redacted_toml().contains("from-a-file"));
+        std::fs::remove_file(&path).unwrap();
+        let error = Config::from_toml_str(&text).unwrap_err();
+        assert!(error.to_string().contains("kafka.sasl_password_file"), "{error}");
+    }
+
+    #[test]
+    fn security_errors_name_the_key() {
+        let error = Config::from_toml_str("[kafka]\nsecurity_protocol = \"SASL_SSL\"\n").unwrap_err();
+        assert!(error.to_string().contains("kafka.sasl_username"), "{error}");
+        let error =
+            Config::from_toml_str("[kafka]\nsecurity_protocol = \"SASL_SSL\"\nsasl_username = \"u\"\n").unwrap_err();
+        assert!(error.to_string().contains("kafka.sasl_password"), "{error}");
+        let error = Config::from_toml_str(
+            "[kafka]\nsecurity_protocol = \"SASL_SSL\"\nsasl_username = \"u\"\nsasl_password = \"p\"\nsasl_password_file = \"/f\"\n",
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("kafka.sasl_password_file"), "{error}");
+        assert!(!error.to_string().contains("\"p\""), "{error}");
+        let error = Config::from_toml_str("[kafka]\nsasl_username = \"u\"\n").unwrap_err();
+        assert!(error.to_string().contains("kafka.security_protocol"), "{error}");
+        let error = Config::from_toml_str("[kafka]\nsecurity_protocol = \"TLS\"\n").unwrap_err();
+        assert!(error.to_string().contains("security_protocol"), "{error}");
+        let error = Config::from_toml_str("[kafka]\nssl_ca_location = \"/ca.pem\"\n").unwrap_err();
+        assert!(error.to_string().contains("kafka.ssl_ca_location"), "{error}");
     }
 }
 

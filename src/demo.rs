@@ -186,6 +186,9 @@ pub fn read_records(
         .set("group.id", "pagesplit-reader")
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
+        // Transactional topics end in commit markers that are never delivered: the end of a
+        // partition is known from the partition-EOF event and the consumer's position.
+        .set("enable.partition.eof", "true")
         .create()?;
     let mut assignment = TopicPartitionList::new();
     let mut remaining = 0;
@@ -207,10 +210,21 @@ pub fn read_records(
         if started.elapsed() > deadline {
             bail!("timed out reading `{topic}`: read {} records", records.len());
         }
-        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
-            continue;
+        let message = match consumer.poll(Duration::from_millis(200)) {
+            None => continue,
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(partition))) => {
+                let position = consumer.position()?;
+                let at = position.find_partition(topic, partition).and_then(|element| match element.offset() {
+                    Offset::Offset(offset) => Some(offset),
+                    _ => None,
+                });
+                if at.is_some_and(|at| at >= ends[&partition]) {
+                    done.insert(partition, ());
+                }
+                continue;
+            }
+            Some(message) => message?,
         };
-        let message = message?;
         let end = ends[&message.partition()];
         if message.offset() >= end {
             continue;

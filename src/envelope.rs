@@ -96,8 +96,9 @@ pub fn decode_message<'a>(
             url: envelope.url,
             fetched_at: parse_fetched_at(&envelope.fetched_at)?,
             content_type,
-            // The JSON string is already Unicode: any charset the page once had no longer applies.
-            charset: None,
+            // The JSON string is already Unicode (UTF-8 bytes here): a `<meta charset>` the page
+            // still carries from before it was transcoded no longer applies.
+            charset: Some("utf-8".to_owned()),
             body: envelope.body.into_bytes(),
         });
     }
@@ -166,6 +167,11 @@ mod tests {
         assert_eq!(page.fetched_at.timestamp(), 1_733_652_900);
         assert_eq!(page.content_type, ContentType::Text);
         assert!(page.body.starts_with("AGL 37.94".as_bytes()));
+        assert_eq!(
+            page.charset.as_deref(),
+            Some("utf-8"),
+            "an envelope's body is Unicode whatever <meta> says"
+        );
     }
 
     #[test]

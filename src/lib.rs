@@ -13,10 +13,13 @@
 //! src/sink.rs      Kafka producer: send, classify failures, flush
 //! src/offsets.rs   pure: which offsets may be committed
 //! src/pipeline.rs  the only module that sees both ends: ordering, offsets, dead letters
+//!                  (pipeline/transactional.rs: the exactly-once variant)
 //! src/metrics.rs   Prometheus metrics, one function per telemetry event
 //! src/http.rs      /metrics, /healthz, /readyz
 //! src/app.rs       startup checks and wiring
-//! src/split.rs     offline splitting of files
+//! src/split.rs     offline splitting of files (JSON lines or Avro container files)
+//! src/warc.rs      pure: WARC / WARC.gz archives → pages
+//! src/cli/         command line: arguments, replay, tail, progress
 //! src/dlq.rs       dead-letter replay
 //! ```
 //!
@@ -29,6 +32,7 @@
 //! ```
 
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod dlq;
@@ -45,3 +49,4 @@ pub mod shutdown;
 pub mod sink;
 pub mod source;
 pub mod split;
+pub mod warc;

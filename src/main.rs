@@ -1,11 +1,13 @@
 //! The `pagesplit` command line: parses flags and configuration, starts logging, hands over to
 //! the library.
 
-use std::io::{Read as _, Write as _};
-use std::path::PathBuf;
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser as _};
+use pagesplit::cli::args::{Cli, Command, ConfigCommand, DlqCommand, PageArgs, ProgressArgs, SchemasCommand};
+use pagesplit::cli::progress::{Measure, Progress};
+use pagesplit::cli::UsageError;
 use pagesplit::config::{Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
@@ -14,127 +16,15 @@ const EXIT_RUNTIME: u8 = 1;
 /// Exit code of a usage or configuration error.
 const EXIT_USAGE: u8 = 2;
 
-/// Splits raw scraped web pages into typed quote and article events.
-///
-/// Configuration is layered: defaults, then the TOML file (--config), then PAGESPLIT_<SECTION>__<KEY>
-/// environment variables, then --set flags.
-///
-/// Exit codes: 0 ok, 1 runtime error, 2 usage or configuration error.
-#[derive(Parser, Debug)]
-#[command(name = "pagesplit", version, about, long_about)]
-struct Cli {
-    /// TOML configuration file.
-    #[arg(long, short, global = true, env = "PAGESPLIT_CONFIG", value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Overrides one configuration key, e.g. --set kafka.bootstrap_servers=broker:9092 (repeatable).
-    #[arg(long = "set", global = true, value_name = "KEY=VALUE", value_parser = parse_key_value)]
-    overrides: Vec<(String, String)>,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Runs the worker: consumes raw pages and publishes quote and article events.
-    ///
-    /// Example: pagesplit run --config deploy/pagesplit.example.toml
-    Run,
-    /// Splits page files offline (no Kafka) and prints one JSON object per event.
-    ///
-    /// Inputs are plain-text or HTML pages, JSON envelopes, JSON lines of envelopes, or
-    /// directories of them; standard input when none is given. A summary goes to stderr.
-    ///
-    /// Example: pagesplit split tests/fixtures/pages/brecorder-putin-assad.masked.txt
-    Split {
-        /// Files or directories.
-        inputs: Vec<PathBuf>,
-        /// URL to stamp on plain pages (default: the file:// URL of the file).
-        #[arg(long)]
-        url: Option<String>,
-        /// Fetch time (RFC 3339) to stamp on plain pages (default: the file's modification time).
-        #[arg(long, value_parser = parse_time)]
-        fetched_at: Option<chrono::DateTime<chrono::Utc>>,
-    },
-    /// Publishes the example pages to a local broker, runs the worker until they are
-    /// committed, and prints the events read back from the output topics.
-    ///
-    /// Example: pagesplit demo --pages examples/pages
-    Demo {
-        /// Directory of .txt/.html pages to publish.
-        #[arg(long, default_value = "examples/pages")]
-        pages: PathBuf,
-    },
-    /// Configuration tools.
-    Config {
-        #[command(subcommand)]
-        command: ConfigCommand,
-    },
-    /// Schema tools: print the bundled Avro schemas, register them, or check them against the
-    /// registry's compatibility rules.
-    Schemas {
-        #[command(subcommand)]
-        command: SchemasCommand,
-    },
-    /// Dead-letter tools.
-    Dlq {
-        #[command(subcommand)]
-        command: DlqCommand,
-    },
-    /// Exits 0 when the running worker's /healthz answers (for container health checks).
-    Healthcheck,
-}
-
-#[derive(Subcommand, Debug)]
-enum DlqCommand {
-    /// Re-publishes dead-lettered pages (original key, value and headers) to the raw topic,
-    /// for example after a parser fix.
-    ///
-    /// Example: pagesplit dlq replay --code no_content --code empty_body
-    Replay {
-        /// Only dead letters with this error code (repeatable; all when absent).
-        #[arg(long = "code")]
-        codes: Vec<String>,
-        /// Only dead letters of this stage (decode, parse, encode).
-        #[arg(long)]
-        stage: Option<String>,
-        /// Topic to publish to (default: topics.input).
-        #[arg(long)]
-        to: Option<String>,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-enum ConfigCommand {
-    /// Prints the effective configuration (secrets redacted); exits 2 when it is invalid.
-    ///
-    /// Example: PAGESPLIT_KAFKA__GROUP_ID=prod pagesplit config check --config pagesplit.toml
-    Check,
-}
-
-#[derive(Subcommand, Debug)]
-enum SchemasCommand {
-    /// Prints the bundled schemas.
-    Print,
-    /// Registers the schemas under their TopicNameStrategy subjects.
-    Register,
-    /// Checks the schemas against the registered versions; exits 1 when incompatible.
-    Check,
-}
-
-fn parse_key_value(text: &str) -> Result<(String, String), String> {
-    text.split_once('=')
-        .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
-        .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))
-}
-
-fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&chrono::Utc))
-        .map_err(|e| format!("`{text}` is not an RFC 3339 time: {e}"))
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Completions { shell } = cli.command {
+        use clap_complete::Generator as _;
+        let mut command = Cli::command();
+        command.set_bin_name("pagesplit");
+        command.build();
+        return exit_code(shell.try_generate(&command, &mut std::io::stdout()).map_err(Into::into));
+    }
     let config = match Config::load(cli.config.as_deref(), std::env::vars(), &cli.overrides) {
         Ok(config) => config,
         Err(error) => {
@@ -151,13 +41,17 @@ fn main() -> ExitCode {
     }
     if let Command::Split {
         inputs,
-        url,
-        fetched_at,
+        out,
+        page,
+        progress,
     } = &cli.command
     {
-        return split(&config, inputs, url.clone(), *fetched_at);
+        return exit_code(split(&config, inputs, out.as_deref(), page, progress));
     }
-    init_tracing(&config);
+    // The client commands report broker trouble in their own words; librdkafka's log lines
+    // (one per reconnect attempt) would drown them, unless asked for in log.level.
+    let quiet_kafka = matches!(cli.command, Command::Replay { .. } | Command::Tail { .. });
+    init_tracing(&config, quiet_kafka);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -170,6 +64,38 @@ fn main() -> ExitCode {
             Command::Run => {
                 tracing::info!(config = %config.redacted_toml(), "effective configuration");
                 pagesplit::app::run(config, pagesplit::shutdown::signal_token()).await
+            }
+            Command::Replay {
+                sources,
+                topic,
+                rate,
+                page,
+                kafka,
+                progress,
+            } => {
+                let options = pagesplit::cli::replay::ReplayOptions {
+                    topic: topic.unwrap_or_else(|| config.topics.input.clone()),
+                    rate,
+                    timeout: kafka.timeout,
+                };
+                replay(&config, &sources, &page, &progress, &options).await
+            }
+            Command::Tail {
+                topic,
+                from_beginning,
+                count,
+                metadata,
+                kafka,
+                progress,
+            } => {
+                let options = pagesplit::cli::tail::TailOptions {
+                    topic: topic.unwrap_or_else(|| config.topics.quotes.clone()),
+                    from_beginning,
+                    count,
+                    metadata,
+                    timeout: kafka.timeout,
+                };
+                tail(&config, &options, &progress).await
             }
             Command::Demo { pages } => pagesplit::demo::run_demo(config, &pages, &mut std::io::stdout().lock()).await,
             Command::Schemas { command } => schemas(&config, command).await,
@@ -192,20 +118,50 @@ fn main() -> ExitCode {
                 );
                 Ok(())
             }
-            Command::Split { .. } | Command::Config { .. } => unreachable!("handled above"),
+            Command::Split { .. } | Command::Config { .. } | Command::Completions { .. } => {
+                unreachable!("handled above")
+            }
         }
     });
+    // A reader still blocked on standard input (after Ctrl-C) must not keep the process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    exit_code(result)
+}
+
+/// 0 for success, 2 for a usage error, 1 for anything else; the error goes to stderr.
+fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of stdout went away (`pagesplit split … | head`): it has what it wanted.
+        Err(error)
+            if error.chain().any(|cause| {
+                cause.downcast_ref::<std::io::Error>().map(std::io::Error::kind) == Some(std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::from(EXIT_RUNTIME)
+            if error.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::from(EXIT_RUNTIME)
+            }
         }
     }
 }
 
-fn init_tracing(config: &Config) {
-    let filter = EnvFilter::try_new(&config.log.level).unwrap_or_else(|_| EnvFilter::new("info"));
+/// A command's result when some of its work failed but it went on with the rest.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct PartialFailure(String);
+
+fn init_tracing(config: &Config, quiet_kafka: bool) {
+    let mut level = config.log.level.clone();
+    if quiet_kafka && !level.contains("rdkafka") {
+        level.push_str(",librdkafka=off,rdkafka=off");
+    }
+    let filter = EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -215,49 +171,142 @@ fn init_tracing(config: &Config) {
     }
 }
 
+fn page_defaults(page: &PageArgs) -> pagesplit::split::PageDefaults {
+    pagesplit::split::PageDefaults {
+        url: page.url.clone(),
+        fetched_at: page.fetched_at,
+    }
+}
+
 fn split(
     config: &Config,
-    inputs: &[PathBuf],
-    url: Option<String>,
-    fetched_at: Option<chrono::DateTime<chrono::Utc>>,
-) -> ExitCode {
-    use pagesplit::split::{expand_inputs, split_into, PageDefaults, Summary};
+    inputs: &[std::path::PathBuf],
+    out: Option<&std::path::Path>,
+    page: &PageArgs,
+    progress: &ProgressArgs,
+) -> anyhow::Result<()> {
+    use pagesplit::split::{split_inputs, AvroFiles, EventSink, JsonLines};
     let started = std::time::Instant::now();
-    let options = config.parse.options();
-    let defaults = PageDefaults { url, fetched_at };
+    let inputs = pagesplit::cli::inputs::collect_inputs(inputs)?;
+    let total = pagesplit::cli::inputs::total_size(&inputs);
+    let progress = Progress::new("split", "pages", Measure::Bytes, total, progress.progress_interval);
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut summary = Summary::default();
-    let mut failed = false;
-    let result = if inputs.is_empty() {
-        let mut bytes = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut bytes)
-            .and_then(|_| split_into(&bytes, None, &defaults, &options, &mut out, &mut summary))
-    } else {
-        match expand_inputs(inputs) {
-            Ok(files) => files.iter().try_for_each(|file| match std::fs::read(file) {
-                Ok(bytes) => split_into(&bytes, Some(file), &defaults, &options, &mut out, &mut summary),
-                Err(error) => {
-                    eprintln!("{}: {error}", file.display());
-                    failed = true;
-                    Ok(())
-                }
-            }),
-            Err(error) => Err(error),
+    let mut sink: Box<dyn EventSink> = match out {
+        Some(directory) => Box::new(AvroFiles::create(directory)?),
+        None => {
+            let on_terminal = stdout.is_terminal();
+            Box::new(JsonLines::new(
+                std::io::BufWriter::new(stdout.lock()),
+                progress.clone(),
+                on_terminal,
+            ))
         }
     };
-    let flushed = out.flush();
-    if let Err(error) = result.and(flushed) {
-        eprintln!("error: {error}");
-        return ExitCode::from(EXIT_RUNTIME);
+    let summary = split_inputs(
+        &inputs,
+        &page_defaults(page),
+        &config.parse.options(),
+        &mut *sink,
+        &progress,
+    );
+    progress.finish();
+    let written = sink.finish()?;
+    let summary = summary?;
+    if let Some(written) = written {
+        eprintln!("{written}");
     }
-    eprintln!("{summary} in {} ms", started.elapsed().as_millis());
-    if failed || !summary.errors.is_empty() {
-        ExitCode::from(EXIT_RUNTIME)
+    eprintln!("{summary} in {}", pagesplit::cli::elapsed_text(started.elapsed()));
+    if summary.errors.is_empty() {
+        Ok(())
     } else {
-        ExitCode::SUCCESS
+        let failed: usize = summary.errors.values().sum();
+        Err(PartialFailure(format!("{failed} page(s) could not be split (see above)")).into())
     }
+}
+
+async fn replay(
+    config: &Config,
+    sources: &[std::path::PathBuf],
+    page: &PageArgs,
+    progress: &ProgressArgs,
+    options: &pagesplit::cli::replay::ReplayOptions,
+) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let inputs = pagesplit::cli::inputs::collect_inputs(sources)?;
+    let total = pagesplit::cli::inputs::total_size(&inputs);
+    let progress = Progress::new("replay", "pages", Measure::Bytes, total, progress.progress_interval);
+    let summary = pagesplit::cli::replay::replay(
+        config,
+        inputs,
+        page_defaults(page),
+        options,
+        &progress,
+        pagesplit::shutdown::signal_token(),
+    )
+    .await;
+    progress.finish();
+    let summary = summary?;
+    eprintln!(
+        "replay to `{}` at {}: {summary} in {}",
+        options.topic,
+        config.kafka.bootstrap_servers,
+        pagesplit::cli::elapsed_text(started.elapsed())
+    );
+    let unreadable: usize = summary.errors.values().sum();
+    if summary.interrupted {
+        Err(PartialFailure(format!(
+            "interrupted after {} pages were acknowledged",
+            summary.acknowledged
+        ))
+        .into())
+    } else if summary.failed > 0 {
+        Err(PartialFailure(format!(
+            "{} of {} pages were not acknowledged",
+            summary.failed, summary.pages
+        ))
+        .into())
+    } else if unreadable > 0 {
+        Err(PartialFailure(format!(
+            "{unreadable} input(s) or record(s) could not be read as pages (see above)"
+        ))
+        .into())
+    } else {
+        Ok(())
+    }
+}
+
+async fn tail(
+    config: &Config,
+    options: &pagesplit::cli::tail::TailOptions,
+    progress: &ProgressArgs,
+) -> anyhow::Result<()> {
+    // Following without a count is open-ended: no bar, the events are the progress.
+    let progress = match options.count {
+        Some(count) => Progress::new(
+            "tail",
+            "events",
+            Measure::Items,
+            Some(count),
+            progress.progress_interval,
+        ),
+        None => Progress::hidden(),
+    };
+    let mut stdout = std::io::stdout();
+    let summary = pagesplit::cli::tail::tail(
+        config,
+        options,
+        &mut stdout,
+        &progress,
+        pagesplit::shutdown::signal_token(),
+    )
+    .await;
+    progress.finish();
+    let summary = summary?;
+    eprintln!(
+        "tail `{}`: {} events printed, {} records not decodable",
+        options.topic, summary.printed, summary.undecodable
+    );
+    Ok(())
 }
 
 async fn schemas(config: &Config, command: SchemasCommand) -> anyhow::Result<()> {

@@ -25,6 +25,10 @@ pub struct Metrics {
     partition_stalled: IntGaugeVec,
     boilerplate_lines_dropped: IntCounter,
     produce_retries: IntCounter,
+    transactions: IntCounterVec,
+    transaction_duration: Histogram,
+    revoke_abandoned_pages: IntCounter,
+    revoke_duration: Histogram,
 }
 
 /// The stage at which a message failed.
@@ -148,6 +152,26 @@ impl Metrics {
                 "pagesplit_produce_retries_total",
                 "Pages whose events were sent again after a transient produce failure.",
             ),
+            transactions: counter_vec(
+                "pagesplit_transactions_total",
+                "Exactly-once transactions, by result (committed, aborted).",
+                &["result"],
+            ),
+            transaction_duration: histogram(
+                "pagesplit_transaction_commit_seconds",
+                "Time to commit one transaction (offsets and commit), exactly-once mode.",
+                prometheus::exponential_buckets(0.001, 2.5, 10).expect("valid buckets"),
+            ),
+            revoke_abandoned_pages: counter(
+                "pagesplit_revoke_abandoned_pages_total",
+                "In-flight pages of revoked partitions not finished within pipeline.revoke_timeout_ms; \
+                 their new owner consumes them again.",
+            ),
+            revoke_duration: histogram(
+                "pagesplit_revoke_seconds",
+                "Time a partition revoke waited for in-flight pages and committed what finished.",
+                prometheus::exponential_buckets(0.001, 3.0, 10).expect("valid buckets"),
+            ),
             registry,
         }
     }
@@ -214,6 +238,40 @@ impl Metrics {
             "produce failed transiently; retrying"
         );
         self.produce_retries.inc();
+    }
+
+    /// Partitions were revoked after waiting for their in-flight pages.
+    pub fn revoke_finished(&self, partitions: usize, abandoned_pages: usize, took: Duration) {
+        if abandoned_pages > 0 {
+            tracing::warn!(
+                partitions,
+                abandoned_pages,
+                took_ms = took.as_millis() as u64,
+                "revoke deadline passed; unfinished pages are left to the partitions' new owner"
+            );
+        } else {
+            tracing::info!(partitions, took_ms = took.as_millis() as u64, "partitions handed over");
+        }
+        self.revoke_abandoned_pages.inc_by(abandoned_pages as u64);
+        self.revoke_duration.observe(took.as_secs_f64());
+    }
+
+    /// A transaction with `pages` pages committed, with their offsets.
+    pub fn transaction_committed(&self, pages: usize, took: Duration) {
+        tracing::debug!(pages, took_ms = took.as_millis() as u64, "transaction committed");
+        self.transactions.with_label_values(&["committed"]).inc();
+        self.transaction_duration.observe(took.as_secs_f64());
+    }
+
+    /// A transaction was aborted; its pages are sent again (or left to another worker).
+    pub fn transaction_aborted(&self, pages: usize, reason: &str) {
+        tracing::warn!(pages, error = reason, "transaction aborted");
+        self.transactions.with_label_values(&["aborted"]).inc();
+    }
+
+    /// Transactions with `result` so far (for tests).
+    pub fn transactions_count(&self, result: &str) -> u64 {
+        self.transactions.with_label_values(&[result]).get()
     }
 
     /// librdkafka reported an offset commit.

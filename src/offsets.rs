@@ -2,9 +2,10 @@
 //!
 //! Pages of one partition may finish out of order (a page whose events are all acknowledged
 //! may overtake a page still waiting for the broker). Only the contiguous prefix of finished
-//! offsets may be committed, or a crash would skip the unfinished page. Completions that arrive
-//! after their partition was revoked (or revoked and assigned again) are ignored, so this
-//! worker never commits for a partition another worker now owns.
+//! offsets may be committed, or a crash would skip the unfinished page. Only partitions assigned
+//! to this worker are tracked; completions that arrive after their partition was revoked (or
+//! revoked and assigned again) are ignored, so this worker never commits for a partition another
+//! worker now owns.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -24,10 +25,14 @@ pub struct Ticket {
 struct PartitionState {
     generation: u64,
     pending: BTreeSet<i64>,
-    /// One past the highest offset seen.
+    /// One past the highest offset seen (once a message was tracked).
     next: i64,
-    /// The last offset handed out for storing.
+    /// The last offset handed out for storing (once a message was tracked).
     stored: i64,
+    /// Whether a message was tracked since the assignment.
+    started: bool,
+    /// Whether an offset was handed out for storing since the assignment.
+    advanced: bool,
 }
 
 /// Offsets of all owned partitions.
@@ -43,27 +48,47 @@ impl OffsetTracker {
         Self::default()
     }
 
-    /// Records a consumed message as pending. Messages of a partition must be tracked in
-    /// offset order (the order a consumer delivers them).
-    pub fn track(&mut self, topic: &str, partition: i32, offset: i64) -> Ticket {
-        let generations = &mut self.generations;
-        let state = self.partitions.entry((topic.to_owned(), partition)).or_insert_with(|| {
-            *generations += 1;
+    /// A partition was assigned to this worker: its messages may be tracked from now on.
+    pub fn assign(&mut self, topic: &str, partition: i32) {
+        self.generations += 1;
+        self.partitions.insert(
+            (topic.to_owned(), partition),
             PartitionState {
-                generation: *generations,
+                generation: self.generations,
                 pending: BTreeSet::new(),
-                next: offset,
-                stored: offset,
-            }
-        });
+                next: 0,
+                stored: 0,
+                started: false,
+                advanced: false,
+            },
+        );
+    }
+
+    /// Records a consumed message as pending. Messages of a partition must be tracked in
+    /// offset order (the order a consumer delivers them). `None` when the partition is not
+    /// assigned (any more): the message must be left alone, its new owner consumes it again.
+    pub fn track(&mut self, topic: &str, partition: i32, offset: i64) -> Option<Ticket> {
+        let state = self.partitions.get_mut(&(topic.to_owned(), partition))?;
+        if !state.started {
+            state.started = true;
+            state.next = offset;
+            state.stored = offset;
+        }
         state.pending.insert(offset);
         state.next = state.next.max(offset + 1);
-        Ticket {
+        Some(Ticket {
             topic: topic.to_owned(),
             partition,
             offset,
             generation: state.generation,
-        }
+        })
+    }
+
+    /// Whether the ticket's partition is still assigned under the same assignment.
+    pub fn is_current(&self, ticket: &Ticket) -> bool {
+        self.partitions
+            .get(&(ticket.topic.clone(), ticket.partition))
+            .is_some_and(|state| state.generation == ticket.generation)
     }
 
     /// Marks a message finished. Returns the offset to store (the next offset to consume) when
@@ -76,8 +101,17 @@ impl OffsetTracker {
         let committable = state.pending.first().copied().unwrap_or(state.next);
         (committable > state.stored).then(|| {
             state.stored = committable;
+            state.advanced = true;
             committable
         })
+    }
+
+    /// The offset last handed out for storing in a partition since its assignment, if any.
+    pub fn stored_offset(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.partitions
+            .get(&(topic.to_owned(), partition))
+            .filter(|state| state.advanced)
+            .map(|state| state.stored)
     }
 
     /// Forgets a partition that is no longer owned; its outstanding tickets become stale.
@@ -105,9 +139,10 @@ mod tests {
     #[test]
     fn out_of_order_completions_wait_for_the_lowest() {
         let mut tracker = OffsetTracker::new();
-        let t5 = tracker.track("t", 0, 5);
-        let t6 = tracker.track("t", 0, 6);
-        let t7 = tracker.track("t", 0, 7);
+        tracker.assign("t", 0);
+        let t5 = tracker.track("t", 0, 5).unwrap();
+        let t6 = tracker.track("t", 0, 6).unwrap();
+        let t7 = tracker.track("t", 0, 7).unwrap();
         assert_eq!(tracker.complete(&t7), None);
         assert_eq!(tracker.complete(&t6), None);
         assert_eq!(tracker.complete(&t5), Some(8));
@@ -117,10 +152,13 @@ mod tests {
     #[test]
     fn prefix_advances_step_by_step() {
         let mut tracker = OffsetTracker::new();
-        let t0 = tracker.track("t", 1, 0);
-        let t1 = tracker.track("t", 1, 1);
-        let t2 = tracker.track("t", 1, 2);
+        tracker.assign("t", 1);
+        let t0 = tracker.track("t", 1, 0).unwrap();
+        let t1 = tracker.track("t", 1, 1).unwrap();
+        let t2 = tracker.track("t", 1, 2).unwrap();
+        assert_eq!(tracker.stored_offset("t", 1), None);
         assert_eq!(tracker.complete(&t0), Some(1));
+        assert_eq!(tracker.stored_offset("t", 1), Some(1));
         assert_eq!(tracker.complete(&t2), None);
         assert_eq!(tracker.complete(&t1), Some(3));
         // Completing twice changes nothing.
@@ -130,8 +168,10 @@ mod tests {
     #[test]
     fn partitions_are_independent() {
         let mut tracker = OffsetTracker::new();
-        let a = tracker.track("t", 0, 10);
-        let b = tracker.track("t", 1, 20);
+        tracker.assign("t", 0);
+        tracker.assign("t", 1);
+        let a = tracker.track("t", 0, 10).unwrap();
+        let b = tracker.track("t", 1, 20).unwrap();
         assert_eq!(tracker.complete(&b), Some(21));
         assert_eq!(tracker.pending_in("t", 0), 1);
         assert_eq!(tracker.complete(&a), Some(11));
@@ -140,11 +180,18 @@ mod tests {
     #[test]
     fn completions_after_revoke_are_never_committed() {
         let mut tracker = OffsetTracker::new();
-        let old = tracker.track("t", 0, 3);
+        tracker.assign("t", 0);
+        let old = tracker.track("t", 0, 3).unwrap();
+        assert!(tracker.is_current(&old));
         tracker.revoke("t", 0);
+        assert!(!tracker.is_current(&old));
         assert_eq!(tracker.complete(&old), None);
+        // A message received after the revoke is not tracked at all.
+        assert_eq!(tracker.track("t", 0, 4), None);
         // Assigned again and consumed again from 3: the old ticket stays stale.
-        let new = tracker.track("t", 0, 3);
+        tracker.assign("t", 0);
+        let new = tracker.track("t", 0, 3).unwrap();
+        assert!(!tracker.is_current(&old));
         assert_eq!(tracker.complete(&old), None);
         assert_eq!(tracker.pending_in("t", 0), 1);
         assert_eq!(tracker.complete(&new), Some(4));

@@ -7,9 +7,16 @@
 //! ```
 //!
 //! Pages are split on the blocking pool, in parallel, but their events are enqueued to the
-//! producer in consumption order, so events of one symbol keep their order. A page's offset is
-//! stored only when every event it produced (or its dead letter) is acknowledged, and only as
-//! part of the contiguous prefix of finished offsets of its partition.
+//! producer in consumption order, so events of one symbol keep their order.
+//!
+//! At-least-once (the default): a page's offset is stored only when every event it produced (or
+//! its dead letter) is acknowledged, and only as part of the contiguous prefix of finished
+//! offsets of its partition; librdkafka commits stored offsets in the background.
+//!
+//! Exactly-once ([`transactional`]): pages are grouped into transactions that hold their events
+//! and their input offsets; nothing is stored or auto-committed.
+
+mod transactional;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -24,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
 
-use crate::config::Config;
+use crate::config::{Config, DeliveryMode};
 use crate::encode::Encoder;
 use crate::envelope::decode_message;
 use crate::metrics::{Metrics, Stage};
@@ -346,12 +353,22 @@ impl Pipeline {
                             }
                         }
                     };
-                    metrics.page_consumed(&message.topic);
                     let ticket =
                         tracker
                             .lock()
                             .expect("tracker lock")
                             .track(&message.topic, message.partition, message.offset);
+                    let Some(ticket) = ticket else {
+                        // Received before its partition was revoked: its new owner consumes it.
+                        tracing::debug!(
+                            topic = %message.topic,
+                            partition = message.partition,
+                            offset = message.offset,
+                            "message of a revoked partition skipped"
+                        );
+                        continue;
+                    };
+                    metrics.page_consumed(&message.topic);
                     let (encoder, options, topics) = (encoder.clone(), options.clone(), topics.clone());
                     let work = tokio::task::spawn_blocking(move || {
                         let started = Instant::now();
@@ -372,8 +389,26 @@ impl Pipeline {
             }
         };
 
-        // Stage 2: in consumption order, enqueue each page's records, then wait for their
-        // acknowledgements in a task of their own.
+        // Stage 2, exactly-once: in consumption order, pages and their offsets in transactions.
+        let handover = self.consumer.context().handover().clone();
+        let transactions = (config.delivery.mode == DeliveryMode::ExactlyOnce).then(|| transactional::Transactions {
+            consumer: self.consumer.clone(),
+            sink: self.sink.clone(),
+            tracker: self.tracker.clone(),
+            handover: handover.clone(),
+            metrics: self.metrics.clone(),
+            topics: self.topics.clone(),
+            stop: stop.clone(),
+            fatal: fatal.clone(),
+            backoff: Duration::from_millis(config.pipeline.retry_backoff_ms),
+            backoff_max: Duration::from_millis(config.pipeline.retry_backoff_max_ms),
+            max_pages: config.delivery.transaction_max_pages,
+            max_open: config.delivery.transaction_max_duration(),
+            transactional_id: config.transactional_id().unwrap_or_default(),
+        });
+
+        // Stage 2, at-least-once: in consumption order, enqueue each page's records, then wait
+        // for their acknowledgements in a task of their own.
         let produce = {
             let ctx = DeliveryContext {
                 consumer: self.consumer.clone(),
@@ -388,6 +423,10 @@ impl Pipeline {
             };
             let deliveries = deliveries.clone();
             async move {
+                if let Some(transactions) = transactions {
+                    transactions.run(ordered_rx).await;
+                    return;
+                }
                 while let Some(item) = ordered_rx.recv().await {
                     let InFlight {
                         ticket,
@@ -456,7 +495,7 @@ impl Pipeline {
         };
 
         let consume_task = tokio::spawn(consume);
-        let produce_task = tokio::spawn(produce);
+        let mut produce_task = tokio::spawn(produce);
 
         // Wait for shutdown or a fatal stop.
         tokio::select! {
@@ -466,7 +505,7 @@ impl Pipeline {
         let _ = consume_task.await;
         let drain_deadline = config.pipeline.drain_timeout();
         let drained = tokio::time::timeout(drain_deadline, async {
-            let _ = produce_task.await;
+            let _ = (&mut produce_task).await;
             deliveries.close();
             deliveries.wait().await;
         })
@@ -479,20 +518,30 @@ impl Pipeline {
             );
         }
         stop.cancel();
+        if config.delivery.mode == DeliveryMode::ExactlyOnce && !produce_task.is_finished() {
+            // The stage aborts its open transaction on stop (each call is bounded); an abort now
+            // spares read_committed consumers waiting for the broker's transaction timeout.
+            let _ = tokio::time::timeout(Duration::from_secs(15), produce_task).await;
+        }
+        // Nothing in flight finishes any more: revokes from closing the consumer do not wait.
+        handover.set_stopped();
         let sink = self.sink.clone();
         let flush_timeout = Duration::from_secs(5);
         let _ = tokio::task::spawn_blocking(move || sink.flush(flush_timeout)).await;
-        // Final synchronous commit of everything stored.
-        let consumer = self.consumer.clone();
-        let metrics = self.metrics.clone();
-        let committed =
-            tokio::task::spawn_blocking(move || consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync))
-                .await
-                .context("commit task panicked")?;
-        match committed {
-            Ok(()) => tracing::info!("final offsets committed"),
-            Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
-            Err(error) => metrics.offsets_committed(Err(error.to_string())),
+        if config.delivery.mode == DeliveryMode::AtLeastOnce {
+            // Final synchronous commit of everything stored.
+            let consumer = self.consumer.clone();
+            let metrics = self.metrics.clone();
+            let committed = tokio::task::spawn_blocking(move || {
+                consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
+            })
+            .await
+            .context("commit task panicked")?;
+            match committed {
+                Ok(()) => tracing::info!("final offsets committed"),
+                Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+                Err(error) => metrics.offsets_committed(Err(error.to_string())),
+            }
         }
         if let Some(error) = fatal.lock().expect("fatal lock").take() {
             return Err(error);
@@ -630,9 +679,17 @@ impl DeliveryContext {
             since_fetch,
         );
         self.metrics.page_finished();
-        let store = self.tracker.lock().expect("tracker lock").complete(&ticket);
-        if let Some(next_offset) = store {
-            if let Err(error) = self.consumer.store_offset(&ticket.topic, ticket.partition, next_offset) {
+        // Stored while holding the tracker's lock, so the stores of one partition reach librdkafka
+        // in order: it keeps the last offset stored, even a lower one, and would commit that.
+        let mut tracker = self.tracker.lock().expect("tracker lock");
+        if let Some(next_offset) = tracker.complete(&ticket) {
+            // `rd_kafka_offsets_store` stores the offset as given (the next one to consume);
+            // `store_offset` would store `next_offset + 1` and skip a page on the next handover.
+            let mut offsets = rdkafka::TopicPartitionList::new();
+            let stored = offsets
+                .add_partition_offset(&ticket.topic, ticket.partition, rdkafka::Offset::Offset(next_offset))
+                .and_then(|()| self.consumer.store_offsets(&offsets));
+            if let Err(error) = stored {
                 // The partition was revoked meanwhile: another worker owns it now.
                 tracing::debug!(error = %error, "offset not stored");
             }

@@ -1,25 +1,104 @@
 //! The Kafka consumer and its context: rebalances, commits and statistics.
+//!
+//! When the group takes partitions away, the revoke callback runs on the thread that polls the
+//! consumer (inside the pipeline's `recv()`), before the partitions go. It waits, up to
+//! `pipeline.revoke_timeout_ms`, for the pages of those partitions already in flight, polling the
+//! offset tracker's pending count (the pipeline's tasks finish them meanwhile: the wait runs in
+//! `block_in_place`, so the runtime moves other tasks off this thread). Then, at-least-once, it
+//! commits the stored offsets of those partitions synchronously; exactly-once, the pipeline has
+//! committed their pages in a transaction meanwhile. Finally it forgets the partitions: pages
+//! still unfinished are abandoned (their late completions are ignored and never committed; in
+//! exactly-once mode their transaction is aborted) and the new owner consumes them again.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
-use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaResult;
 use rdkafka::statistics::Statistics;
-use rdkafka::topic_partition_list::TopicPartitionList;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
+use crate::config::DeliveryMode;
 use crate::metrics::Metrics;
 use crate::offsets::OffsetTracker;
 
 /// The consumer used by the pipeline.
 pub type PageConsumer = StreamConsumer<SourceContext>;
 
+/// What a revoke callback and the pipeline share.
+pub struct Handover {
+    mode: DeliveryMode,
+    revoke_timeout: Duration,
+    /// Revokes waiting now; while there are any, the transactional pipeline commits at once.
+    revoking: AtomicUsize,
+    /// Wakes the transactional pipeline when a revoke starts waiting.
+    revoke_started: tokio::sync::Notify,
+    /// Exactly-once: held while a transaction's pages are checked and committed. A revoke takes it
+    /// before it forgets its partitions, so no transaction commits a page of a revoked partition.
+    commit_gate: Mutex<()>,
+    /// Set once the pipeline has stopped: revokes (closing the consumer) no longer wait.
+    stopped: AtomicBool,
+}
+
+impl Handover {
+    /// Shared state of a pipeline in `mode`.
+    pub fn new(mode: DeliveryMode, revoke_timeout: Duration) -> Self {
+        Self {
+            mode,
+            revoke_timeout,
+            revoking: AtomicUsize::new(0),
+            revoke_started: tokio::sync::Notify::new(),
+            commit_gate: Mutex::new(()),
+            stopped: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether a revoke is waiting for in-flight pages.
+    pub fn revoke_waiting(&self) -> bool {
+        self.revoking.load(Ordering::Acquire) > 0
+    }
+
+    /// Resolves when a revoke starts waiting (at once if one is waiting already).
+    pub async fn revoke_started(&self) {
+        let notified = self.revoke_started.notified();
+        if self.revoke_waiting() {
+            return;
+        }
+        notified.await;
+    }
+
+    /// Held while a transaction is checked and committed.
+    pub fn commit_gate(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.commit_gate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The pipeline has stopped: nothing in flight will finish any more.
+    pub fn set_stopped(&self) {
+        self.stopped.store(true, Ordering::Release);
+    }
+}
+
+/// Runs `f`, which blocks, without stalling the runtime's other tasks when called on one of its
+/// worker threads (the consumer's callbacks run inside `recv()`).
+fn blocking_section<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 /// State shared between the consumer's callbacks and the pipeline.
 pub struct SourceContext {
     metrics: Arc<Metrics>,
     tracker: Arc<Mutex<OffsetTracker>>,
+    handover: Arc<Handover>,
     owned: Mutex<HashMap<(String, i32), Progress>>,
     assigned_once: std::sync::atomic::AtomicBool,
     stall_timeout: Duration,
@@ -32,11 +111,17 @@ struct Progress {
 }
 
 impl SourceContext {
-    /// A context sharing `tracker` with the pipeline.
-    pub fn new(metrics: Arc<Metrics>, tracker: Arc<Mutex<OffsetTracker>>, stall_timeout: Duration) -> Self {
+    /// A context sharing `tracker` and `handover` with the pipeline.
+    pub fn new(
+        metrics: Arc<Metrics>,
+        tracker: Arc<Mutex<OffsetTracker>>,
+        handover: Arc<Handover>,
+        stall_timeout: Duration,
+    ) -> Self {
         Self {
             metrics,
             tracker,
+            handover,
             owned: Mutex::new(HashMap::new()),
             assigned_once: std::sync::atomic::AtomicBool::new(false),
             stall_timeout,
@@ -52,24 +137,135 @@ impl SourceContext {
     pub fn joined_group(&self) -> bool {
         self.assigned_once.load(std::sync::atomic::Ordering::Relaxed)
     }
+
+    /// What the revoke callback shares with the pipeline.
+    pub fn handover(&self) -> &Arc<Handover> {
+        &self.handover
+    }
+
+    /// Waits (bounded) for the in-flight pages of `partitions` to finish; returns how many are
+    /// still unfinished.
+    fn wait_for_in_flight(&self, partitions: &[(String, i32)]) -> usize {
+        let pending = || {
+            let tracker = self.tracker.lock().expect("tracker lock");
+            partitions
+                .iter()
+                .map(|(topic, partition)| tracker.pending_in(topic, *partition))
+                .sum::<usize>()
+        };
+        let handover = &self.handover;
+        if handover.stopped.load(Ordering::Acquire) {
+            return pending();
+        }
+        handover.revoking.fetch_add(1, Ordering::AcqRel);
+        handover.revoke_started.notify_waiters();
+        let deadline = Instant::now() + handover.revoke_timeout;
+        let left = loop {
+            let left = pending();
+            if left == 0 || Instant::now() >= deadline || handover.stopped.load(Ordering::Acquire) {
+                break left;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        handover.revoking.fetch_sub(1, Ordering::AcqRel);
+        left
+    }
+
+    /// At-least-once: commits the stored offsets of `partitions` before they go.
+    fn commit_stored(&self, consumer: &BaseConsumer<Self>, partitions: &[(String, i32)]) {
+        let mut offsets = TopicPartitionList::new();
+        {
+            let tracker = self.tracker.lock().expect("tracker lock");
+            for (topic, partition) in partitions {
+                if let Some(offset) = tracker.stored_offset(topic, *partition) {
+                    let _ = offsets.add_partition_offset(topic, *partition, Offset::Offset(offset));
+                }
+            }
+        }
+        if offsets.count() == 0 {
+            return;
+        }
+        match consumer.commit(&offsets, CommitMode::Sync) {
+            Ok(()) => tracing::debug!(partitions = offsets.count(), "offsets of revoked partitions committed"),
+            Err(error) => self.metrics.offsets_committed(Err(error.to_string())),
+        }
+    }
+
+    fn revoke(&self, consumer: &BaseConsumer<Self>, partitions: &TopicPartitionList) {
+        let partitions: Vec<(String, i32)> = partitions
+            .elements()
+            .iter()
+            .map(|element| (element.topic().to_owned(), element.partition()))
+            .collect();
+        if partitions.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        let unfinished = self.wait_for_in_flight(&partitions);
+        if self.handover.mode == DeliveryMode::AtLeastOnce {
+            self.commit_stored(consumer, &partitions);
+        }
+        // Exactly-once: wait for a commit in progress, so none includes these partitions later.
+        let _gate = self.handover.commit_gate();
+        let mut tracker = self.tracker.lock().expect("tracker lock");
+        let mut owned = self.owned.lock().expect("owned lock");
+        for (topic, partition) in &partitions {
+            let abandoned = tracker.pending_in(topic, *partition);
+            tracing::info!(topic, partition, abandoned, "partition revoked");
+            tracker.revoke(topic, *partition);
+            owned.remove(&(topic.clone(), *partition));
+            self.metrics.partition_revoked(topic, *partition);
+        }
+        self.metrics
+            .revoke_finished(partitions.len(), unfinished, started.elapsed());
+    }
 }
 
 impl ClientContext for SourceContext {
     fn stats(&self, statistics: Statistics) {
+        // Exactly-once, offsets are committed by the producer's transactions, which the consumer's
+        // statistics do not see (its committed and stored offsets stay put): progress and lag
+        // are measured against what the transactions committed, as the tracker knows it.
+        let transactional: HashMap<(String, i32), i64> = if self.handover.mode == DeliveryMode::ExactlyOnce {
+            let tracker = self.tracker.lock().expect("tracker lock");
+            statistics
+                .topics
+                .iter()
+                .flat_map(|(topic, stats)| stats.partitions.keys().map(move |partition| (topic, *partition)))
+                .filter_map(|(topic, partition)| {
+                    tracker
+                        .stored_offset(topic, partition)
+                        .map(|offset| ((topic.clone(), partition), offset))
+                })
+                .collect()
+        } else {
+            HashMap::new()
+        };
         let owned = &mut *self.owned.lock().expect("owned lock");
         for (topic_name, topic) in &statistics.topics {
             for (partition, stats) in &topic.partitions {
                 let Some(progress) = owned.get_mut(&(topic_name.clone(), *partition)) else {
                     continue;
                 };
-                if stats.consumer_lag >= 0 {
-                    self.metrics.partition_lag(topic_name, *partition, stats.consumer_lag);
+                let (lag, stored_offset) = match transactional.get(&(topic_name.clone(), *partition)) {
+                    Some(committed) => {
+                        let end = if stats.ls_offset >= 0 {
+                            stats.ls_offset
+                        } else {
+                            stats.hi_offset
+                        };
+                        ((end - committed).max(0), *committed)
+                    }
+                    None => (stats.consumer_lag, stats.stored_offset),
+                };
+                if lag >= 0 {
+                    self.metrics.partition_lag(topic_name, *partition, lag);
                 }
-                if stats.stored_offset != progress.stored_offset {
-                    progress.stored_offset = stats.stored_offset;
+                if stored_offset != progress.stored_offset {
+                    progress.stored_offset = stored_offset;
                     progress.since = Instant::now();
                 }
-                let stalled = stats.consumer_lag > 0 && progress.since.elapsed() >= self.stall_timeout;
+                let stalled = lag > 0 && progress.since.elapsed() >= self.stall_timeout;
                 self.metrics.partition_stalled(topic_name, *partition, stalled);
             }
         }
@@ -77,22 +273,17 @@ impl ClientContext for SourceContext {
 }
 
 impl ConsumerContext for SourceContext {
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(partitions) = rebalance {
-            let mut tracker = self.tracker.lock().expect("tracker lock");
-            let mut owned = self.owned.lock().expect("owned lock");
-            for element in partitions.elements() {
-                let abandoned = tracker.pending_in(element.topic(), element.partition());
-                tracing::info!(
-                    topic = element.topic(),
-                    partition = element.partition(),
-                    abandoned,
-                    "partition revoked"
-                );
-                tracker.revoke(element.topic(), element.partition());
-                owned.remove(&(element.topic().to_owned(), element.partition()));
-                self.metrics.partition_revoked(element.topic(), element.partition());
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(partitions) => blocking_section(|| self.revoke(consumer, partitions)),
+            Rebalance::Assign(partitions) => {
+                // Before the partitions are fetched: their messages are tracked from the first.
+                let mut tracker = self.tracker.lock().expect("tracker lock");
+                for element in partitions.elements() {
+                    tracker.assign(element.topic(), element.partition());
+                }
             }
+            Rebalance::Error(_) => {}
         }
     }
 

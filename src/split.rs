@@ -1,12 +1,18 @@
-//! Offline splitting of page files (no Kafka): what the worker would publish, as JSON lines.
+//! Offline splitting of pages (no Kafka): what the worker would publish, as JSON lines or as
+//! Avro object container files.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::cli::inputs::{read_input, Input, Item};
+use crate::cli::progress::Progress;
+use crate::encode::{article_value, quote_value, Schemas};
 use crate::envelope::decode_message;
 use crate::model::{Article, ContentType, ParsedPage, Quote, RawPage};
 use crate::parse::{parse_page, ParseOptions};
@@ -32,6 +38,8 @@ pub struct Summary {
     pub articles: usize,
     /// Pages that failed, by error code.
     pub errors: BTreeMap<&'static str, usize>,
+    /// WARC records that are not pages (requests, redirects, images, …), by reason.
+    pub skipped: BTreeMap<&'static str, usize>,
 }
 
 impl std::fmt::Display for Summary {
@@ -46,6 +54,12 @@ impl std::fmt::Display for Summary {
         )?;
         for (code, count) in &self.errors {
             write!(f, " {code}={count}")?;
+        }
+        if !self.skipped.is_empty() {
+            write!(f, " skipped={}", self.skipped.values().sum::<usize>())?;
+            for (code, count) in &self.skipped {
+                write!(f, " {code}={count}")?;
+            }
         }
         Ok(())
     }
@@ -158,13 +172,212 @@ pub fn split_into(
 }
 
 fn write_events(parsed: &ParsedPage, out: &mut impl Write, summary: &mut Summary) -> std::io::Result<()> {
+    write_json_events(parsed, out)?;
+    summary.quotes += parsed.quotes.len();
+    summary.articles += 1;
+    Ok(())
+}
+
+fn write_json_events(parsed: &ParsedPage, out: &mut impl Write) -> std::io::Result<()> {
     for quote in &parsed.quotes {
         serde_json::to_writer(&mut *out, &JsonEvent::Quote(quote))?;
         out.write_all(b"\n")?;
     }
     serde_json::to_writer(&mut *out, &JsonEvent::Article(&parsed.article))?;
-    out.write_all(b"\n")?;
-    summary.quotes += parsed.quotes.len();
-    summary.articles += 1;
-    Ok(())
+    out.write_all(b"\n")
+}
+
+/// Where `split` writes the events of the pages it splits.
+pub trait EventSink {
+    /// Writes the events of one page. `Ok(Err((code, message)))` when this page's events cannot be
+    /// written (they do not fit the schema) and nothing of it was written; `Err` when writing
+    /// failed and splitting should stop.
+    fn write_page(&mut self, parsed: &ParsedPage) -> anyhow::Result<Result<(), (&'static str, String)>>;
+
+    /// Flushes and closes the output; a line about what was written, if there is more to say
+    /// than the summary does.
+    fn finish(&mut self) -> anyhow::Result<Option<String>>;
+}
+
+/// JSON lines, one event per line: `{"type":"quote",…}` and `{"type":"article",…}` with the
+/// Avro schemas' field names and decimals as strings, exactly as printed on the page.
+pub struct JsonLines<W: Write> {
+    out: W,
+    progress: Progress,
+    flush_each_page: bool,
+}
+
+impl<W: Write> JsonLines<W> {
+    /// JSON lines to `out`; with `flush_each_page` (for a terminal) every page is flushed as soon
+    /// as it is written, without tearing the progress bar.
+    pub fn new(out: W, progress: Progress, flush_each_page: bool) -> Self {
+        Self {
+            out,
+            progress,
+            flush_each_page,
+        }
+    }
+}
+
+impl<W: Write> EventSink for JsonLines<W> {
+    fn write_page(&mut self, parsed: &ParsedPage) -> anyhow::Result<Result<(), (&'static str, String)>> {
+        let (out, flush) = (&mut self.out, self.flush_each_page);
+        self.progress.around_stdout(|| {
+            write_json_events(parsed, out)?;
+            if flush {
+                out.flush()?;
+            }
+            Ok::<_, std::io::Error>(())
+        })?;
+        Ok(Ok(()))
+    }
+
+    fn finish(&mut self) -> anyhow::Result<Option<String>> {
+        self.out.flush()?;
+        Ok(None)
+    }
+}
+
+/// File name of the quote events written by [`AvroFiles`].
+pub const QUOTES_FILE: &str = "quotes.avro";
+/// File name of the article events written by [`AvroFiles`].
+pub const ARTICLES_FILE: &str = "articles.avro";
+
+/// Avro object container files, one per event type ([`QUOTES_FILE`], [`ARTICLES_FILE`]), written
+/// with the bundled schemas (deflate-compressed blocks): readable by any Avro library or tool.
+pub struct AvroFiles {
+    directory: PathBuf,
+    quotes: Option<apache_avro::Writer<'static, BufWriter<File>>>,
+    articles: Option<apache_avro::Writer<'static, BufWriter<File>>>,
+    quotes_written: usize,
+    articles_written: usize,
+}
+
+impl AvroFiles {
+    /// Creates `directory` if needed and both files in it (replacing existing ones).
+    pub fn create(directory: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(directory)
+            .with_context(|| format!("failed to create the output directory {}", directory.display()))?;
+        let schemas = Schemas::bundled();
+        let open = |name: &str, schema: &'static apache_avro::Schema| -> anyhow::Result<_> {
+            let path = directory.join(name);
+            let file = File::create(&path).with_context(|| format!("failed to create {}", path.display()))?;
+            Ok(apache_avro::Writer::with_codec(
+                schema,
+                BufWriter::new(file),
+                apache_avro::Codec::Deflate(apache_avro::DeflateSettings::default()),
+            )?)
+        };
+        Ok(Self {
+            directory: directory.to_path_buf(),
+            quotes: Some(open(QUOTES_FILE, &schemas.quote)?),
+            articles: Some(open(ARTICLES_FILE, &schemas.article)?),
+            quotes_written: 0,
+            articles_written: 0,
+        })
+    }
+}
+
+impl EventSink for AvroFiles {
+    fn write_page(&mut self, parsed: &ParsedPage) -> anyhow::Result<Result<(), (&'static str, String)>> {
+        let quotes = match parsed.quotes.iter().map(quote_value).collect::<Result<Vec<_>, _>>() {
+            Ok(quotes) => quotes,
+            Err(error) => return Ok(Err((error.code(), error.to_string()))),
+        };
+        let (Some(quote_writer), Some(article_writer)) = (&mut self.quotes, &mut self.articles) else {
+            anyhow::bail!("the Avro files are already closed");
+        };
+        for quote in quotes {
+            quote_writer
+                .append_value(quote)
+                .with_context(|| format!("failed to write {}", QUOTES_FILE))?;
+        }
+        article_writer
+            .append_value(article_value(&parsed.article))
+            .with_context(|| format!("failed to write {}", ARTICLES_FILE))?;
+        self.quotes_written += parsed.quotes.len();
+        self.articles_written += 1;
+        Ok(Ok(()))
+    }
+
+    fn finish(&mut self) -> anyhow::Result<Option<String>> {
+        for (name, writer) in [(QUOTES_FILE, self.quotes.take()), (ARTICLES_FILE, self.articles.take())] {
+            if let Some(writer) = writer {
+                let path = self.directory.join(name);
+                let written = || -> anyhow::Result<()> {
+                    let buffered = writer.into_inner()?;
+                    buffered.into_inner().map_err(|error| error.into_error())?.sync_all()?;
+                    Ok(())
+                };
+                written().with_context(|| format!("failed to write {}", path.display()))?;
+            }
+        }
+        Ok(Some(format!(
+            "wrote {} quotes to {} and {} articles to {}",
+            self.quotes_written,
+            self.directory.join(QUOTES_FILE).display(),
+            self.articles_written,
+            self.directory.join(ARTICLES_FILE).display()
+        )))
+    }
+}
+
+/// Splits every page of `inputs` into `sink`, reporting progress (input bytes read, pages) and
+/// failed pages (on stderr, through `progress`). Failed pages are counted, not fatal; an error
+/// of the output is.
+pub fn split_inputs(
+    inputs: &[Input],
+    defaults: &PageDefaults,
+    options: &ParseOptions,
+    sink: &mut dyn EventSink,
+    progress: &Progress,
+) -> anyhow::Result<Summary> {
+    let mut summary = Summary::default();
+    let mut done_before = 0u64;
+    for input in inputs {
+        let mut position = |read: u64| progress.set_position(done_before + read);
+        read_input(input, defaults, &mut position, &mut |name,
+                                                         item|
+         -> anyhow::Result<()> {
+            let failure = match item {
+                Item::Skipped(code) => {
+                    *summary.skipped.entry(code).or_default() += 1;
+                    return Ok(());
+                }
+                Item::Failed { code, message } => {
+                    // An input that cannot be read at all is not a page; anything else that
+                    // failed (an envelope line, a WARC record) was meant to be one.
+                    if code != "unreadable_input" {
+                        summary.pages += 1;
+                        progress.add_items(1);
+                    }
+                    (code, message)
+                }
+                Item::Page(page) => {
+                    let result = match parse_page(&page, options) {
+                        Ok(parsed) => sink.write_page(&parsed)?.map(|()| (parsed.quotes.len(), 1)),
+                        Err(error) => Err((error.code(), error.to_string())),
+                    };
+                    summary.pages += 1;
+                    progress.add_items(1);
+                    match result {
+                        Ok((quotes, articles)) => {
+                            summary.quotes += quotes;
+                            summary.articles += articles;
+                            return Ok(());
+                        }
+                        Err((code, message)) if page.url.starts_with("file://") => (code, message),
+                        Err((code, message)) => (code, format!("{}: {message}", page.url)),
+                    }
+                }
+            };
+            *summary.errors.entry(failure.0).or_default() += 1;
+            progress.println(&format!("{name}: {}: {}", failure.0, failure.1));
+            Ok(())
+        })?;
+        if let Input::File { size, .. } = input {
+            done_before += size;
+        }
+    }
+    Ok(summary)
 }

@@ -3,12 +3,14 @@
 //! topic. Each prints sent / delivered / duplicates / dead-lettered.
 
 mod common;
+mod harness;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use harness::{OwnBroker, Publisher, Worker, WorkerOptions};
 use pagesplit::config::{Config, EncodingFormat};
 use pagesplit::demo::{end_offsets, publish_pages, read_records, wait_committed, PageToPublish, Positions};
 use tokio_util::sync::CancellationToken;
@@ -390,57 +392,6 @@ async fn three_workers_share_six_partitions_and_survive_losing_one() {
     common::delete_topics(&config).await;
 }
 
-/// A broker of its own (started with `deploy/local/stack` on free ports) that the test kills.
-struct OwnBroker {
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl OwnBroker {
-    fn stack(&self, args: &[&str], keep_data: bool) -> std::process::ExitStatus {
-        Command::new(format!("{}/deploy/local/stack", env!("CARGO_MANIFEST_DIR")))
-            .args(args)
-            .env("KAFKA_PORT", self.port.to_string())
-            .env("KAFKA_CONTROLLER_PORT", (self.port + 1).to_string())
-            .env("STACK_SERVICES", "kafka")
-            .env("PAGESPLIT_STACK_DIR", self.dir.path())
-            .env("STACK_KEEP_DATA", if keep_data { "1" } else { "0" })
-            .stdout(if args == ["logs"] {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
-            .status()
-            .expect("deploy/local/stack runs")
-    }
-
-    fn start() -> Self {
-        // Two adjacent free ports for the broker and its controller.
-        let port = (0..50)
-            .map(|_| {
-                std::net::TcpListener::bind("127.0.0.1:0")
-                    .unwrap()
-                    .local_addr()
-                    .unwrap()
-                    .port()
-            })
-            .find(|port| *port < 65000 && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok())
-            .expect("free ports");
-        let broker = OwnBroker {
-            port,
-            dir: tempfile::tempdir().unwrap(),
-        };
-        assert!(broker.stack(&["up"], false).success(), "own broker starts");
-        broker
-    }
-}
-
-impl Drop for OwnBroker {
-    fn drop(&mut self) {
-        self.stack(&["down"], false);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_killed_and_restarted_mid_stream_loses_nothing() {
     let broker = OwnBroker::start();
@@ -490,4 +441,120 @@ async fn broker_killed_and_restarted_mid_stream_loses_nothing() {
     assert_nothing_lost("broker kill -9", &sent, &accounting);
     shutdown.cancel();
     worker.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_joining_mid_stream_gets_a_clean_handover_without_duplicates() {
+    let mut config = common::test_config("join", EncodingFormat::SingleObject);
+    config.topics.partitions = 4;
+    pagesplit::app::prepare_topics(&config).await.unwrap();
+    let bootstrap = config.kafka.bootstrap_servers.clone();
+    // Pages keep arriving while the group changes, so pages are in flight at the handover.
+    let publisher = Publisher::start(&bootstrap, &config.topics.input, "join", 200, Duration::from_millis(50));
+    let logging = || WorkerOptions {
+        log_level: "info",
+        capture: true,
+        ..WorkerOptions::default()
+    };
+    let mut first = Worker::spawn(&config, logging());
+    wait_for("first articles", Duration::from_secs(60), || {
+        articles_written(&config) >= 300
+    })
+    .await;
+    let mut second = Worker::spawn(&config, logging());
+    harness::wait_for("the handover", Duration::from_secs(60), || {
+        first.output().contains("partition revoked") && second.output().contains("partition assigned")
+    })
+    .await;
+    let at_handover = publisher.sent_count();
+    harness::wait_for("more pages", Duration::from_secs(60), || {
+        publisher.sent_count() >= at_handover + 2000
+    })
+    .await;
+    let (sent, positions) = publisher.stop().await;
+    committed(&config, &positions, Duration::from_secs(120)).await;
+    assert_eq!(first.terminate(Duration::from_secs(30)).code(), Some(0));
+    assert_eq!(second.terminate(Duration::from_secs(30)).code(), Some(0));
+    let handover: Vec<String> = first
+        .output()
+        .lines()
+        .filter(|line| line.contains("handed over") || line.contains("revoke deadline"))
+        .map(str::to_owned)
+        .collect();
+    println!(
+        "handover after {at_handover} of {} pages sent: {handover:?}",
+        sent.len()
+    );
+    assert!(
+        !first.output().contains("revoke deadline passed"),
+        "in-flight pages finished within pipeline.revoke_timeout_ms"
+    );
+    // At-least-once allows duplicates, but a clean handover (in-flight pages finished and their
+    // offsets committed before the partitions go) produces none.
+    harness::account_exactly_once(&config, &sent).assert_exactly_once("at-least-once, second worker joins", sent.len());
+    common::delete_topics(&config).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_down_for_a_while_keeps_memory_bounded_and_loses_nothing() {
+    let broker = OwnBroker::start();
+    let mut config = common::test_config("outage", EncodingFormat::SingleObject);
+    config.kafka.bootstrap_servers = broker.bootstrap();
+    pagesplit::app::prepare_topics(&config).await.unwrap();
+    let sent = pages("outage", 20_000);
+    let positions = publish_pages(&config.kafka.bootstrap_servers, &config.topics.input, &sent)
+        .await
+        .unwrap();
+    // A small in-flight bound: 50 pages, 4 MiB (the smallest allowed: parse.max_page_bytes).
+    let mut worker = Worker::spawn(
+        &config,
+        WorkerOptions {
+            sets: vec![
+                ("pipeline.max_in_flight_pages", "50".to_owned()),
+                ("pipeline.max_in_flight_bytes", config.parse.max_page_bytes.to_string()),
+            ],
+            ..WorkerOptions::default()
+        },
+    );
+    wait_for("first articles", Duration::from_secs(60), || {
+        articles_written(&config) >= 300
+    })
+    .await;
+    let before_outage = worker.rss_kib().unwrap();
+    assert!(broker.stack(&["kill", "kafka"], false).success());
+    println!(
+        "broker killed with a backlog of {} pages; worker RSS {} MiB",
+        sent.len(),
+        before_outage / 1024
+    );
+    // The output stays down for 20 s; the worker's memory is sampled meanwhile.
+    let outage = Duration::from_secs(20);
+    let started = Instant::now();
+    let mut peak = before_outage;
+    let mut samples = 0;
+    while started.elapsed() < outage {
+        assert!(worker.running(), "the worker must ride out the outage");
+        peak = peak.max(worker.rss_kib().unwrap_or(0));
+        samples += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    if !broker.stack(&["up"], true).success() {
+        broker.stack(&["logs"], true);
+        panic!("broker did not restart on its data");
+    }
+    committed(&config, &positions, Duration::from_secs(180)).await;
+    let after = worker.rss_kib().unwrap();
+    assert_eq!(worker.terminate(Duration::from_secs(30)).code(), Some(0));
+    println!(
+        "worker RSS: {} MiB before the outage, peak {} MiB over {samples} samples during 20 s without brokers, {} MiB after catching up",
+        before_outage / 1024,
+        peak / 1024,
+        after / 1024
+    );
+    // Bounded: librdkafka's prefetch queue (16 MiB), the producer queue (at most 64 MiB, but
+    // only 50 pages' events fit under the in-flight bound) and 4 MiB of pages in flight, on top
+    // of a ~30 MiB process. 200 MiB leaves room for allocator slack and still catches a leak
+    // proportional to the 20 000-page backlog (~10 MiB of pages, ~80 000 events).
+    assert!(peak < 200 * 1024, "RSS stayed under 200 MiB, peak {} MiB", peak / 1024);
+    assert_nothing_lost("output down for 20 s", &sent, &account(&config));
 }

@@ -1,0 +1,316 @@
+//! The inputs of `split` and `replay`: page files (text, HTML), JSON envelopes and JSON lines of
+//! envelopes, WARC files (`.warc`, `.warc.gz`), directories of them, and standard input.
+//!
+//! What an input holds is told by its content, not its name: gzip is recognised by its magic
+//! bytes, WARC by its `WARC/` version line, envelopes by a leading `{`; anything else is a page.
+//! Names matter only when searching directories, and for telling HTML from text.
+
+use std::cell::Cell;
+use std::io::{BufReader, Cursor, Read};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use crate::cli::UsageError;
+use crate::model::RawPage;
+use crate::split::{pages_from_bytes, PageDefaults};
+use crate::warc::{WarcItem, WarcPages};
+
+/// Names of the files a directory search picks up.
+pub const DIRECTORY_FILE_SUFFIXES: &[&str] = &[
+    ".txt", ".html", ".htm", ".json", ".jsonl", ".ndjson", ".warc", ".warc.gz",
+];
+
+/// One input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Standard input.
+    Stdin,
+    /// A file.
+    File {
+        /// Its path.
+        path: PathBuf,
+        /// Its size in bytes when the search found it.
+        size: u64,
+    },
+}
+
+impl Input {
+    /// How the input is named in messages.
+    pub fn name(&self) -> String {
+        match self {
+            Input::Stdin => "stdin".to_owned(),
+            Input::File { path, .. } => path.display().to_string(),
+        }
+    }
+}
+
+/// The total size of the inputs, when known (not for standard input).
+pub fn total_size(inputs: &[Input]) -> Option<u64> {
+    inputs
+        .iter()
+        .map(|input| match input {
+            Input::File { size, .. } => Some(*size),
+            Input::Stdin => None,
+        })
+        .sum()
+}
+
+/// Expands the command-line arguments into inputs: files as given, directories searched
+/// recursively (sorted; hidden entries skipped; only [`DIRECTORY_FILE_SUFFIXES`]), `-` or no
+/// argument for standard input. A path that does not exist is a usage error.
+pub fn collect_inputs(arguments: &[PathBuf]) -> Result<Vec<Input>, UsageError> {
+    if arguments.is_empty() {
+        return Ok(vec![Input::Stdin]);
+    }
+    let mut inputs = Vec::new();
+    for argument in arguments {
+        if argument.as_os_str() == "-" {
+            inputs.push(Input::Stdin);
+            continue;
+        }
+        let metadata = std::fs::metadata(argument).map_err(|error| {
+            UsageError(match error.kind() {
+                std::io::ErrorKind::NotFound => format!("input `{}` does not exist", argument.display()),
+                _ => format!("input `{}` cannot be read: {error}", argument.display()),
+            })
+        })?;
+        if metadata.is_dir() {
+            search_directory(argument, &mut inputs)
+                .map_err(|error| UsageError(format!("directory `{}` cannot be read: {error}", argument.display())))?;
+        } else {
+            inputs.push(Input::File {
+                path: argument.clone(),
+                size: metadata.len(),
+            });
+        }
+    }
+    Ok(inputs)
+}
+
+fn search_directory(directory: &Path, inputs: &mut Vec<Input>) -> std::io::Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(directory)?
+        .map(|entry| entry.map(|entry| entry.path()))
+        .collect::<Result<_, _>>()?;
+    entries.sort();
+    for path in entries {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if name.starts_with('.') {
+            continue;
+        }
+        let metadata = std::fs::metadata(&path)?;
+        if metadata.is_dir() {
+            search_directory(&path, inputs)?;
+        } else if DIRECTORY_FILE_SUFFIXES
+            .iter()
+            .any(|suffix| name.to_ascii_lowercase().ends_with(suffix))
+        {
+            inputs.push(Input::File {
+                path,
+                size: metadata.len(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What an input yields, one at a time.
+#[derive(Debug)]
+pub enum Item {
+    /// A page.
+    Page(RawPage),
+    /// Something that should have been a page but is not (code and message).
+    Failed {
+        /// Stable code (`invalid_envelope`, `warc_unreadable_record`, …).
+        code: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+    /// A WARC record that is not a page (code of the reason).
+    Skipped(&'static str),
+}
+
+/// Reads one input and hands every item to `each` with the input's name; `read_bytes` is told
+/// how many bytes of the input (compressed, as stored) have been read so far. An input that
+/// cannot be opened or read is reported as a failed item with code `unreadable_input`. Stops at
+/// the first error `each` returns.
+pub fn read_input<E>(
+    input: &Input,
+    defaults: &PageDefaults,
+    read_bytes: &mut dyn FnMut(u64),
+    each: &mut dyn FnMut(&str, Item) -> Result<(), E>,
+) -> Result<(), E> {
+    let name = input.name();
+    let counter = Rc::new(Cell::new(0u64));
+    let reader: Box<dyn Read> = match input {
+        Input::Stdin => Box::new(Counting::new(std::io::stdin(), counter.clone())),
+        Input::File { path, .. } => match std::fs::File::open(path) {
+            Ok(file) => Box::new(Counting::new(file, counter.clone())),
+            Err(error) => return each(&name, unreadable(&error)),
+        },
+    };
+    let path = match input {
+        Input::Stdin => None,
+        Input::File { path, .. } => Some(path.as_path()),
+    };
+    match open_content(reader) {
+        Ok(Content::Warc(records)) => {
+            for record in records {
+                read_bytes(counter.get());
+                let item = match record {
+                    WarcItem::Page(page) => Item::Page(page),
+                    WarcItem::Skipped(skip) => Item::Skipped(skip.code()),
+                    WarcItem::Failed(error) => Item::Failed {
+                        code: error.code(),
+                        message: error.to_string(),
+                    },
+                };
+                each(&name, item)?;
+            }
+        }
+        Ok(Content::Bytes(bytes)) => {
+            read_bytes(counter.get());
+            for page in pages_from_bytes(&bytes, path, defaults) {
+                let item = match page {
+                    Ok(page) => Item::Page(page),
+                    Err(error) => Item::Failed {
+                        code: error.code(),
+                        message: error.to_string(),
+                    },
+                };
+                each(&name, item)?;
+            }
+        }
+        Err(error) => each(&name, unreadable(&error))?,
+    }
+    read_bytes(counter.get());
+    Ok(())
+}
+
+fn unreadable(error: &std::io::Error) -> Item {
+    Item::Failed {
+        code: "unreadable_input",
+        message: error.to_string(),
+    }
+}
+
+enum Content {
+    Warc(WarcPages<Box<dyn Read>>),
+    Bytes(Vec<u8>),
+}
+
+/// Decompresses gzip and tells WARC from everything else by the first bytes.
+fn open_content(reader: Box<dyn Read>) -> std::io::Result<Content> {
+    let (head, reader) = peek(reader, 2)?;
+    let reader: Box<dyn Read> = if head == [0x1f, 0x8b] {
+        Box::new(flate2::read::MultiGzDecoder::new(reader))
+    } else {
+        Box::new(reader)
+    };
+    let (head, reader) = peek(reader, 5)?;
+    if crate::warc::looks_like_warc(&head) {
+        return Ok(Content::Warc(WarcPages::new(Box::new(reader))));
+    }
+    let mut bytes = Vec::new();
+    BufReader::new(reader).read_to_end(&mut bytes)?;
+    Ok(Content::Bytes(bytes))
+}
+
+/// A stream with its first bytes put back in front.
+type Replayed<R> = std::io::Chain<Cursor<Vec<u8>>, R>;
+
+/// The first `wanted` bytes of a stream (fewer if it is shorter), and the whole stream again.
+fn peek<R: Read>(mut reader: R, wanted: usize) -> std::io::Result<(Vec<u8>, Replayed<R>)> {
+    let mut head = vec![0u8; wanted];
+    let mut filled = 0;
+    while filled < wanted {
+        match reader.read(&mut head[filled..]) {
+            Ok(0) => break,
+            Ok(read) => filled += read,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    head.truncate(filled);
+    Ok((head.clone(), Cursor::new(head).chain(reader)))
+}
+
+/// Counts the bytes read through it.
+struct Counting<R> {
+    inner: R,
+    count: Rc<Cell<u64>>,
+}
+
+impl<R> Counting<R> {
+    fn new(inner: R, count: Rc<Cell<u64>>) -> Self {
+        Self { inner, count }
+    }
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buf)?;
+        self.count.set(self.count.get() + read as u64);
+        Ok(read)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_inputs_are_usage_errors() {
+        let error = collect_inputs(&[PathBuf::from("/nonexistent/page.txt")]).unwrap_err();
+        assert_eq!(error.to_string(), "input `/nonexistent/page.txt` does not exist");
+    }
+
+    #[test]
+    fn directories_are_searched_recursively_for_known_names() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        for name in [
+            "b.txt",
+            "a.html",
+            "sub/c.warc.gz",
+            "README.md",
+            ".hidden.txt",
+            "sub/d.jsonl",
+        ] {
+            std::fs::write(dir.path().join(name), "x").unwrap();
+        }
+        let names: Vec<String> = collect_inputs(&[dir.path().to_path_buf()])
+            .unwrap()
+            .iter()
+            .map(|input| {
+                input
+                    .name()
+                    .strip_prefix(&format!("{}/", dir.path().display()))
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(names, ["a.html", "b.txt", "sub/c.warc.gz", "sub/d.jsonl"]);
+    }
+
+    #[test]
+    fn gzip_and_warc_are_recognised_by_content() {
+        use std::io::Write as _;
+        let record = "WARC/1.0\r\nWARC-Type: warcinfo\r\nWARC-Record-ID: <urn:uuid:1>\r\n\
+                      WARC-Date: 2024-12-08T10:15:00Z\r\nContent-Length: 0\r\n\r\n\r\n\r\n";
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(record.as_bytes()).unwrap();
+        let compressed = gz.finish().unwrap();
+        for bytes in [record.as_bytes().to_vec(), compressed] {
+            match open_content(Box::new(std::io::Cursor::new(bytes))).unwrap() {
+                Content::Warc(mut records) => {
+                    assert_eq!(records.next(), Some(WarcItem::Skipped(crate::warc::Skip::NotAResponse)))
+                }
+                Content::Bytes(_) => panic!("not recognised as WARC"),
+            }
+        }
+        assert!(matches!(
+            open_content(Box::new(std::io::Cursor::new(b"AGL 1.0".to_vec()))).unwrap(),
+            Content::Bytes(bytes) if bytes == b"AGL 1.0"
+        ));
+    }
+}

@@ -1,0 +1,206 @@
+//! Exactly-once mode against the real broker: the worker binary in `delivery.mode =
+//! "exactly-once"` is killed, joined by a second worker, or fenced by one with the same
+//! transactional.id; a `read_committed` consumer must then see every page's events exactly once.
+//! Each prints sent / delivered / duplicates / dead-lettered.
+
+mod common;
+mod harness;
+
+use std::time::Duration;
+
+use harness::{account_exactly_once, committed, small_pages, wait_for, written, Publisher, Worker, WorkerOptions};
+use pagesplit::config::{Config, DeliveryMode, EncodingFormat};
+use pagesplit::demo::publish_pages;
+
+/// A test configuration in exactly-once mode. A short session timeout lets the group notice a
+/// killed worker in seconds.
+fn eos_config(name: &str) -> Config {
+    let mut config = common::test_config(name, EncodingFormat::SingleObject);
+    config.delivery.mode = DeliveryMode::ExactlyOnce;
+    config.delivery.instance_id = "test".to_owned();
+    config.kafka.session_timeout_ms = 6_000;
+    config.pipeline.drain_timeout_ms = 4_000;
+    config.pipeline.revoke_timeout_ms = 3_000;
+    config.validate().expect("valid exactly-once config");
+    config
+}
+
+/// Flags of an exactly-once worker named `instance`.
+fn eos_worker(config: &Config, instance: &str, capture: bool) -> Worker {
+    Worker::spawn(
+        config,
+        WorkerOptions {
+            sets: vec![
+                ("delivery.mode", "exactly-once".to_owned()),
+                ("delivery.instance_id", instance.to_owned()),
+                ("kafka.session_timeout_ms", config.kafka.session_timeout_ms.to_string()),
+                (
+                    "pipeline.drain_timeout_ms",
+                    config.pipeline.drain_timeout_ms.to_string(),
+                ),
+                (
+                    "pipeline.revoke_timeout_ms",
+                    config.pipeline.revoke_timeout_ms.to_string(),
+                ),
+                (
+                    "delivery.transaction_max_ms",
+                    config.delivery.transaction_max_ms.to_string(),
+                ),
+            ],
+            log_level: if capture { "info" } else { "warn" },
+            capture,
+            ..WorkerOptions::default()
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_killed_mid_stream_publishes_every_event_exactly_once() {
+    let config = eos_config("eos-kill9");
+    pagesplit::app::prepare_topics(&config).await.unwrap();
+    let sent = small_pages("eos-kill9", 5000);
+    // A backlog first, so the kill lands mid-stream (mid-transaction, most likely).
+    let positions = publish_pages(&config.kafka.bootstrap_servers, &config.topics.input, &sent)
+        .await
+        .unwrap();
+    let bootstrap = config.kafka.bootstrap_servers.clone();
+    let mut worker = eos_worker(&config, "a", false);
+    wait_for("first articles", Duration::from_secs(60), || {
+        written(&bootstrap, &config.topics.articles) >= 300
+    })
+    .await;
+    worker.kill9();
+    let at_kill = written(&bootstrap, &config.topics.articles);
+    println!("worker killed after {at_kill} article offsets (records and commit markers)");
+    assert!(at_kill < sent.len() as i64, "the kill must land mid-stream");
+    // The same instance restarts: it fences its predecessor and aborts its open transaction.
+    let mut worker = eos_worker(&config, "a", false);
+    committed(&config, &positions, Duration::from_secs(120)).await;
+    assert_eq!(
+        worker.terminate(Duration::from_secs(30)).code(),
+        Some(0),
+        "SIGTERM ends the worker with exit 0"
+    );
+    let accounting = account_exactly_once(&config, &sent);
+    println!(
+        "article offsets written (incl. aborted records and markers): {}",
+        written(&bootstrap, &config.topics.articles)
+    );
+    accounting.assert_exactly_once("exactly-once, worker kill -9", sent.len());
+    common::delete_topics(&config).await;
+}
+
+/// A second worker (its own transactional.id) joins mid-stream, so the first hands partitions
+/// over; returns how many transactions the first aborted.
+async fn join_mid_stream(name: &str, revoke_timeout_ms: u64, transaction_max_ms: u64) -> usize {
+    let mut config = eos_config(name);
+    config.topics.partitions = 4;
+    config.pipeline.revoke_timeout_ms = revoke_timeout_ms;
+    config.delivery.transaction_max_ms = transaction_max_ms;
+    pagesplit::app::prepare_topics(&config).await.unwrap();
+    let bootstrap = config.kafka.bootstrap_servers.clone();
+    // Pages keep arriving while the group changes, so the handover happens mid-stream.
+    let publisher = Publisher::start(&bootstrap, &config.topics.input, name, 200, Duration::from_millis(50));
+    let mut first = eos_worker(&config, "first", true);
+    wait_for("first articles", Duration::from_secs(60), || {
+        written(&bootstrap, &config.topics.articles) >= 300
+    })
+    .await;
+    let mut second = eos_worker(&config, "second", true);
+    wait_for("the handover", Duration::from_secs(60), || {
+        first.output().contains("partition revoked") && second.output().contains("partition assigned")
+    })
+    .await;
+    let at_handover = publisher.sent_count();
+    // Both share the stream for a while.
+    wait_for("more pages", Duration::from_secs(60), || {
+        publisher.sent_count() >= at_handover + 2000
+    })
+    .await;
+    let (sent, positions) = publisher.stop().await;
+    committed(&config, &positions, Duration::from_secs(120)).await;
+    assert_eq!(first.terminate(Duration::from_secs(30)).code(), Some(0));
+    assert_eq!(second.terminate(Duration::from_secs(30)).code(), Some(0));
+    let output = first.output();
+    let aborted = output.matches("transaction aborted").count();
+    println!(
+        "handover after {at_handover} of {} pages sent; first worker aborted {aborted} transaction(s)",
+        sent.len()
+    );
+    for line in output.lines().filter(|line| {
+        line.contains("handed over") || line.contains("revoke deadline") || line.contains("transaction aborted")
+    }) {
+        println!("first worker: {line}");
+    }
+    account_exactly_once(&config, &sent).assert_exactly_once(&format!("exactly-once, {name}"), sent.len());
+    common::delete_topics(&config).await;
+    aborted
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_joining_mid_stream_takes_partitions_without_duplicates() {
+    join_mid_stream("eos-join", 3_000, 100).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handover_past_its_deadline_aborts_the_revoked_pages_and_duplicates_nothing() {
+    // No time to finish anything: pages of the revoked partitions in the open transaction (kept
+    // open for a second) are abandoned; that transaction is aborted and its other pages sent again.
+    join_mid_stream("eos-join-abandon", 0, 1_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_instance_with_the_same_transactional_id_fences_the_first() {
+    let config = eos_config("eos-fenced");
+    pagesplit::app::prepare_topics(&config).await.unwrap();
+    let bootstrap = config.kafka.bootstrap_servers.clone();
+    // Pages keep arriving, so the first worker keeps using its producer until it is fenced.
+    let publisher = Publisher::start(
+        &bootstrap,
+        &config.topics.input,
+        "eos-fenced",
+        200,
+        Duration::from_millis(100),
+    );
+    let first = eos_worker(&config, "same", true);
+    wait_for("first articles", Duration::from_secs(60), || {
+        written(&bootstrap, &config.topics.articles) >= 300
+    })
+    .await;
+    let mut second = eos_worker(&config, "same", false);
+    let (first, exit) = tokio::task::spawn_blocking(move || {
+        let mut first = first;
+        let exit = first.wait_exit(Duration::from_secs(60));
+        (first, exit)
+    })
+    .await
+    .unwrap();
+    let output = first.output();
+    let error_line = output
+        .lines()
+        .rev()
+        .find(|line| line.starts_with("error:"))
+        .unwrap_or("(no error line)")
+        .to_owned();
+    println!("fenced worker: exit {exit:?}, {error_line}");
+    assert_eq!(
+        exit.map(|status| status.code()),
+        Some(Some(1)),
+        "the fenced worker exits 1; its output:\n{}",
+        tail(&output)
+    );
+    assert!(
+        error_line.contains("fenced") && error_line.contains("transactional.id"),
+        "a clear fenced error: {error_line}"
+    );
+    let (sent, positions) = publisher.stop().await;
+    committed(&config, &positions, Duration::from_secs(120)).await;
+    assert_eq!(second.terminate(Duration::from_secs(30)).code(), Some(0));
+    account_exactly_once(&config, &sent).assert_exactly_once("exactly-once, first worker fenced", sent.len());
+    common::delete_topics(&config).await;
+}
+
+fn tail(output: &str) -> String {
+    let lines: Vec<&str> = output.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
