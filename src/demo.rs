@@ -214,10 +214,12 @@ pub fn read_records(
             None => continue,
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(partition))) => {
                 let position = consumer.position()?;
-                let at = position.find_partition(topic, partition).and_then(|element| match element.offset() {
-                    Offset::Offset(offset) => Some(offset),
-                    _ => None,
-                });
+                let at = position
+                    .find_partition(topic, partition)
+                    .and_then(|element| match element.offset() {
+                        Offset::Offset(offset) => Some(offset),
+                        _ => None,
+                    });
                 if at.is_some_and(|at| at >= ends[&partition]) {
                     done.insert(partition, ());
                 }
