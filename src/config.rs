@@ -419,6 +419,8 @@ pub struct PipelineConfig {
     /// take to finish (what finished is committed before the partitions go; the rest is consumed
     /// again by the new owner), in milliseconds.
     pub revoke_timeout_ms: u64,
+    /// Pages split and encoded at the same time, on as many threads; 0 means one per CPU.
+    pub split_workers: usize,
 }
 
 impl Default for PipelineConfig {
@@ -432,6 +434,17 @@ impl Default for PipelineConfig {
             statistics_interval_ms: 5_000,
             stall_timeout_ms: 60_000,
             revoke_timeout_ms: default_revoke_timeout_ms(),
+            split_workers: 0,
+        }
+    }
+}
+
+impl PipelineConfig {
+    /// Threads splitting pages: `split_workers`, or one per CPU when it is 0.
+    pub fn effective_split_workers(&self) -> usize {
+        match self.split_workers {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
         }
     }
 }

@@ -268,6 +268,9 @@ impl Pipeline {
         let pages = Arc::new(Semaphore::new(config.pipeline.max_in_flight_pages));
         let max_bytes = config.pipeline.max_in_flight_bytes.min(u32::MAX as usize);
         let bytes = Arc::new(Semaphore::new(max_bytes));
+        // Splitting is CPU work: a fixed number of pages at a time, so the blocking pool keeps
+        // that many threads instead of growing one thread per page in flight.
+        let split_slots = Arc::new(Semaphore::new(config.pipeline.effective_split_workers()));
         let (ordered_tx, mut ordered_rx) = mpsc::channel::<InFlight>(config.pipeline.max_in_flight_pages);
         // Cancelled on a fatal error anywhere, or once draining is over.
         let stop = CancellationToken::new();
@@ -370,7 +373,12 @@ impl Pipeline {
                     };
                     metrics.page_consumed(&message.topic);
                     let (encoder, options, topics) = (encoder.clone(), options.clone(), topics.clone());
+                    let split_slot = tokio::select! {
+                        _ = stop.cancelled() => break,
+                        slot = split_slots.clone().acquire_owned() => slot.expect("semaphore open"),
+                    };
                     let work = tokio::task::spawn_blocking(move || {
+                        let _split_slot = split_slot;
                         let started = Instant::now();
                         let outcome = split_message(&message, &options, &encoder, &topics);
                         (message, outcome, started.elapsed())

@@ -1,0 +1,1705 @@
+//! End-to-end benchmarks against a real broker (run by `bench/e2e.sh`).
+//!
+//! - `throughput`: preloads N pages (the example pages with varied symbols and numbers) into a
+//!   topic with several partitions, then times, one after the other on the same input:
+//!   a pass-through copy (a minimal rdkafka consume → produce of the raw bytes with pagesplit's
+//!   own client settings and the same way of committing: the ceiling), pagesplit itself
+//!   (in-process, `app::start`, single-object encoding) and the Python reference worker
+//!   (`bench/python/reference_worker.py`, same client settings). Each is timed from its first
+//!   output record until its group's committed offsets reach the end of the input.
+//! - `latency`: a paced producer offers pages (fetched_at = now) at a fixed rate to the release
+//!   binary running as a child process (`pagesplit run`); latency is taken per page from
+//!   `fetched_at` to the broker's append time of its article (the last record of a page; the
+//!   output topics use `LogAppendTime`), and from the worker's
+//!   `pagesplit_end_to_end_latency_seconds` histogram; the child's RSS is sampled throughout.
+//! - `backlog`: preloads a large backlog of small pages, starts the worker with default settings
+//!   and samples its RSS while it works through the backlog.
+//! - `all`: the three in order, the latency run at half the throughput measured by the first.
+//!
+//! Every run uses fresh topics and groups (`pagesplit-bench-<time>-<pid>.*`) and deletes them at
+//! the end. Results are printed and written as JSON to `--out`.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+use pagesplit::config::Config;
+use pagesplit::encode::{decode_single_object, unframe, Framed};
+use pagesplit::envelope::encode_envelope;
+use pagesplit::model::QuoteKind;
+use pagesplit::parse::{parse_ticker_line, ParseOptions};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::DeliveryResult;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use serde_json::{json, Value as Json};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser, Debug)]
+#[command(about = "End-to-end benchmarks of pagesplit against a real broker")]
+struct Cli {
+    /// Kafka bootstrap servers.
+    #[arg(
+        long,
+        global = true,
+        env = "PAGESPLIT_BENCH_BOOTSTRAP",
+        default_value = "127.0.0.1:9092"
+    )]
+    bootstrap: String,
+    /// Directory for the JSON results and the worker logs.
+    #[arg(long, global = true, default_value = "target/bench-e2e")]
+    out: PathBuf,
+    /// Cap on the blocking-pool threads of the runtime that runs pagesplit in-process (tokio's
+    /// default is 512; the worker binary uses the default), to compare the two.
+    #[arg(long, global = true)]
+    max_blocking_threads: Option<usize>,
+    #[command(subcommand)]
+    command: Bench,
+}
+
+#[derive(Subcommand, Debug)]
+enum Bench {
+    /// Pages per second: pass-through copy, pagesplit, Python reference, on the same input.
+    Throughput(ThroughputArgs),
+    /// Latency (fetched_at → acknowledged) at a fixed offered load, and the worker's RSS.
+    Latency(LatencyArgs),
+    /// The worker's RSS while it works through a large backlog.
+    Backlog(BacklogArgs),
+    /// Throughput, then latency at half the measured pagesplit maximum, then backlog.
+    All {
+        #[command(flatten)]
+        throughput: ThroughputArgs,
+        /// Seconds of paced load in the latency run.
+        #[arg(long, default_value_t = 40.0)]
+        latency_seconds: f64,
+        /// Pages preloaded for the backlog run.
+        #[arg(long, default_value_t = 1_000_000)]
+        backlog_pages: u64,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+struct ThroughputArgs {
+    /// Pages to preload.
+    #[arg(long, default_value_t = 200_000)]
+    pages: u64,
+    /// Partitions of every topic.
+    #[arg(long, default_value_t = 6)]
+    partitions: i32,
+    /// Python interpreter with confluent-kafka and fastavro (bench/python/requirements.txt);
+    /// without it the Python reference is skipped.
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// The release binary, for the latency and backlog runs of `all`.
+    #[arg(long, default_value = "target/release/pagesplit")]
+    worker: PathBuf,
+    /// Which contenders to run (e.g. `pagesplit` alone while profiling it).
+    #[arg(long, value_delimiter = ',', default_value = "pass-through,pagesplit,python")]
+    contenders: Vec<Contender>,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum Contender {
+    PassThrough,
+    Pagesplit,
+    Python,
+}
+
+#[derive(Args, Debug, Clone)]
+struct LatencyArgs {
+    /// Offered load, pages per second.
+    #[arg(long)]
+    rate: f64,
+    /// Seconds of paced load.
+    #[arg(long, default_value_t = 40.0)]
+    seconds: f64,
+    /// Seconds at the start left out of the percentiles.
+    #[arg(long, default_value_t = 5.0)]
+    warm_up: f64,
+    /// Partitions of every topic.
+    #[arg(long, default_value_t = 6)]
+    partitions: i32,
+    /// The release binary.
+    #[arg(long, default_value = "target/release/pagesplit")]
+    worker: PathBuf,
+}
+
+#[derive(Args, Debug, Clone)]
+struct BacklogArgs {
+    /// Small pages to preload.
+    #[arg(long, default_value_t = 1_000_000)]
+    pages: u64,
+    /// Partitions of the input topic.
+    #[arg(long, default_value_t = 6)]
+    partitions: i32,
+    /// The release binary.
+    #[arg(long, default_value = "target/release/pagesplit")]
+    worker: PathBuf,
+    /// Run pagesplit in this process (`app::start`) instead of the binary; the RSS is then this
+    /// process's (a few MB more than the worker's own).
+    #[arg(long)]
+    in_process: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    std::fs::create_dir_all(&cli.out).with_context(|| format!("failed to create {}", cli.out.display()))?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(threads) = cli.max_blocking_threads {
+        runtime.max_blocking_threads(threads);
+    }
+    let runtime = runtime.build()?;
+    let mut run = BenchRun::new(&cli.bootstrap, &cli.out, runtime.handle().clone())?;
+    eprintln!("run {} against {}", run.id, run.bootstrap);
+    let result = match &cli.command {
+        Bench::Throughput(args) => throughput(&mut run, args).map(|report| json!({ "throughput": report })),
+        Bench::Latency(args) => latency(&mut run, args).map(|report| json!({ "latency": report })),
+        Bench::Backlog(args) => backlog(&mut run, args).map(|report| json!({ "backlog": report })),
+        Bench::All {
+            throughput: args,
+            latency_seconds,
+            backlog_pages,
+        } => all(&mut run, args, *latency_seconds, *backlog_pages),
+    };
+    run.cleanup();
+    let report = result?;
+    let path = cli.out.join(format!("{}.json", run.id));
+    std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+    eprintln!("results written to {}", path.display());
+    Ok(())
+}
+
+fn all(run: &mut BenchRun, args: &ThroughputArgs, latency_seconds: f64, backlog_pages: u64) -> anyhow::Result<Json> {
+    let throughput_report = throughput(run, args)?;
+    let max_rate = throughput_report["pagesplit"]["pages_per_s"]
+        .as_f64()
+        .context("no pagesplit throughput measured")?;
+    let latency_report = latency(
+        run,
+        &LatencyArgs {
+            rate: (max_rate / 2.0).round(),
+            seconds: latency_seconds,
+            warm_up: 5.0,
+            partitions: args.partitions,
+            worker: args.worker.clone(),
+        },
+    )?;
+    let backlog_report = backlog(
+        run,
+        &BacklogArgs {
+            pages: backlog_pages,
+            partitions: args.partitions,
+            worker: args.worker.clone(),
+            in_process: false,
+        },
+    )?;
+    Ok(json!({ "throughput": throughput_report, "latency": latency_report, "backlog": backlog_report }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Throughput
+// ---------------------------------------------------------------------------------------------
+
+fn throughput(run: &mut BenchRun, args: &ThroughputArgs) -> anyhow::Result<Json> {
+    let mix = PageMix::load(&[Path::new("tests/fixtures/pages"), Path::new("examples/pages")])?;
+    eprintln!(
+        "page mix: {} (one page in {} of each, varied symbols and numbers)",
+        mix.describe(),
+        mix.templates.len()
+    );
+    let partitions = args.partitions;
+    let input = run.topic("pages", partitions, false)?;
+    let base_config = bench_config(&run.bootstrap, "unused", &input, "unused", "unused", "unused")?;
+    let preloaded = preload(&run.bootstrap, &base_config, &input, args.pages, &mix, Utc::now())?;
+    let input_ends = run.ends(&input, partitions)?;
+    eprintln!(
+        "preloaded {} pages ({:.0} MB of envelopes, {} events expected) in {:.1} s",
+        args.pages,
+        preloaded.bytes as f64 / 1e6,
+        preloaded.events,
+        preloaded.seconds
+    );
+    let mut report = json!({
+        "pages": args.pages,
+        "partitions": partitions,
+        "mix": mix.describe(),
+        "envelope_bytes": preloaded.bytes,
+        "expected_events": preloaded.events,
+    });
+
+    if args.contenders.contains(&Contender::PassThrough) {
+        pass_through_run(run, &input, &input_ends, args.pages, partitions, &mut report)?;
+    }
+    if args.contenders.contains(&Contender::Pagesplit) {
+        pagesplit_run(run, &input, &input_ends, args.pages, partitions, &mut report)?;
+    }
+    if let (Some(python), true) = (&args.python, args.contenders.contains(&Contender::Python)) {
+        python_run(run, python, &input, &input_ends, args.pages, partitions, &mut report)?;
+    }
+
+    let rate = |name: &str| report[name]["pages_per_s"].as_f64();
+    let (pagesplit, copy, python) = (rate("pagesplit"), rate("pass_through"), rate("python"));
+    if let (Some(pagesplit), Some(copy)) = (pagesplit, copy) {
+        report["ratio_pagesplit_to_pass_through"] = round2(pagesplit / copy).into();
+        eprintln!("pagesplit ÷ pass-through = {:.2} (target ≥ 0.8)", pagesplit / copy);
+    }
+    if let (Some(pagesplit), Some(python)) = (pagesplit, python) {
+        report["ratio_pagesplit_to_python"] = round2(pagesplit / python).into();
+        eprintln!("pagesplit ÷ Python = {:.1} (target ≥ 10)", pagesplit / python);
+    }
+    Ok(report)
+}
+
+/// The ceiling: copy the raw bytes.
+fn pass_through_run(
+    run: &mut BenchRun,
+    input: &str,
+    input_ends: &BTreeMap<i32, i64>,
+    pages: u64,
+    partitions: i32,
+    report: &mut Json,
+) -> anyhow::Result<()> {
+    let copy_topic = run.topic("copy", partitions, false)?;
+    let group = run.group("copy");
+    let config = bench_config(&run.bootstrap, &group, input, "unused", "unused", "unused")?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let copier = {
+        let (config, input, output, stop) = (config.clone(), input.to_owned(), copy_topic.clone(), stop.clone());
+        std::thread::spawn(move || pass_through(&config, &input, &output, &stop))
+    };
+    let cpu = CpuClock::of_self();
+    let window = run.measure(
+        &group,
+        input,
+        input_ends,
+        std::slice::from_ref(&copy_topic),
+        Some(&cpu),
+        &mut || !copier.is_finished(),
+    );
+    stop.store(true, Ordering::SeqCst);
+    let copied = copier.join().map_err(|_| anyhow::anyhow!("pass-through panicked"))?;
+    let window = window?;
+    copied?;
+    let copy_events = run.total(std::slice::from_ref(&copy_topic), partitions)?;
+    report["pass_through"] = window.report(pages, copy_events);
+    eprintln!("pass-through: {}", window.summary(pages, copy_events));
+    Ok(())
+}
+
+/// pagesplit, in-process.
+fn pagesplit_run(
+    run: &mut BenchRun,
+    input: &str,
+    input_ends: &BTreeMap<i32, i64>,
+    pages: u64,
+    partitions: i32,
+    report: &mut Json,
+) -> anyhow::Result<()> {
+    let (quotes, articles, dead) = (
+        run.topic("quotes", partitions, false)?,
+        run.topic("articles", partitions, false)?,
+        run.topic("dlq", partitions, false)?,
+    );
+    let group = run.group("pagesplit");
+    let config = bench_config(&run.bootstrap, &group, input, &quotes, &articles, &dead)?;
+    let shutdown = CancellationToken::new();
+    let cpu = CpuClock::of_self();
+    let running = run
+        .runtime
+        .block_on(pagesplit::app::start(config, shutdown.clone()))
+        .context("pagesplit did not start")?;
+    let outputs = [quotes.clone(), articles.clone(), dead.clone()];
+    let window = run.measure(&group, input, input_ends, &outputs, Some(&cpu), &mut || true);
+    shutdown.cancel();
+    run.runtime.block_on(running.wait())?;
+    let window = window?;
+    let events = run.total(&outputs, partitions)?;
+    let dead_letters = run.total(std::slice::from_ref(&dead), partitions)?;
+    report["pagesplit"] = window.report(pages, events);
+    report["pagesplit"]["dead_letters"] = dead_letters.into();
+    report["pagesplit"]["decoded_sample"] = run.check_decodes(&[&quotes, &articles])?.into();
+    eprintln!("pagesplit: {}", window.summary(pages, events));
+    Ok(())
+}
+
+/// The Python reference worker, same input, same client settings.
+fn python_run(
+    run: &mut BenchRun,
+    python: &Path,
+    input: &str,
+    input_ends: &BTreeMap<i32, i64>,
+    pages: u64,
+    partitions: i32,
+    report: &mut Json,
+) -> anyhow::Result<()> {
+    let (quotes, articles, dead) = (
+        run.topic("py-quotes", partitions, false)?,
+        run.topic("py-articles", partitions, false)?,
+        run.topic("py-dlq", partitions, false)?,
+    );
+    let group = run.group("python");
+    let config = bench_config(&run.bootstrap, &group, input, &quotes, &articles, &dead)?;
+    let clients_file = run.out.join(format!("{}-python-clients.json", run.id));
+    std::fs::write(
+        &clients_file,
+        serde_json::to_string_pretty(&json!({
+            "consumer": config.consumer_config().config_map(),
+            "producer": config.producer_config().config_map(),
+        }))?,
+    )?;
+    let mut child = Command::new(python)
+        .arg("bench/python/reference_worker.py")
+        .arg("--clients")
+        .arg(&clients_file)
+        .args([
+            "--input",
+            input,
+            "--quotes",
+            &quotes,
+            "--articles",
+            &articles,
+            "--dead-letter",
+            &dead,
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("failed to start {}", python.display()))?;
+    let cpu = CpuClock::of(child.id());
+    let outputs = [quotes.clone(), articles.clone(), dead.clone()];
+    let window = run.measure(&group, input, input_ends, &outputs, Some(&cpu), &mut || {
+        matches!(child.try_wait(), Ok(None))
+    });
+    terminate(&mut child);
+    let mut summary = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        stdout.read_to_string(&mut summary)?;
+    }
+    child.wait()?;
+    let _ = std::fs::remove_file(&clients_file);
+    let window = window?;
+    let events = run.total(&[quotes.clone(), articles.clone(), dead.clone()], partitions)?;
+    report["python"] = window.report(pages, events);
+    report["python"]["worker_summary"] = serde_json::from_str(summary.trim()).unwrap_or(Json::Null);
+    report["python"]["decoded_sample"] = run.check_decodes(&[&quotes, &articles])?.into();
+    eprintln!("python: {}", window.summary(pages, events));
+    Ok(())
+}
+
+/// A minimal consume → produce copy of the raw bytes, with pagesplit's client settings and its
+/// way of committing: a message's offset is stored once its copy is acknowledged, as part of
+/// the contiguous prefix of finished offsets of its partition; stored offsets are committed by
+/// librdkafka's auto-commit.
+fn pass_through(config: &Config, input: &str, output: &str, stop: &AtomicBool) -> anyhow::Result<()> {
+    let consumer: BaseConsumer = config.consumer_config().create()?;
+    consumer.subscribe(&[input])?;
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let producer: BaseProducer<CopyContext> = config.producer_config().create_with_context(CopyContext {
+        acknowledged: acknowledged.clone(),
+    })?;
+    let mut finished = FinishedOffsets::default();
+    let store = |finished: &mut FinishedOffsets| -> anyhow::Result<()> {
+        let done: Vec<(i32, i64, bool)> = std::mem::take(&mut *acknowledged.lock().expect("lock"));
+        for (partition, offset, ok) in done {
+            if !ok {
+                bail!("copy of {input}[{partition}]@{offset} failed");
+            }
+            if let Some(next) = finished.complete(partition, offset) {
+                // `store_offsets` stores the offset as given (the next one to consume);
+                // `store_offset` would store `next + 1`.
+                let mut offsets = TopicPartitionList::new();
+                offsets.add_partition_offset(input, partition, Offset::Offset(next))?;
+                consumer.store_offsets(&offsets)?;
+            }
+        }
+        Ok(())
+    };
+    while !stop.load(Ordering::Relaxed) {
+        if let Some(message) = consumer.poll(Duration::from_millis(50)) {
+            let message = message?;
+            let (partition, offset) = (message.partition(), message.offset());
+            finished.track(partition, offset);
+            let mut record = BaseRecord::with_opaque_to(output, Box::new((partition, offset)));
+            if let Some(key) = message.key() {
+                record = record.key(key);
+            }
+            if let Some(payload) = message.payload() {
+                record = record.payload(payload);
+            }
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        record = back;
+                        producer.poll(Duration::from_millis(5));
+                        store(&mut finished)?;
+                    }
+                    Err((error, _)) => return Err(error.into()),
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+        store(&mut finished)?;
+    }
+    producer.flush(Duration::from_secs(10))?;
+    store(&mut finished)?;
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+struct CopyContext {
+    acknowledged: Arc<Mutex<Vec<(i32, i64, bool)>>>,
+}
+
+impl ClientContext for CopyContext {}
+
+impl ProducerContext for CopyContext {
+    type DeliveryOpaque = Box<(i32, i64)>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, source: Self::DeliveryOpaque) {
+        let (partition, offset) = *source;
+        self.acknowledged
+            .lock()
+            .expect("lock")
+            .push((partition, offset, result.is_ok()));
+    }
+}
+
+/// Per partition, the contiguous prefix of finished offsets.
+#[derive(Default)]
+struct FinishedOffsets {
+    partitions: BTreeMap<i32, (VecDeque<i64>, HashSet<i64>)>,
+}
+
+impl FinishedOffsets {
+    fn track(&mut self, partition: i32, offset: i64) {
+        self.partitions.entry(partition).or_default().0.push_back(offset);
+    }
+
+    /// Marks an offset finished; the next offset to commit when the prefix grew.
+    fn complete(&mut self, partition: i32, offset: i64) -> Option<i64> {
+        let (pending, done) = self.partitions.get_mut(&partition)?;
+        done.insert(offset);
+        let mut next = None;
+        while let Some(first) = pending.front().copied() {
+            if !done.remove(&first) {
+                break;
+            }
+            pending.pop_front();
+            next = Some(first + 1);
+        }
+        next
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Latency
+// ---------------------------------------------------------------------------------------------
+
+fn latency(run: &mut BenchRun, args: &LatencyArgs) -> anyhow::Result<Json> {
+    let mix = PageMix::load(&[Path::new("tests/fixtures/pages"), Path::new("examples/pages")])?;
+    let partitions = args.partitions;
+    let input = run.topic("lat-pages", partitions, false)?;
+    // The broker stamps output records with their append time: the moment they were written,
+    // just before the acknowledgement.
+    let quotes = run.topic("lat-quotes", partitions, true)?;
+    let articles = run.topic("lat-articles", partitions, true)?;
+    let dead = run.topic("lat-dlq", partitions, true)?;
+    let group = run.group("latency");
+    let port = free_port()?;
+    let mut worker = spawn_worker(
+        run,
+        &args.worker,
+        &[
+            ("kafka.group_id", group.as_str()),
+            ("topics.input", input.as_str()),
+            ("topics.quotes", quotes.as_str()),
+            ("topics.articles", articles.as_str()),
+            ("topics.dead_letter", dead.as_str()),
+            ("encoding.format", "single-object"),
+            ("http.listen", &format!("127.0.0.1:{port}")),
+        ],
+        "latency",
+    )?;
+    let result = (|| -> anyhow::Result<Json> {
+        let metrics_address = format!("127.0.0.1:{port}");
+        wait_ready(&metrics_address, &mut worker)?;
+        let sampler = RssSampler::start(worker.id(), Duration::from_millis(100));
+        eprintln!(
+            "offering {:.0} pages/s for {:.0} s to the worker (pid {})",
+            args.rate,
+            args.seconds,
+            worker.id()
+        );
+        let config = bench_config(&run.bootstrap, "unused", &input, "unused", "unused", "unused")?;
+        let started_at = Utc::now();
+        let sent = paced_publish(&config, &input, &mix, args.rate, Duration::from_secs_f64(args.seconds))?;
+        let input_ends = run.ends(&input, partitions)?;
+        let cpu = CpuClock::of(worker.id());
+        let window = run.measure(
+            &group,
+            &input,
+            &input_ends,
+            std::slice::from_ref(&articles),
+            Some(&cpu),
+            &mut || matches!(worker.try_wait(), Ok(None)),
+        )?;
+        let metrics = http_get(&metrics_address, "/metrics")?.1;
+        let samples = sampler.stop();
+        // Per page: fetched_at (in the article) → append time of the article.
+        let warm_up_end = started_at.timestamp_millis() + (args.warm_up * 1000.0) as i64;
+        let mut latencies: Vec<f64> = read_all(&run.bootstrap, &articles, partitions, sent)?
+            .into_iter()
+            .filter_map(|(appended, value)| {
+                let fetched = article_fetched_at(&value)?;
+                (fetched >= warm_up_end).then(|| (appended - fetched) as f64)
+            })
+            .collect();
+        latencies.sort_by(f64::total_cmp);
+        let histogram = histogram_quantiles(&metrics, "pagesplit_end_to_end_latency_seconds");
+        let rss = RssSummary::of(&samples, None);
+        let report = json!({
+            "offered_pages_per_s": args.rate,
+            "seconds": args.seconds,
+            "pages_sent": sent,
+            "pages_measured": latencies.len(),
+            "warm_up_seconds": args.warm_up,
+            "ms_fetched_at_to_article_appended": {
+                "p50": percentile(&latencies, 0.50),
+                "p90": percentile(&latencies, 0.90),
+                "p99": percentile(&latencies, 0.99),
+                "max": latencies.last().copied(),
+            },
+            "worker_histogram_ms": histogram,
+            "committed_seconds_after_last_page": round1(window.done.duration_since(window.launched).as_secs_f64()),
+            "rss": rss.to_json(),
+        });
+        eprintln!(
+            "latency at {:.0} pages/s: p50 {:.1} ms, p99 {:.1} ms (fetched_at → article appended); worker histogram p50 {} ms, p99 {} ms; peak RSS {:.1} MB",
+            args.rate,
+            percentile(&latencies, 0.50).unwrap_or(f64::NAN),
+            percentile(&latencies, 0.99).unwrap_or(f64::NAN),
+            report["worker_histogram_ms"]["p50"],
+            report["worker_histogram_ms"]["p99"],
+            rss.peak_kb as f64 / 1024.0
+        );
+        Ok(report)
+    })();
+    terminate(&mut worker);
+    worker.wait()?;
+    result
+}
+
+/// Publishes pages at `rate` per second for `duration`, each stamped with fetched_at = now;
+/// returns how many.
+fn paced_publish(config: &Config, topic: &str, mix: &PageMix, rate: f64, duration: Duration) -> anyhow::Result<u64> {
+    let mut client = config.producer_config();
+    // Each page leaves at once: the latency measured is the worker's, not a crawler's batching.
+    client.set("linger.ms", "0");
+    let failed = Arc::new(AtomicU64::new(0));
+    let producer: BaseProducer<CountingContext> =
+        client.create_with_context(CountingContext { failed: failed.clone() })?;
+    let started = Instant::now();
+    let mut sent = 0u64;
+    while started.elapsed() < duration {
+        let due = (started.elapsed().as_secs_f64() * rate) as u64;
+        while sent < due {
+            let (url, body, _) = mix.page(sent);
+            let value = encode_envelope(&url, Utc::now(), "text/plain", &body);
+            send(&producer, BaseRecord::to(topic).key(url.as_bytes()).payload(&value))?;
+            sent += 1;
+        }
+        producer.poll(Duration::ZERO);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    producer.flush(Duration::from_secs(30))?;
+    if failed.load(Ordering::SeqCst) > 0 {
+        bail!("{} pages could not be published", failed.load(Ordering::SeqCst));
+    }
+    Ok(sent)
+}
+
+/// Reads `expected` records of a topic from the beginning: (broker timestamp, value).
+fn read_all(bootstrap: &str, topic: &str, partitions: i32, expected: u64) -> anyhow::Result<Vec<(i64, Vec<u8>)>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "pagesplit-bench-reader")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..partitions {
+        assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
+    }
+    consumer.assign(&assignment)?;
+    let started = Instant::now();
+    let mut records = Vec::with_capacity(expected as usize);
+    while (records.len() as u64) < expected {
+        if started.elapsed() > Duration::from_secs(120) {
+            bail!("read only {} of {expected} records of {topic}", records.len());
+        }
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            let message = message?;
+            let timestamp = message.timestamp().to_millis().unwrap_or_default();
+            records.push((timestamp, message.payload().unwrap_or_default().to_vec()));
+        }
+    }
+    Ok(records)
+}
+
+/// `fetched_at` of a framed article datum: its third field, after two strings.
+fn article_fetched_at(value: &[u8]) -> Option<i64> {
+    let mut datum = match unframe(value)? {
+        Framed::SingleObject { datum, .. } | Framed::Confluent { datum, .. } => datum,
+    };
+    for _ in 0..2 {
+        let length = usize::try_from(read_long(&mut datum)?).ok()?;
+        datum = datum.get(length..)?;
+    }
+    read_long(&mut datum)
+}
+
+/// An Avro `long`: zigzag varint.
+fn read_long(bytes: &mut &[u8]) -> Option<i64> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&byte, rest) = bytes.split_first()?;
+        *bytes = rest;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Some((value >> 1) as i64 ^ -((value & 1) as i64));
+        }
+    }
+    None
+}
+
+/// p50/p90/p99 in milliseconds of a Prometheus histogram in text format, interpolated within
+/// buckets as `histogram_quantile` does.
+fn histogram_quantiles(metrics: &str, name: &str) -> Json {
+    let prefix = format!("{name}_bucket{{le=\"");
+    let mut buckets: Vec<(f64, f64)> = Vec::new();
+    for line in metrics.lines() {
+        if let Some(rest) = line.strip_prefix(&prefix) {
+            let Some((bound, count)) = rest.split_once("\"} ") else {
+                continue;
+            };
+            let bound = if bound == "+Inf" {
+                f64::INFINITY
+            } else {
+                bound.parse().unwrap_or(f64::NAN)
+            };
+            buckets.push((bound, count.trim().parse().unwrap_or(0.0)));
+        }
+    }
+    let total = buckets.last().map_or(0.0, |(_, count)| *count);
+    let quantile = |q: f64| -> Option<f64> {
+        let rank = q * total;
+        let mut previous = (0.0, 0.0);
+        for (bound, count) in &buckets {
+            if *count >= rank && total > 0.0 {
+                if bound.is_infinite() {
+                    return Some(previous.0 * 1000.0);
+                }
+                let within = if count > &previous.1 {
+                    (rank - previous.1) / (count - previous.1)
+                } else {
+                    0.0
+                };
+                return Some((previous.0 + (bound - previous.0) * within) * 1000.0);
+            }
+            previous = (*bound, *count);
+        }
+        None
+    };
+    let bounds: Vec<String> = buckets
+        .iter()
+        .map(|(bound, count)| format!("≤{bound}s:{count}"))
+        .collect();
+    json!({
+        "count": total,
+        "p50": quantile(0.5).map(round1),
+        "p90": quantile(0.9).map(round1),
+        "p99": quantile(0.99).map(round1),
+        "buckets": bounds.join(" "),
+    })
+}
+
+fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    Some(sorted[((sorted.len() - 1) as f64 * q).round() as usize])
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backlog
+// ---------------------------------------------------------------------------------------------
+
+fn backlog(run: &mut BenchRun, args: &BacklogArgs) -> anyhow::Result<Json> {
+    let mix = PageMix::load(&[Path::new("tests/fixtures/pages"), Path::new("examples/pages")])?.small();
+    let input = run.topic("backlog-pages", args.partitions, false)?;
+    let (quotes, articles, dead) = (
+        run.topic("backlog-quotes", args.partitions, false)?,
+        run.topic("backlog-articles", args.partitions, false)?,
+        run.topic("backlog-dlq", args.partitions, false)?,
+    );
+    let config = bench_config(&run.bootstrap, "unused", &input, "unused", "unused", "unused")?;
+    let preloaded = preload(&run.bootstrap, &config, &input, args.pages, &mix, Utc::now())?;
+    let input_ends = run.ends(&input, args.partitions)?;
+    eprintln!(
+        "backlog: preloaded {} small pages ({:.0} MB) in {:.1} s; starting the worker with default settings",
+        args.pages,
+        preloaded.bytes as f64 / 1e6,
+        preloaded.seconds
+    );
+    let group = run.group("backlog");
+    let outputs = [articles.clone()];
+    let mut progress: Vec<(f64, i64)> = Vec::new();
+    let launched = Instant::now();
+    let (window, samples) = if args.in_process {
+        let config = bench_config(&run.bootstrap, &group, &input, &quotes, &articles, &dead)?;
+        let shutdown = CancellationToken::new();
+        let running = run
+            .runtime
+            .block_on(pagesplit::app::start(config, shutdown.clone()))
+            .context("pagesplit did not start")?;
+        let sampler = RssSampler::start(std::process::id(), Duration::from_millis(250));
+        let cpu = CpuClock::of_self();
+        let result = run.measure_with_progress(
+            &group,
+            &input,
+            &input_ends,
+            &outputs,
+            Some(&cpu),
+            &mut progress,
+            &mut || true,
+        );
+        let samples = sampler.stop();
+        shutdown.cancel();
+        run.runtime.block_on(running.wait())?;
+        (result?, samples)
+    } else {
+        let port = free_port()?;
+        let mut worker = spawn_worker(
+            run,
+            &args.worker,
+            &[
+                ("kafka.group_id", group.as_str()),
+                ("topics.input", input.as_str()),
+                ("topics.quotes", quotes.as_str()),
+                ("topics.articles", articles.as_str()),
+                ("topics.dead_letter", dead.as_str()),
+                // No schema registry here; everything else stays at its default.
+                ("encoding.format", "single-object"),
+                ("http.listen", &format!("127.0.0.1:{port}")),
+            ],
+            "backlog",
+        )?;
+        let sampler = RssSampler::start(worker.id(), Duration::from_millis(250));
+        let cpu = CpuClock::of(worker.id());
+        let result = run.measure_with_progress(
+            &group,
+            &input,
+            &input_ends,
+            &outputs,
+            Some(&cpu),
+            &mut progress,
+            &mut || matches!(worker.try_wait(), Ok(None)),
+        );
+        let samples = sampler.stop();
+        terminate(&mut worker);
+        worker.wait()?;
+        (result?, samples)
+    };
+    let first_output = window.first_output.duration_since(launched).as_secs_f64();
+    let rss = RssSummary::of(&samples, Some(first_output));
+    let total: i64 = input_ends.values().sum();
+    // The RSS curve: one point per tenth of the backlog worked through.
+    let mut curve = Vec::new();
+    for tenth in 1..=10 {
+        let goal = total * tenth / 10;
+        if let Some((at, done)) = progress.iter().find(|(_, done)| *done >= goal) {
+            let sample = samples.iter().rfind(|sample| sample.at <= *at);
+            curve.push(json!({
+                "seconds": round1(*at),
+                "committed_pages": done,
+                "rss_mb": sample.map(|sample| round1(sample.rss_kb as f64 / 1024.0)),
+                "threads": sample.map(|sample| sample.threads),
+            }));
+        }
+    }
+    let seconds = window.seconds();
+    eprintln!(
+        "backlog of {} pages worked through in {:.1} s ({:.0} pages/s); RSS while working: min {:.1} MB, max {:.1} MB, VmHWM {:.1} MB",
+        args.pages,
+        seconds,
+        args.pages as f64 / seconds,
+        rss.min_kb as f64 / 1024.0,
+        rss.max_kb as f64 / 1024.0,
+        rss.peak_kb as f64 / 1024.0
+    );
+    Ok(json!({
+        "pages": args.pages,
+        "in_process": args.in_process,
+        "envelope_bytes": preloaded.bytes,
+        "seconds": round1(seconds),
+        "pages_per_s": (args.pages as f64 / seconds).round(),
+        "cpu_ms_per_1000_pages": window.cpu_seconds.map(|cpu| round1(cpu * 1e6 / args.pages as f64)),
+        "context_switches_per_page": window.context_switches.map(|n| round2(n as f64 / args.pages as f64)),
+        "rss_while_working": rss.to_json(),
+        "curve": curve,
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pages
+// ---------------------------------------------------------------------------------------------
+
+/// The example pages as templates: their ticker lines are rewritten for every page with other
+/// symbols and numbers (deterministically, from the page's number), their text kept.
+struct PageMix {
+    templates: Vec<Template>,
+    /// Stock symbols to draw from: the examples' own, then made-up ones (a prime count, so
+    /// that any stride walks through distinct symbols).
+    symbols: Vec<String>,
+}
+
+struct Template {
+    name: String,
+    lines: Vec<Line>,
+}
+
+enum Line {
+    Text(String),
+    Stock,
+    Index(String),
+}
+
+/// Symbols to draw from; prime.
+const SYMBOL_POOL: usize = 401;
+
+impl PageMix {
+    /// The masked `*.txt` pages of `dirs` (the same file name once).
+    fn load(dirs: &[&Path]) -> anyhow::Result<Self> {
+        let options = ParseOptions::default();
+        let mut templates = Vec::new();
+        let mut names = HashSet::new();
+        let mut symbols = Vec::new();
+        for dir in dirs {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+                .with_context(|| format!("failed to list {}", dir.display()))?
+                .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+                .filter(|path| path.to_string_lossy().ends_with(".masked.txt"))
+                .collect();
+            files.sort();
+            for file in files {
+                let name = file.file_name().unwrap_or_default().to_string_lossy().into_owned();
+                if !names.insert(name.clone()) {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&file)?;
+                let lines = text
+                    .split('\n')
+                    .map(|line| match parse_ticker_line(line, &options) {
+                        Some(ticker) if ticker.kind == QuoteKind::Index => Line::Index(ticker.symbol.to_owned()),
+                        Some(ticker) => {
+                            if !symbols.iter().any(|known| known == ticker.symbol) {
+                                symbols.push(ticker.symbol.to_owned());
+                            }
+                            Line::Stock
+                        }
+                        None => Line::Text(line.to_owned()),
+                    })
+                    .collect();
+                templates.push(Template { name, lines });
+            }
+        }
+        if templates.is_empty() {
+            bail!("no *.masked.txt pages found");
+        }
+        // Made-up four-letter symbols fill the pool.
+        let mut n = 0u32;
+        while symbols.len() < SYMBOL_POOL {
+            let made_up: String = (0..4)
+                .map(|i| (b'A' + ((n / 26u32.pow(i)) % 26) as u8) as char)
+                .collect();
+            n += 7;
+            if !symbols.contains(&made_up) {
+                symbols.push(made_up);
+            }
+        }
+        Ok(Self { templates, symbols })
+    }
+
+    /// Small pages: five ticker lines and one paragraph of the first page with a ticker strip.
+    fn small(self) -> Self {
+        let source = self
+            .templates
+            .iter()
+            .find(|template| template.lines.iter().any(|line| matches!(line, Line::Stock)))
+            .unwrap_or(&self.templates[0]);
+        let mut lines = Vec::new();
+        lines.extend(
+            source
+                .lines
+                .iter()
+                .filter(|l| matches!(l, Line::Stock))
+                .take(4)
+                .map(|_| Line::Stock),
+        );
+        lines.extend(
+            source
+                .lines
+                .iter()
+                .filter_map(|l| match l {
+                    Line::Index(symbol) => Some(Line::Index(symbol.clone())),
+                    _ => None,
+                })
+                .take(1),
+        );
+        lines.push(Line::Text(String::new()));
+        if let Some(Line::Text(paragraph)) = source
+            .lines
+            .iter()
+            .find(|l| matches!(l, Line::Text(text) if text.len() > 80))
+        {
+            lines.push(Line::Text(paragraph.clone()));
+        }
+        lines.push(Line::Text(String::new()));
+        Self {
+            templates: vec![Template {
+                name: format!("{} (first 5 ticker lines and one paragraph)", source.name),
+                lines,
+            }],
+            symbols: self.symbols,
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.templates
+            .iter()
+            .map(|t| {
+                let quotes = t.lines.iter().filter(|l| !matches!(l, Line::Text(_))).count();
+                format!("{} ({quotes} quotes)", t.name)
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Page number `i`: its URL, its body and its number of events.
+    fn page(&self, i: u64) -> (String, String, u64) {
+        let template = &self.templates[(i % self.templates.len() as u64) as usize];
+        let mut random = SplitMix64(i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5eed);
+        let first = random.below(SYMBOL_POOL as u64) as usize;
+        let stride = 1 + random.below(SYMBOL_POOL as u64 - 1) as usize;
+        let mut stocks = 0;
+        let mut events = 1;
+        let mut body = String::with_capacity(4096);
+        for (index, line) in template.lines.iter().enumerate() {
+            if index > 0 {
+                body.push('\n');
+            }
+            match line {
+                Line::Text(text) => body.push_str(text),
+                Line::Stock => {
+                    let symbol = &self.symbols[(first + stocks * stride) % SYMBOL_POOL];
+                    stocks += 1;
+                    events += 1;
+                    stock_line(&mut body, symbol, &mut random);
+                }
+                Line::Index(symbol) => {
+                    events += 1;
+                    index_line(&mut body, symbol, &mut random);
+                }
+            }
+        }
+        let url = format!("https://www.brecorder.com/news/{}/bench-page-{i}", 40_000_000 + i);
+        (url, body, events)
+    }
+}
+
+/// `AGL 37.94 Decreased By ▼ -0.54 (-1.4%)`, with new numbers.
+fn stock_line(out: &mut String, symbol: &str, random: &mut SplitMix64) {
+    use std::fmt::Write as _;
+    let price = 100 + random.below(50_000); // hundredths
+    let (words, arrow, sign, change) = match random.below(20) {
+        0 => ("No Change", '▼', "", 0),
+        n => {
+            let change = (price * (1 + random.below(1000)) / 10_000).max(1);
+            if n % 2 == 0 {
+                ("Increased By", '▲', "", change)
+            } else {
+                ("Decreased By", '▼', "-", change)
+            }
+        }
+    };
+    let percent = change * 10_000 / price; // hundredths of a percent
+    let _ = write!(
+        out,
+        "{symbol} {} {words} {arrow} {sign}{} ({sign}{}%)",
+        decimal(price, 2, false),
+        decimal(change, 2, false),
+        decimal(percent, 2, true)
+    );
+}
+
+/// `KSE100 106,275 Decreased By -4795.3 (-4.32%)`, with new numbers.
+fn index_line(out: &mut String, symbol: &str, random: &mut SplitMix64) {
+    use std::fmt::Write as _;
+    let level = 5_000 + random.below(115_000);
+    let change = level * (1 + random.below(500)); // tenths × 1000
+    let change = (change / 1000).max(1);
+    let up = random.below(2) == 0;
+    let (words, sign) = if up {
+        ("Increased By", "")
+    } else {
+        ("Decreased By", "-")
+    };
+    let percent = change * 1000 / level; // hundredths of a percent
+    let thousands = format!("{},{:03}", level / 1000, level % 1000);
+    let _ = write!(
+        out,
+        "{symbol} {thousands} {words} {sign}{} ({sign}{}%)",
+        decimal(change, 1, false),
+        decimal(percent, 2, true)
+    );
+}
+
+/// `value` with `scale` implied decimals, e.g. (12345, 2) → `123.45`; `trim` drops trailing
+/// zeros as the ticker prints percentages (`-1.4`, `-3`).
+fn decimal(value: u64, scale: u32, trim: bool) -> String {
+    let unit = 10u64.pow(scale);
+    let mut text = format!("{}.{:0width$}", value / unit, value % unit, width = scale as usize);
+    if trim {
+        while text.ends_with('0') {
+            text.pop();
+        }
+        if text.ends_with('.') {
+            text.pop();
+        }
+    }
+    text
+}
+
+/// A small deterministic random number generator (SplitMix64).
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, bound: u64) -> u64 {
+        self.next() % bound
+    }
+}
+
+struct Preloaded {
+    bytes: u64,
+    events: u64,
+    seconds: f64,
+}
+
+/// Publishes pages 0..count as JSON envelopes keyed by URL, fetched one millisecond apart from
+/// `fetched_from`, with pagesplit's producer settings.
+fn preload(
+    bootstrap: &str,
+    config: &Config,
+    topic: &str,
+    count: u64,
+    mix: &PageMix,
+    fetched_from: DateTime<Utc>,
+) -> anyhow::Result<Preloaded> {
+    let failed = Arc::new(AtomicU64::new(0));
+    let producer: BaseProducer<CountingContext> = config
+        .producer_config()
+        .create_with_context(CountingContext { failed: failed.clone() })
+        .with_context(|| format!("failed to create a producer for {bootstrap}"))?;
+    let started = Instant::now();
+    let (mut bytes, mut events) = (0u64, 0u64);
+    for i in 0..count {
+        let (url, body, page_events) = mix.page(i);
+        let fetched_at = fetched_from + chrono::Duration::milliseconds(i as i64);
+        let value = encode_envelope(&url, fetched_at, "text/plain", &body);
+        bytes += value.len() as u64;
+        events += page_events;
+        send(&producer, BaseRecord::to(topic).key(url.as_bytes()).payload(&value))?;
+        producer.poll(Duration::ZERO);
+        if (i + 1) % 250_000 == 0 {
+            eprintln!("  preloaded {} pages", i + 1);
+        }
+    }
+    producer.flush(Duration::from_secs(120))?;
+    if failed.load(Ordering::SeqCst) > 0 {
+        bail!("{} pages could not be preloaded", failed.load(Ordering::SeqCst));
+    }
+    Ok(Preloaded {
+        bytes,
+        events,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn send<C: ProducerContext<DeliveryOpaque = ()>>(
+    producer: &BaseProducer<C>,
+    mut record: BaseRecord<'_, [u8], Vec<u8>>,
+) -> anyhow::Result<()> {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                producer.poll(Duration::from_millis(10));
+            }
+            Err((error, _)) => return Err(error.into()),
+        }
+    }
+}
+
+struct CountingContext {
+    failed: Arc<AtomicU64>,
+}
+
+impl ClientContext for CountingContext {}
+
+impl ProducerContext for CountingContext {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if result.is_err() {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Topics, groups and measurements
+// ---------------------------------------------------------------------------------------------
+
+/// One run: its unique id, and the topics and groups it created (deleted by `cleanup`).
+struct BenchRun {
+    id: String,
+    bootstrap: String,
+    out: PathBuf,
+    runtime: tokio::runtime::Handle,
+    admin: AdminClient<DefaultClientContext>,
+    topics: Vec<String>,
+    groups: Vec<String>,
+}
+
+/// The time window of one contender.
+struct Window {
+    launched: Instant,
+    first_output: Instant,
+    done: Instant,
+    /// CPU seconds the contender used from its first output to the end.
+    cpu_seconds: Option<f64>,
+    /// Context switches of its threads over the same time.
+    context_switches: Option<u64>,
+}
+
+impl Window {
+    fn seconds(&self) -> f64 {
+        self.done.duration_since(self.first_output).as_secs_f64()
+    }
+
+    fn report(&self, pages: u64, events: i64) -> Json {
+        let seconds = self.seconds();
+        let cpu_seconds = self.cpu_seconds;
+        json!({
+            "seconds": round2(seconds),
+            "startup_seconds": round2(self.first_output.duration_since(self.launched).as_secs_f64()),
+            "pages_per_s": (pages as f64 / seconds).round(),
+            "events": events,
+            "events_per_s": (events as f64 / seconds).round(),
+            "cpu_seconds": cpu_seconds.map(round2),
+            "cpu_ms_per_1000_pages": cpu_seconds.map(|cpu| round1(cpu * 1e6 / pages as f64)),
+            "context_switches_per_page": self.context_switches.map(|n| round2(n as f64 / pages as f64)),
+        })
+    }
+
+    fn summary(&self, pages: u64, events: i64) -> String {
+        let seconds = self.seconds();
+        format!(
+            "{pages} pages in {seconds:.1} s: {:.0} pages/s, {:.0} events/s ({events} events)",
+            pages as f64 / seconds,
+            events as f64 / seconds
+        )
+    }
+}
+
+impl BenchRun {
+    fn new(bootstrap: &str, out: &Path, runtime: tokio::runtime::Handle) -> anyhow::Result<Self> {
+        let now = Utc::now();
+        let id = format!("pagesplit-bench-{}-{}", now.format("%Y%m%d%H%M%S"), std::process::id());
+        let admin = ClientConfig::new().set("bootstrap.servers", bootstrap).create()?;
+        Ok(Self {
+            id,
+            bootstrap: bootstrap.to_owned(),
+            out: out.to_owned(),
+            runtime,
+            admin,
+            topics: Vec::new(),
+            groups: Vec::new(),
+        })
+    }
+
+    /// Creates `<run id>.<role>`; with `log_append_time`, the broker stamps each record with
+    /// the time it appended it.
+    fn topic(&mut self, role: &str, partitions: i32, log_append_time: bool) -> anyhow::Result<String> {
+        let name = format!("{}.{role}", self.id);
+        let mut topic = NewTopic::new(&name, partitions, TopicReplication::Fixed(1));
+        if log_append_time {
+            topic = topic.set("message.timestamp.type", "LogAppendTime");
+        }
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        let results = self.runtime.block_on(self.admin.create_topics([&topic], &options))?;
+        for result in results {
+            result.map_err(|(topic, code)| anyhow::anyhow!("failed to create {topic}: {code}"))?;
+        }
+        self.topics.push(name.clone());
+        // Wait until every partition has a leader.
+        self.ends(&name, partitions)?;
+        Ok(name)
+    }
+
+    fn group(&mut self, role: &str) -> String {
+        let name = format!("{}.{role}", self.id);
+        self.groups.push(name.clone());
+        name
+    }
+
+    /// A client for watermark look-ups.
+    fn watermark_client(&self) -> anyhow::Result<BaseConsumer> {
+        Ok(ClientConfig::new().set("bootstrap.servers", &self.bootstrap).create()?)
+    }
+
+    /// High watermarks of every partition.
+    fn ends(&self, topic: &str, partitions: i32) -> anyhow::Result<BTreeMap<i32, i64>> {
+        ends_with(&self.watermark_client()?, topic, partitions)
+    }
+
+    /// Records in the topics, all partitions.
+    fn total(&self, topics: &[String], partitions: i32) -> anyhow::Result<i64> {
+        total_with(&self.watermark_client()?, topics, partitions)
+    }
+
+    fn measure(
+        &self,
+        group: &str,
+        input: &str,
+        ends: &BTreeMap<i32, i64>,
+        outputs: &[String],
+        cpu: Option<&CpuClock>,
+        alive: &mut dyn FnMut() -> bool,
+    ) -> anyhow::Result<Window> {
+        self.measure_with_progress(group, input, ends, outputs, cpu, &mut Vec::new(), alive)
+    }
+
+    /// Waits for the first record in `outputs`, then until `group` has committed every
+    /// partition of `input` up to `ends`; `progress` gets (seconds since the start, committed
+    /// pages) about once a second; `cpu` is read at the first output and at the end.
+    #[allow(clippy::too_many_arguments)]
+    fn measure_with_progress(
+        &self,
+        group: &str,
+        input: &str,
+        ends: &BTreeMap<i32, i64>,
+        outputs: &[String],
+        cpu: Option<&CpuClock>,
+        progress: &mut Vec<(f64, i64)>,
+        alive: &mut dyn FnMut() -> bool,
+    ) -> anyhow::Result<Window> {
+        let committed_reader: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()?;
+        let mut wanted = TopicPartitionList::new();
+        for partition in ends.keys() {
+            wanted.add_partition(input, *partition);
+        }
+        let partitions = ends.len() as i32;
+        let watermarks = self.watermark_client()?;
+        let launched = Instant::now();
+        let mut first_output = None;
+        let mut cpu_at_first_output = None;
+        let mut switches_at_first_output = None;
+        let mut last_progress = launched;
+        let deadline = Duration::from_secs(3600);
+        loop {
+            // Serve the client's own events (it is never polled otherwise).
+            watermarks.poll(Duration::ZERO);
+            if first_output.is_none() && total_with(&watermarks, outputs, partitions)? > 0 {
+                first_output = Some(Instant::now());
+                cpu_at_first_output = cpu.and_then(CpuClock::read);
+                switches_at_first_output = cpu.and_then(CpuClock::context_switches);
+            }
+            let committed = committed_reader.committed_offsets(wanted.clone(), Duration::from_secs(5))?;
+            let mut done = 0;
+            let mut behind = false;
+            for (partition, end) in ends {
+                let offset = match committed.find_partition(input, *partition).map(|e| e.offset()) {
+                    Some(Offset::Offset(offset)) => offset,
+                    _ => 0,
+                };
+                done += offset.min(*end);
+                behind |= offset < *end;
+            }
+            let now = Instant::now();
+            if now.duration_since(last_progress) >= Duration::from_secs(1) || !behind {
+                progress.push((now.duration_since(launched).as_secs_f64(), done));
+                last_progress = now;
+            }
+            if !behind {
+                let cpu_at_end = cpu.and_then(CpuClock::read);
+                let switches_at_end = cpu.and_then(CpuClock::context_switches);
+                return Ok(Window {
+                    launched,
+                    first_output: first_output.unwrap_or(now),
+                    done: now,
+                    cpu_seconds: cpu_at_first_output.zip(cpu_at_end).map(|(first, end)| end - first),
+                    context_switches: switches_at_first_output
+                        .zip(switches_at_end)
+                        .map(|(first, end)| end.saturating_sub(first)),
+                });
+            }
+            if !alive() {
+                bail!("the worker of group {group} stopped before it was done");
+            }
+            if launched.elapsed() > deadline {
+                bail!("group {group} did not finish within {deadline:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Decodes the first records of each topic with the bundled schemas (single-object); how
+    /// many decoded.
+    fn check_decodes(&self, topics: &[&String]) -> anyhow::Result<u64> {
+        let mut decoded = 0;
+        for topic in topics {
+            let available = self.ends(topic, 1)?.values().sum::<i64>().clamp(0, 50) as u64;
+            for (_, value) in read_all(&self.bootstrap, topic, 1, available)? {
+                if decode_single_object(&value).is_none() {
+                    bail!("a record of {topic} does not decode with the bundled schemas");
+                }
+                decoded += 1;
+            }
+        }
+        Ok(decoded)
+    }
+
+    /// Deletes the run's topics and groups (best effort).
+    fn cleanup(&mut self) {
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        let groups: Vec<&str> = self.groups.iter().map(String::as_str).collect();
+        if !groups.is_empty() {
+            if let Err(error) = self.runtime.block_on(self.admin.delete_groups(&groups, &options)) {
+                eprintln!("could not delete groups: {error}");
+            }
+        }
+        let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
+        if !topics.is_empty() {
+            match self.runtime.block_on(self.admin.delete_topics(&topics, &options)) {
+                Ok(_) => eprintln!(
+                    "deleted {} topics and {} groups of {}",
+                    topics.len(),
+                    groups.len(),
+                    self.id
+                ),
+                Err(error) => eprintln!("could not delete topics: {error}"),
+            }
+        }
+        self.topics.clear();
+        self.groups.clear();
+    }
+}
+
+/// High watermarks of every partition; retries for a while (a new topic may have no leader yet).
+fn ends_with(client: &BaseConsumer, topic: &str, partitions: i32) -> anyhow::Result<BTreeMap<i32, i64>> {
+    let started = Instant::now();
+    let mut ends = BTreeMap::new();
+    for partition in 0..partitions {
+        loop {
+            match client.fetch_watermarks(topic, partition, Duration::from_secs(5)) {
+                Ok((_, high)) => {
+                    ends.insert(partition, high);
+                    break;
+                }
+                Err(_) if started.elapsed() < Duration::from_secs(30) => {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(error) => {
+                    return Err(error).with_context(|| format!("no watermarks for {topic}[{partition}]"));
+                }
+            }
+        }
+    }
+    Ok(ends)
+}
+
+/// Records in the topics, all partitions.
+fn total_with(client: &BaseConsumer, topics: &[String], partitions: i32) -> anyhow::Result<i64> {
+    let mut total = 0;
+    for topic in topics {
+        total += ends_with(client, topic, partitions)?.values().sum::<i64>();
+    }
+    Ok(total)
+}
+
+/// The worker configuration of a contender: defaults, the run's topics and group, single-object
+/// encoding (no registry), no HTTP endpoint.
+fn bench_config(
+    bootstrap: &str,
+    group: &str,
+    input: &str,
+    quotes: &str,
+    articles: &str,
+    dead_letter: &str,
+) -> anyhow::Result<Config> {
+    let overrides: Vec<(String, String)> = [
+        ("kafka.bootstrap_servers", bootstrap),
+        ("kafka.group_id", group),
+        ("topics.input", input),
+        ("topics.quotes", quotes),
+        ("topics.articles", articles),
+        ("topics.dead_letter", dead_letter),
+        ("encoding.format", "single-object"),
+        ("http.enabled", "false"),
+    ]
+    .iter()
+    .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+    .collect();
+    Ok(Config::load(None, std::iter::empty(), &overrides)?)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes: the worker binary, CPU time, RSS
+// ---------------------------------------------------------------------------------------------
+
+fn spawn_worker(run: &BenchRun, worker: &Path, settings: &[(&str, &str)], role: &str) -> anyhow::Result<Child> {
+    if !worker.exists() {
+        bail!("{} not found: build it with `cargo build --release`", worker.display());
+    }
+    let log_path = run.out.join(format!("{}-{role}-worker.log", run.id));
+    let log = std::fs::File::create(&log_path)?;
+    let mut command = Command::new(worker);
+    command
+        .arg("run")
+        .args(["--set", &format!("kafka.bootstrap_servers={}", run.bootstrap)]);
+    for (key, value) in settings {
+        command.args(["--set", &format!("{key}={value}")]);
+    }
+    // Only the settings above: no PAGESPLIT_* variables from the calling shell.
+    for (name, _) in std::env::vars() {
+        if name.starts_with("PAGESPLIT_") {
+            command.env_remove(name);
+        }
+    }
+    let child = command
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("failed to start {}", worker.display()))?;
+    eprintln!("worker pid {} (log: {})", child.id(), log_path.display());
+    Ok(child)
+}
+
+/// SIGTERM: the worker (or the Python reference) drains, commits and exits.
+fn terminate(child: &mut Child) {
+    if matches!(child.try_wait(), Ok(None)) {
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    }
+}
+
+fn wait_ready(address: &str, worker: &mut Child) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        if let Ok((200, _)) = http_get(address, "/readyz") {
+            return Ok(());
+        }
+        if !matches!(worker.try_wait(), Ok(None)) {
+            bail!("the worker exited during startup; see its log");
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!("the worker did not become ready within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn http_get(address: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&address.parse()?, Duration::from_secs(1))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body).to_owned();
+    Ok((status, body))
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// User + system CPU time of a process, read from /proc.
+struct CpuClock {
+    pid: String,
+}
+
+impl CpuClock {
+    fn of_self() -> Self {
+        Self { pid: "self".to_owned() }
+    }
+
+    fn of(pid: u32) -> Self {
+        Self { pid: pid.to_string() }
+    }
+
+    fn read(&self) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).ok()?;
+        // Fields after the command name (which may contain spaces): utime is the 12th, stime the 13th.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        // USER_HZ is 100 on Linux.
+        Some(ticks / 100.0)
+    }
+
+    /// Voluntary and involuntary context switches of all the process's current threads.
+    fn context_switches(&self) -> Option<u64> {
+        let mut total = 0;
+        for task in std::fs::read_dir(format!("/proc/{}/task", self.pid)).ok()? {
+            let status = std::fs::read_to_string(task.ok()?.path().join("status")).ok()?;
+            for line in status.lines() {
+                if let Some(rest) = line
+                    .strip_prefix("voluntary_ctxt_switches:")
+                    .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+                {
+                    total += rest.trim().parse::<u64>().unwrap_or(0);
+                }
+            }
+        }
+        Some(total)
+    }
+}
+
+/// VmRSS and VmHWM of a process, sampled periodically.
+struct RssSampler {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<Vec<RssSample>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RssSample {
+    at: f64,
+    rss_kb: u64,
+    hwm_kb: u64,
+    threads: u64,
+}
+
+impl RssSampler {
+    fn start(pid: u32, every: Duration) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let mut samples = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+                        break;
+                    };
+                    let field = |name: &str| {
+                        status
+                            .lines()
+                            .find_map(|line| line.strip_prefix(name))
+                            .and_then(|rest| rest.split_whitespace().next())
+                            .and_then(|kb| kb.parse().ok())
+                            .unwrap_or(0)
+                    };
+                    samples.push(RssSample {
+                        at: started.elapsed().as_secs_f64(),
+                        rss_kb: field("VmRSS:"),
+                        hwm_kb: field("VmHWM:"),
+                        threads: field("Threads:"),
+                    });
+                    std::thread::sleep(every);
+                }
+                samples
+            })
+        };
+        Self { stop, thread }
+    }
+
+    fn stop(self) -> Vec<RssSample> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or_default()
+    }
+}
+
+struct RssSummary {
+    min_kb: u64,
+    max_kb: u64,
+    peak_kb: u64,
+    max_threads: u64,
+    samples: usize,
+}
+
+impl RssSummary {
+    /// Over the samples from `from` seconds on (all when `None`).
+    fn of(samples: &[RssSample], from: Option<f64>) -> Self {
+        let window: Vec<&RssSample> = samples.iter().filter(|s| s.at >= from.unwrap_or(0.0)).collect();
+        Self {
+            min_kb: window.iter().map(|s| s.rss_kb).min().unwrap_or(0),
+            max_kb: window.iter().map(|s| s.rss_kb).max().unwrap_or(0),
+            peak_kb: samples.iter().map(|s| s.hwm_kb).max().unwrap_or(0),
+            max_threads: window.iter().map(|s| s.threads).max().unwrap_or(0),
+            samples: window.len(),
+        }
+    }
+
+    fn to_json(&self) -> Json {
+        json!({
+            "min_mb": round1(self.min_kb as f64 / 1024.0),
+            "max_mb": round1(self.max_kb as f64 / 1024.0),
+            "peak_vmhwm_mb": round1(self.peak_kb as f64 / 1024.0),
+            "max_threads": self.max_threads,
+            "samples": self.samples,
+        })
+    }
+}
+
+fn round1(value: f64) -> f64 {
+    (value * 10.0).round() / 10.0
+}
+
+fn round2(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}
