@@ -925,8 +925,8 @@ impl Config {
             .set("auto.offset.reset", "earliest")
             .set("partition.assignment.strategy", "cooperative-sticky")
             .set("session.timeout.ms", self.kafka.session_timeout_ms.to_string())
-            // Bound librdkafka's prefetch queue so a backlog does not fill memory.
-            .set("queued.max.messages.kbytes", "16384")
+            // Bound librdkafka's prefetch queue (per partition) so a backlog does not fill memory.
+            .set("queued.max.messages.kbytes", "8192")
             .set("queued.min.messages", "1000");
         apply(&mut config, &self.kafka.options);
         apply(&mut config, &self.kafka.consumer_options);
@@ -955,7 +955,7 @@ impl Config {
             .set("linger.ms", "5")
             .set("compression.type", "lz4")
             .set("queue.buffering.max.messages", "100000")
-            .set("queue.buffering.max.kbytes", "65536");
+            .set("queue.buffering.max.kbytes", "32768");
         apply(&mut config, &self.kafka.options);
         apply(&mut config, &self.kafka.producer_options);
         config

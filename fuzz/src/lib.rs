@@ -132,11 +132,19 @@ fn check_parsed(page: &RawPage, options: &ParseOptions, parsed: &ParsedPage) {
             quote.price,
             quote.symbol
         );
-        if options.index_symbols.iter().any(|s| *s == quote.symbol) {
-            assert_eq!(quote.kind, QuoteKind::Index, "index symbol {:?} is not an index", quote.symbol);
+        if options.index_symbols.contains(&quote.symbol) {
+            assert_eq!(
+                quote.kind,
+                QuoteKind::Index,
+                "index symbol {:?} is not an index",
+                quote.symbol
+            );
         }
         assert_eq!(quote.url, page.url, "quote url differs from the page url");
-        assert_eq!(quote.fetched_at, page.fetched_at, "quote time differs from the fetch time");
+        assert_eq!(
+            quote.fetched_at, page.fetched_at,
+            "quote time differs from the fetch time"
+        );
         assert_eq!(
             quote.event_id,
             event_id(&page.url, page.fetched_at, &quote.symbol),
@@ -146,7 +154,10 @@ fn check_parsed(page: &RawPage, options: &ParseOptions, parsed: &ParsedPage) {
     }
     let article = &parsed.article;
     assert_eq!(article.url, page.url, "article url differs from the page url");
-    assert_eq!(article.fetched_at, page.fetched_at, "article time differs from the fetch time");
+    assert_eq!(
+        article.fetched_at, page.fetched_at,
+        "article time differs from the fetch time"
+    );
     assert_eq!(
         article.event_id,
         event_id(&page.url, page.fetched_at, "article"),
@@ -168,7 +179,9 @@ fn check_parsed(page: &RawPage, options: &ParseOptions, parsed: &ParsedPage) {
             .chain(&article.related_headlines);
         for field in fields {
             assert!(
-                !field.chars().any(|c| (c.is_ascii_control() && !matches!(c, '\t' | '\n' | '\r'))),
+                !field
+                    .chars()
+                    .any(|c| c.is_ascii_control() && !matches!(c, '\t' | '\n' | '\r')),
                 "control character in article text {field:?}"
             );
         }
