@@ -42,6 +42,25 @@ pub struct Summary {
     pub skipped: BTreeMap<&'static str, usize>,
 }
 
+/// Appends ` code=count` for each error, then ` skipped=N code=count…` when anything was skipped:
+/// the tail shared by the summaries of `split` and `replay`.
+pub fn write_counts_by_code(
+    f: &mut std::fmt::Formatter<'_>,
+    errors: &BTreeMap<&'static str, usize>,
+    skipped: &BTreeMap<&'static str, usize>,
+) -> std::fmt::Result {
+    for (code, count) in errors {
+        write!(f, " {code}={count}")?;
+    }
+    if !skipped.is_empty() {
+        write!(f, " skipped={}", skipped.values().sum::<usize>())?;
+        for (code, count) in skipped {
+            write!(f, " {code}={count}")?;
+        }
+    }
+    Ok(())
+}
+
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -52,16 +71,7 @@ impl std::fmt::Display for Summary {
             self.articles,
             self.errors.values().sum::<usize>()
         )?;
-        for (code, count) in &self.errors {
-            write!(f, " {code}={count}")?;
-        }
-        if !self.skipped.is_empty() {
-            write!(f, " skipped={}", self.skipped.values().sum::<usize>())?;
-            for (code, count) in &self.skipped {
-                write!(f, " {code}={count}")?;
-            }
-        }
-        Ok(())
+        write_counts_by_code(f, &self.errors, &self.skipped)
     }
 }
 

@@ -71,15 +71,7 @@ impl std::fmt::Display for ReplaySummary {
             self.failed,
             self.errors.values().sum::<usize>()
         )?;
-        for (code, count) in &self.errors {
-            write!(f, " {code}={count}")?;
-        }
-        if !self.skipped.is_empty() {
-            write!(f, " skipped={}", self.skipped.values().sum::<usize>())?;
-            for (code, count) in &self.skipped {
-                write!(f, " {code}={count}")?;
-            }
-        }
+        crate::split::write_counts_by_code(f, &self.errors, &self.skipped)?;
         if self.interrupted {
             write!(f, " (interrupted)")?;
         }
