@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::consumer::Consumer as _;
 use rdkafka::error::KafkaError;
@@ -14,11 +14,12 @@ use rdkafka::types::RDKafkaErrorCode;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, EncodingFormat};
-use crate::encode::{Encoder, Framing, ARTICLE_SCHEMA_JSON, QUOTE_SCHEMA_JSON};
+use crate::encode::{confluent_header, Encoder, Framing, ARTICLE_SCHEMA_JSON, QUOTE_SCHEMA_JSON};
 use crate::http::Health;
 use crate::metrics::Metrics;
 use crate::offsets::OffsetTracker;
-use crate::pipeline::{Pipeline, Topics};
+use crate::pipeline::{LatestQuotes, Pipeline, Topics};
+use crate::quote_filter::QuoteFilter;
 use crate::registry::{value_subject, RegistryClient};
 use crate::sink::Sink;
 use crate::source::{Handover, PageConsumer, SourceContext};
@@ -61,6 +62,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let tracker = Arc::new(Mutex::new(OffsetTracker::new()));
 
     let encoder = Arc::new(resolve_encoder(&config).await?);
+    let latest = resolve_latest_quotes(&config).await?;
     prepare_topics(&config).await?;
 
     let sink = Sink::new(&config.producer_config(), metrics.clone()).context("failed to create the Kafka producer")?;
@@ -111,6 +113,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         quotes = %config.topics.quotes,
         articles = %config.topics.articles,
         dead_letter = %config.topics.dead_letter,
+        quotes_latest = %config.topics.quotes_latest,
+        quotes_emit = ?config.quotes.emit,
         group = %config.kafka.group_id,
         delivery = ?config.delivery.mode,
         "worker started"
@@ -128,6 +132,11 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             articles: config.topics.articles.clone(),
             dead_letter: config.topics.dead_letter.clone(),
         },
+        latest,
+        quote_filter: config
+            .quotes
+            .changed_only()
+            .then(|| Arc::new(Mutex::new(QuoteFilter::new(config.quotes.max_symbols)))),
         config: config.clone(),
     };
     let task = {
@@ -206,8 +215,55 @@ pub async fn resolve_encoder(config: &Config) -> anyhow::Result<Encoder> {
     }
 }
 
+/// The value subjects (TopicNameStrategy) of the output topics with their bundled schemas: the
+/// quote topic, the article topic and, when produced, the latest-quote topic.
+pub fn value_subjects(config: &Config) -> Vec<(String, &'static str)> {
+    let mut subjects = vec![
+        (value_subject(&config.topics.quotes), QUOTE_SCHEMA_JSON),
+        (value_subject(&config.topics.articles), ARTICLE_SCHEMA_JSON),
+    ];
+    if let Some(latest) = config.topics.quotes_latest() {
+        subjects.push((value_subject(latest), QUOTE_SCHEMA_JSON));
+    }
+    subjects
+}
+
+/// The latest-quote topic, when configured, with the framing of its values: with the Confluent
+/// wire format, the quote schema's id under the topic's own subject (`<topic>-value`),
+/// registered or looked up like the others.
+pub async fn resolve_latest_quotes(config: &Config) -> anyhow::Result<Option<LatestQuotes>> {
+    let Some(topic) = config.topics.quotes_latest() else {
+        return Ok(None);
+    };
+    let header = match config.encoding.format {
+        EncodingFormat::SingleObject => None,
+        EncodingFormat::Confluent => {
+            let client = RegistryClient::new(&config.registry)?;
+            let auto = config.registry.auto_register;
+            let level =
+                (auto && !config.registry.compatibility.is_empty()).then_some(config.registry.compatibility.as_str());
+            let schema_id = client
+                .resolve_with_retry(
+                    &value_subject(topic),
+                    QUOTE_SCHEMA_JSON,
+                    level,
+                    auto,
+                    Duration::from_millis(config.registry.startup_timeout_ms),
+                )
+                .await?;
+            tracing::info!(topic, schema_id, "latest-quote schema id resolved");
+            Some(confluent_header(schema_id))
+        }
+    };
+    Ok(Some(LatestQuotes {
+        topic: topic.to_owned(),
+        header,
+    }))
+}
+
 /// Creates the topics (with `topics.create`), else checks that they exist; either way proves
-/// the brokers answer.
+/// the brokers answer. The latest-quote topic is created compacted; when it exists but is not
+/// compacted, startup goes on with a warning.
 pub async fn prepare_topics(config: &Config) -> anyhow::Result<()> {
     // A plain client first: unlike the admin client, its errors (refused connections, TLS or
     // SASL authentication failures) can be served and named when the brokers cannot be reached.
@@ -228,21 +284,28 @@ pub async fn prepare_topics(config: &Config) -> anyhow::Result<()> {
         .admin_config()
         .create()
         .context("failed to create the Kafka admin client")?;
-    let names = [
+    let mut names = vec![
         config.topics.input.as_str(),
         config.topics.quotes.as_str(),
         config.topics.articles.as_str(),
         config.topics.dead_letter.as_str(),
     ];
+    let latest = config.topics.quotes_latest();
+    names.extend(latest);
     if config.topics.create {
         let new_topics: Vec<NewTopic<'_>> = names
             .iter()
             .map(|name| {
-                NewTopic::new(
+                let topic = NewTopic::new(
                     name,
                     config.topics.partitions,
                     TopicReplication::Fixed(config.topics.replication_factor),
-                )
+                );
+                if Some(*name) == latest {
+                    topic.set(CLEANUP_POLICY, "compact")
+                } else {
+                    topic
+                }
             })
             .collect();
         let options = AdminOptions::new()
@@ -260,7 +323,7 @@ pub async fn prepare_topics(config: &Config) -> anyhow::Result<()> {
         }
     }
     let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
-    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+    let exist = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         // Newly created topics can take a moment to appear in metadata.
         let deadline = std::time::Instant::now() + METADATA_TIMEOUT;
         loop {
@@ -283,7 +346,51 @@ pub async fn prepare_topics(config: &Config) -> anyhow::Result<()> {
         }
     })
     .await
-    .context("metadata task panicked")?
+    .context("metadata task panicked")?;
+    exist?;
+    if let Some(latest) = latest {
+        check_compacted(&admin, latest).await;
+    }
+    Ok(())
+}
+
+/// The topic config that makes a topic compacted.
+const CLEANUP_POLICY: &str = "cleanup.policy";
+
+/// Warns when the latest-quote topic is not compacted: it then keeps every quote for its
+/// retention, and a reader from the start reads them all instead of about one per symbol.
+async fn check_compacted(admin: &AdminClient<DefaultClientContext>, topic: &str) {
+    let options = AdminOptions::new().request_timeout(Some(METADATA_TIMEOUT));
+    let policy = match admin
+        .describe_configs([&ResourceSpecifier::Topic(topic)], &options)
+        .await
+    {
+        Ok(mut results) => match results.pop() {
+            Some(Ok(resource)) => resource
+                .get(CLEANUP_POLICY)
+                .and_then(|entry| entry.value.clone())
+                .unwrap_or_default(),
+            Some(Err(code)) => {
+                tracing::warn!(topic, error = %code, "cannot read the latest-quote topic's cleanup.policy");
+                return;
+            }
+            None => return,
+        },
+        Err(error) => {
+            tracing::warn!(topic, error = %error, "cannot read the latest-quote topic's cleanup.policy");
+            return;
+        }
+    };
+    if policy.split(',').any(|policy| policy.trim() == "compact") {
+        tracing::debug!(topic, cleanup_policy = %policy, "latest-quote topic is compacted");
+    } else {
+        tracing::warn!(
+            topic,
+            cleanup_policy = %policy,
+            "the latest-quote topic (topics.quotes_latest) is not compacted: it keeps every quote for its \
+             retention; set cleanup.policy=compact on it"
+        );
+    }
 }
 
 /// Remembers the last error a client reported (a refused connection, a failed TLS handshake or

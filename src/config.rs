@@ -96,6 +96,8 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     /// Delivery guarantee: at-least-once or exactly-once.
     pub delivery: DeliveryConfig,
+    /// Which quotes are published to `topics.quotes`.
+    pub quotes: QuotesConfig,
 }
 
 /// Kafka connection and consumer group.
@@ -235,6 +237,10 @@ pub struct TopicsConfig {
     pub articles: String,
     /// Messages that cannot be decoded, parsed or encoded go here, with the reason in headers.
     pub dead_letter: String,
+    /// Every quote is also produced here, keyed by symbol, whatever `quotes.emit` says: a
+    /// compacted topic (`cleanup.policy=compact`) from which a consumer reads the current quote
+    /// of every symbol. Empty: not produced.
+    pub quotes_latest: String,
     /// Create missing topics at startup (with `partitions` partitions).
     pub create: bool,
     /// Partitions of topics created at startup.
@@ -250,10 +256,67 @@ impl Default for TopicsConfig {
             quotes: "market.quotes.v1".to_owned(),
             articles: "news.articles.v1".to_owned(),
             dead_letter: "pagesplit.dlq.v1".to_owned(),
+            quotes_latest: "market.quotes.latest.v1".to_owned(),
             create: false,
             partitions: 3,
             replication_factor: 1,
         }
+    }
+}
+
+impl TopicsConfig {
+    /// The compacted topic of every symbol's latest quote, unless turned off.
+    pub fn quotes_latest(&self) -> Option<&str> {
+        Some(self.quotes_latest.as_str()).filter(|topic| !topic.is_empty())
+    }
+}
+
+/// Which quotes are published to the quote topic.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum QuoteEmit {
+    /// Every quote of every page.
+    All,
+    /// Only a quote whose price, change, change % or direction differs from the last quote of
+    /// its symbol this worker published.
+    Changed,
+}
+
+/// Which quotes are published to `topics.quotes`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotesConfig {
+    /// `all` (every quote of every page) or `changed` (only a quote whose price, change,
+    /// change % or direction differs from the last one of its symbol this worker published;
+    /// best effort, see the README). `topics.quotes_latest` gets every quote either way.
+    pub emit: QuoteEmit,
+    /// With `emit = "changed"`: symbols whose last published quote is remembered. When a new
+    /// symbol arrives and the table is full, the half seen least recently is forgotten (their
+    /// next quotes are published).
+    pub max_symbols: usize,
+}
+
+impl Default for QuotesConfig {
+    fn default() -> Self {
+        Self {
+            emit: QuoteEmit::All,
+            max_symbols: default_max_quote_symbols(),
+        }
+    }
+}
+
+/// Far more symbols than one exchange lists, yet a few MB of memory.
+const fn default_max_quote_symbols() -> usize {
+    100_000
+}
+
+/// Upper bound of `quotes.max_symbols`: beyond it the table would take gigabytes.
+const MAX_QUOTE_SYMBOLS_LIMIT: usize = 10_000_000;
+
+impl QuotesConfig {
+    /// Whether unchanged quotes are left out of the quote topic.
+    pub fn changed_only(&self) -> bool {
+        self.emit == QuoteEmit::Changed
     }
 }
 
@@ -626,6 +689,33 @@ impl Config {
         }
         if self.topics.dead_letter == self.topics.input {
             return bad("topics.dead_letter", "must differ from topics.input");
+        }
+        if let Some(latest) = self.topics.quotes_latest() {
+            if latest.len() > 249 || !latest.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+                return bad(
+                    "topics.quotes_latest",
+                    format!("`{latest}` is not a valid Kafka topic name (empty turns it off)"),
+                );
+            }
+            if [
+                &self.topics.input,
+                &self.topics.quotes,
+                &self.topics.articles,
+                &self.topics.dead_letter,
+            ]
+            .contains(&&self.topics.quotes_latest)
+            {
+                return bad(
+                    "topics.quotes_latest",
+                    "must differ from the other topics: it is compacted, keyed by symbol",
+                );
+            }
+        }
+        if self.quotes.max_symbols == 0 || self.quotes.max_symbols > MAX_QUOTE_SYMBOLS_LIMIT {
+            return bad(
+                "quotes.max_symbols",
+                format!("must be between 1 and {MAX_QUOTE_SYMBOLS_LIMIT}"),
+            );
         }
         if self.topics.partitions < 1 {
             return bad("topics.partitions", "must be at least 1");
@@ -1197,6 +1287,61 @@ mod delivery_and_security_tests {
         assert!(error.to_string().contains("security_protocol"), "{error}");
         let error = Config::from_toml_str("[kafka]\nssl_ca_location = \"/ca.pem\"\n").unwrap_err();
         assert!(error.to_string().contains("kafka.ssl_ca_location"), "{error}");
+    }
+}
+
+#[cfg(test)]
+mod quotes_tests {
+    use super::*;
+
+    #[test]
+    fn quotes_default_to_all_with_a_compacted_latest_topic() {
+        let config = Config::default();
+        assert_eq!(config.quotes.emit, QuoteEmit::All);
+        assert!(!config.quotes.changed_only());
+        assert_eq!(config.quotes.max_symbols, 100_000);
+        assert_eq!(config.topics.quotes_latest(), Some("market.quotes.latest.v1"));
+    }
+
+    #[test]
+    fn emit_changed_and_the_latest_topic_come_from_every_layer() {
+        let config = Config::load(
+            None,
+            vec![("PAGESPLIT_QUOTES__EMIT".to_owned(), "changed".to_owned())],
+            &[
+                ("quotes.max_symbols".to_owned(), "500".to_owned()),
+                ("topics.quotes_latest".to_owned(), String::new()),
+            ],
+        )
+        .unwrap();
+        assert!(config.quotes.changed_only());
+        assert_eq!(config.quotes.max_symbols, 500);
+        assert_eq!(config.topics.quotes_latest(), None, "empty turns it off");
+        let config = Config::from_toml_str("[topics]\nquotes_latest = \"prices.latest\"\n").unwrap();
+        assert_eq!(config.topics.quotes_latest(), Some("prices.latest"));
+    }
+
+    #[test]
+    fn bad_quote_settings_name_the_key() {
+        let error = Config::from_toml_str("[quotes]\nemit = \"some\"\n").unwrap_err();
+        assert!(error.to_string().contains("emit"), "{error}");
+        let error = Config::from_toml_str("[quotes]\nmax_symbols = 0\n").unwrap_err();
+        assert!(error.to_string().contains("quotes.max_symbols"), "{error}");
+        let error = Config::from_toml_str("[quotes]\nmax_symbols = 20000000\n").unwrap_err();
+        assert!(error.to_string().contains("quotes.max_symbols"), "{error}");
+        let error = Config::load(
+            None,
+            vec![("PAGESPLIT_QUOTES__MAX_SYMBOLS".to_owned(), "-1".to_owned())],
+            &[],
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("max_symbols"), "{error}");
+        let error = Config::from_toml_str("[quotes]\nemitt = \"all\"\n").unwrap_err();
+        assert!(error.to_string().contains("emitt"), "{error}");
+        let error = Config::from_toml_str("[topics]\nquotes_latest = \"market.quotes.v1\"\n").unwrap_err();
+        assert!(error.to_string().contains("topics.quotes_latest"), "{error}");
+        let error = Config::from_toml_str("[topics]\nquotes_latest = \"latest quotes\"\n").unwrap_err();
+        assert!(error.to_string().contains("topics.quotes_latest"), "{error}");
     }
 }
 

@@ -12,6 +12,7 @@
 //! src/source.rs    Kafka consumer + context (rebalance, commit, statistics)
 //! src/sink.rs      Kafka producer: send, classify failures, flush
 //! src/offsets.rs   pure: which offsets may be committed
+//! src/quote_filter.rs  pure: quote change detection (`quotes.emit = "changed"`)
 //! src/pipeline.rs  the only module that sees both ends: ordering, offsets, dead letters
 //!                  (pipeline/transactional.rs: the exactly-once variant)
 //! src/metrics.rs   Prometheus metrics, one function per telemetry event
@@ -44,6 +45,7 @@ pub mod model;
 pub mod offsets;
 pub mod parse;
 pub mod pipeline;
+pub mod quote_filter;
 pub mod registry;
 pub mod shutdown;
 pub mod sink;

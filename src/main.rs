@@ -310,12 +310,8 @@ async fn tail(
 }
 
 async fn schemas(config: &Config, command: SchemasCommand) -> anyhow::Result<()> {
-    use pagesplit::encode::{ARTICLE_SCHEMA_JSON, QUOTE_SCHEMA_JSON};
-    use pagesplit::registry::{value_subject, RegistryClient};
-    let subjects = [
-        (value_subject(&config.topics.quotes), QUOTE_SCHEMA_JSON),
-        (value_subject(&config.topics.articles), ARTICLE_SCHEMA_JSON),
-    ];
+    use pagesplit::registry::RegistryClient;
+    let subjects = pagesplit::app::value_subjects(config);
     match command {
         SchemasCommand::Print => {
             for (subject, schema) in subjects {

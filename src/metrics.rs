@@ -29,6 +29,28 @@ pub struct Metrics {
     transaction_duration: Histogram,
     revoke_abandoned_pages: IntCounter,
     revoke_duration: Histogram,
+    quotes_unchanged: IntCounter,
+    quote_symbols_tracked: IntGauge,
+    quote_symbols_evicted: IntCounter,
+}
+
+/// The events of one page that were acknowledged (or committed), by topic.
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveredEvents<'a> {
+    /// The quote topic.
+    pub quotes_topic: &'a str,
+    /// Quotes produced to it.
+    pub quotes: usize,
+    /// Quotes left out of it because their value had not changed (`quotes.emit = "changed"`).
+    pub unchanged_quotes: usize,
+    /// The compacted latest-quote topic, when produced.
+    pub latest_topic: Option<&'a str>,
+    /// Quotes produced to it.
+    pub latest_quotes: usize,
+    /// The article topic.
+    pub articles_topic: &'a str,
+    /// Articles produced to it.
+    pub articles: usize,
 }
 
 /// The stage at which a message failed.
@@ -172,6 +194,19 @@ impl Metrics {
                 "Time a partition revoke waited for in-flight pages and committed what finished.",
                 prometheus::exponential_buckets(0.001, 3.0, 10).expect("valid buckets"),
             ),
+            quotes_unchanged: counter(
+                "pagesplit_quotes_unchanged_total",
+                "Quotes left out of the quote topic because they equal the last quote of their symbol this \
+                 worker published (quotes.emit = changed); the latest-quote topic still got them.",
+            ),
+            quote_symbols_tracked: gauge(
+                "pagesplit_quote_symbols_tracked",
+                "Symbols whose last published quote is remembered (quotes.emit = changed).",
+            ),
+            quote_symbols_evicted: counter(
+                "pagesplit_quote_symbols_evicted_total",
+                "Symbols forgotten because quotes.max_symbols were tracked; their next quotes are published.",
+            ),
             registry,
         }
     }
@@ -203,20 +238,19 @@ impl Metrics {
     }
 
     /// All events of a page were acknowledged.
-    pub fn events_delivered(
-        &self,
-        quotes_topic: &str,
-        quotes: usize,
-        articles_topic: &str,
-        articles: usize,
-        since_fetch: Option<Duration>,
-    ) {
+    pub fn events_delivered(&self, events: &DeliveredEvents<'_>, since_fetch: Option<Duration>) {
         self.events_produced
-            .with_label_values(&[quotes_topic, "quote"])
-            .inc_by(quotes as u64);
+            .with_label_values(&[events.quotes_topic, "quote"])
+            .inc_by(events.quotes as u64);
+        if let Some(latest_topic) = events.latest_topic {
+            self.events_produced
+                .with_label_values(&[latest_topic, "quote"])
+                .inc_by(events.latest_quotes as u64);
+        }
         self.events_produced
-            .with_label_values(&[articles_topic, "article"])
-            .inc_by(articles as u64);
+            .with_label_values(&[events.articles_topic, "article"])
+            .inc_by(events.articles as u64);
+        self.quotes_unchanged.inc_by(events.unchanged_quotes as u64);
         if let Some(latency) = since_fetch {
             self.end_to_end_latency.observe(latency.as_secs_f64());
         }
@@ -267,6 +301,26 @@ impl Metrics {
     pub fn transaction_aborted(&self, pages: usize, reason: &str) {
         tracing::warn!(pages, error = reason, "transaction aborted");
         self.transactions.with_label_values(&["aborted"]).inc();
+    }
+
+    /// The quote change filter's table: symbols tracked now, and evicted so far.
+    pub fn quote_symbols(&self, tracked: usize, evicted_total: u64) {
+        self.quote_symbols_tracked.set(tracked as i64);
+        let before = self.quote_symbols_evicted.get();
+        if evicted_total > before {
+            tracing::debug!(tracked, evicted = evicted_total - before, "quote symbols evicted");
+            self.quote_symbols_evicted.inc_by(evicted_total - before);
+        }
+    }
+
+    /// Quotes left out of the quote topic as unchanged so far (for tests and summaries).
+    pub fn quotes_unchanged_count(&self) -> u64 {
+        self.quotes_unchanged.get()
+    }
+
+    /// Events acknowledged on `topic` of `event_type` (`quote`, `article`) so far (for tests).
+    pub fn events_produced_count(&self, topic: &str, event_type: &str) -> u64 {
+        self.events_produced.with_label_values(&[topic, event_type]).get()
     }
 
     /// Transactions with `result` so far (for tests).
@@ -352,12 +406,18 @@ mod tests {
         let metrics = Metrics::new();
         metrics.page_consumed("pages.raw");
         metrics.events_delivered(
-            "market.quotes.v1",
-            34,
-            "news.articles.v1",
-            1,
+            &DeliveredEvents {
+                quotes_topic: "market.quotes.v1",
+                quotes: 30,
+                unchanged_quotes: 4,
+                latest_topic: Some("market.quotes.latest.v1"),
+                latest_quotes: 34,
+                articles_topic: "news.articles.v1",
+                articles: 1,
+            },
             Some(Duration::from_millis(20)),
         );
+        metrics.quote_symbols(34, 0);
         metrics.page_dead_lettered(Stage::Parse, "empty_body", "page body is empty");
         metrics.page_finished();
         let text = metrics.render();
@@ -365,7 +425,11 @@ mod tests {
             text.contains("pagesplit_pages_consumed_total{topic=\"pages.raw\"} 1"),
             "{text}"
         );
-        assert!(text.contains("pagesplit_events_produced_total{topic=\"market.quotes.v1\",type=\"quote\"} 34"));
+        assert!(text.contains("pagesplit_events_produced_total{topic=\"market.quotes.v1\",type=\"quote\"} 30"));
+        assert!(text.contains("pagesplit_events_produced_total{topic=\"market.quotes.latest.v1\",type=\"quote\"} 34"));
+        assert!(text.contains("pagesplit_quotes_unchanged_total 4"), "{text}");
+        assert!(text.contains("pagesplit_quote_symbols_tracked 34"), "{text}");
+        assert!(text.contains("pagesplit_quote_symbols_evicted_total 0"), "{text}");
         assert!(text.contains("pagesplit_pages_dead_lettered_total{code=\"empty_body\",stage=\"parse\"} 1"));
         assert!(text.contains("pagesplit_pages_in_flight 0"));
         assert!(text.contains("pagesplit_build_info{git_sha="));

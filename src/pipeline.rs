@@ -15,6 +15,13 @@
 //!
 //! Exactly-once ([`transactional`]): pages are grouped into transactions that hold their events
 //! and their input offsets; nothing is stored or auto-committed.
+//!
+//! With `quotes.emit = "changed"`, the ordered stage leaves out of the quote topic the quotes
+//! whose value this worker already published ([`QuoteFilter`]), as it hands pages to the
+//! producer in consumption order. At-least-once: a symbol whose quote could not be delivered
+//! (its page is dead-lettered instead) is forgotten, so its next quote is published.
+//! Exactly-once: the filter's changes are undone when their transaction is aborted. Every quote
+//! also goes to the compacted latest-quote topic, filtered or not.
 
 mod transactional;
 
@@ -37,6 +44,7 @@ use crate::envelope::decode_message;
 use crate::metrics::{Metrics, Stage};
 use crate::offsets::{OffsetTracker, Ticket};
 use crate::parse::{parse_page, ParseOptions};
+use crate::quote_filter::{QuoteFilter, QuoteValue};
 use crate::sink::{classify, FailureKind, OutRecord, Sink};
 use crate::source::PageConsumer;
 
@@ -49,6 +57,17 @@ pub struct Topics {
     pub articles: String,
     /// Dead letters.
     pub dead_letter: String,
+}
+
+/// The compacted topic that gets every quote, keyed by symbol.
+#[derive(Debug, Clone)]
+pub struct LatestQuotes {
+    /// Its name.
+    pub topic: String,
+    /// The framing header of its values, replacing the quote topic's (Confluent wire format: the
+    /// schema id registered under this topic's subject); `None`: the same values as the quote
+    /// topic (single-object encoding).
+    pub header: Option<Vec<u8>>,
 }
 
 /// A consumed message, detached from the consumer.
@@ -112,12 +131,17 @@ pub struct Failure {
 /// The records one page becomes.
 #[derive(Debug)]
 pub struct Split {
-    /// Records in publishing order (quotes, then the article).
+    /// Records in publishing order: the `quotes` quotes, the article, then the `latest` copies
+    /// of the quotes for the latest-quote topic ([`add_latest_quotes`]).
     pub records: Vec<OutRecord>,
     /// Number of quote records.
     pub quotes: usize,
     /// Number of article records.
     pub articles: usize,
+    /// Number of latest-quote records.
+    pub latest: usize,
+    /// The compared values of the quote records, in the same order.
+    pub quote_values: Vec<QuoteValue>,
     /// The page's url.
     pub url: String,
     /// When the page was fetched.
@@ -153,6 +177,7 @@ pub fn split_message(
         message: error.to_string(),
     };
     let mut records = Vec::with_capacity(parsed.quotes.len() + 1);
+    let quote_values = parsed.quotes.iter().map(QuoteValue::of).collect();
     for quote in &parsed.quotes {
         records.push(OutRecord {
             topic: topics.quotes.clone(),
@@ -170,11 +195,106 @@ pub fn split_message(
     Ok(Split {
         quotes: parsed.quotes.len(),
         articles: 1,
+        latest: 0,
+        quote_values,
         records,
         url: page.url,
         fetched_at: page.fetched_at,
         boilerplate_lines: parsed.boilerplate_lines_dropped,
     })
+}
+
+/// Pure: appends to a page's records a copy of each quote for the latest-quote topic, keyed by
+/// symbol, its value reframed with the topic's schema id when it has its own.
+pub fn add_latest_quotes(split: &mut Split, latest: &LatestQuotes) {
+    split.records.reserve(split.quotes);
+    for index in 0..split.quotes {
+        let quote = &split.records[index];
+        let payload = match (
+            &latest.header,
+            quote.payload.as_deref().and_then(crate::encode::unframe),
+        ) {
+            (Some(header), Some(crate::encode::Framed::Confluent { datum, .. })) => {
+                let mut payload = Vec::with_capacity(header.len() + datum.len());
+                payload.extend_from_slice(header);
+                payload.extend_from_slice(datum);
+                Some(payload)
+            }
+            _ => quote.payload.clone(),
+        };
+        let record = OutRecord {
+            topic: latest.topic.clone(),
+            key: quote.key.clone(),
+            payload,
+            headers: None,
+        };
+        split.records.push(record);
+    }
+    split.latest = split.quotes;
+}
+
+/// Pure (but for the filter's memory): which of a page's records to send. With `quotes.emit =
+/// "changed"`, a quote record whose value equals the last one published for its symbol is left
+/// out (`false`); every other record is sent. Returns the mask and the number left out.
+pub fn select_changed_quotes(
+    records: &[OutRecord],
+    quote_values: &[QuoteValue],
+    filter: &mut QuoteFilter,
+) -> (Vec<bool>, usize) {
+    let mut unchanged = 0;
+    let send = records
+        .iter()
+        .enumerate()
+        .map(|(index, record)| {
+            let Some(value) = quote_values.get(index) else {
+                return true;
+            };
+            let symbol = record.key.as_deref().and_then(|key| std::str::from_utf8(key).ok());
+            let publish = symbol.is_none_or(|symbol| filter.admit(symbol, *value));
+            unchanged += usize::from(!publish);
+            publish
+        })
+        .collect();
+    (send, unchanged)
+}
+
+/// The quote change filter of a worker, shared by the ordered stage and the deliveries.
+pub type SharedQuoteFilter = Arc<Mutex<QuoteFilter>>;
+
+/// How many events of a page go to which topic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct PageCounts {
+    quotes: usize,
+    unchanged_quotes: usize,
+    latest_quotes: usize,
+    articles: usize,
+}
+
+impl PageCounts {
+    fn of(split: &Split) -> Self {
+        Self {
+            quotes: split.quotes,
+            unchanged_quotes: 0,
+            latest_quotes: split.latest,
+            articles: split.articles,
+        }
+    }
+
+    fn delivered<'a>(
+        &self,
+        topics: &'a Topics,
+        latest: Option<&'a LatestQuotes>,
+    ) -> crate::metrics::DeliveredEvents<'a> {
+        crate::metrics::DeliveredEvents {
+            quotes_topic: &topics.quotes,
+            quotes: self.quotes,
+            unchanged_quotes: self.unchanged_quotes,
+            latest_topic: latest.map(|latest| latest.topic.as_str()),
+            latest_quotes: self.latest_quotes,
+            articles_topic: &topics.articles,
+            articles: self.articles,
+        }
+    }
 }
 
 /// Header names of dead letters.
@@ -249,6 +369,10 @@ pub struct Pipeline {
     pub metrics: Arc<Metrics>,
     /// Output topics.
     pub topics: Topics,
+    /// The latest-quote topic, when quotes are produced to it.
+    pub latest: Option<LatestQuotes>,
+    /// The quote change filter, with `quotes.emit = "changed"`.
+    pub quote_filter: Option<SharedQuoteFilter>,
     /// The configuration.
     pub config: Arc<Config>,
 }
@@ -285,6 +409,7 @@ impl Pipeline {
             let encoder = self.encoder.clone();
             let options = self.parse_options.clone();
             let topics = self.topics.clone();
+            let latest = self.latest.clone().map(Arc::new);
             let shutdown = shutdown.clone();
             let stop = stop.clone();
             let fatal = fatal.clone();
@@ -377,10 +502,14 @@ impl Pipeline {
                         _ = stop.cancelled() => break,
                         slot = split_slots.clone().acquire_owned() => slot.expect("semaphore open"),
                     };
+                    let latest = latest.clone();
                     let work = tokio::task::spawn_blocking(move || {
                         let _split_slot = split_slot;
                         let started = Instant::now();
-                        let outcome = split_message(&message, &options, &encoder, &topics);
+                        let mut outcome = split_message(&message, &options, &encoder, &topics);
+                        if let (Ok(split), Some(latest)) = (&mut outcome, latest.as_deref()) {
+                            add_latest_quotes(split, latest);
+                        }
                         (message, outcome, started.elapsed())
                     });
                     let item = InFlight {
@@ -406,6 +535,8 @@ impl Pipeline {
             handover: handover.clone(),
             metrics: self.metrics.clone(),
             topics: self.topics.clone(),
+            latest: self.latest.clone(),
+            quote_filter: self.quote_filter.clone(),
             stop: stop.clone(),
             fatal: fatal.clone(),
             backoff: Duration::from_millis(config.pipeline.retry_backoff_ms),
@@ -424,6 +555,8 @@ impl Pipeline {
                 tracker: self.tracker.clone(),
                 metrics: self.metrics.clone(),
                 topics: self.topics.clone(),
+                latest: self.latest.clone(),
+                quote_filter: self.quote_filter.clone(),
                 stop: stop.clone(),
                 fatal: fatal.clone(),
                 backoff: Duration::from_millis(config.pipeline.retry_backoff_ms),
@@ -460,11 +593,24 @@ impl Pipeline {
                         offset = message.offset,
                         url = tracing::field::Empty,
                     );
-                    let (records, quotes, articles, fetched_at) = match outcome {
-                        Ok(split) => {
+                    let (records, counts, fetched_at) = match outcome {
+                        Ok(mut split) => {
                             span.record("url", split.url.as_str());
                             ctx.metrics.page_processed(took, split.boilerplate_lines);
-                            (split.records, split.quotes, split.articles, Some(split.fetched_at))
+                            let mut counts = PageCounts::of(&split);
+                            if let Some(filter) = &ctx.quote_filter {
+                                // In consumption order, as the records go to the producer.
+                                let mut filter = filter.lock().expect("quote filter lock");
+                                let (send, unchanged) =
+                                    select_changed_quotes(&split.records, &split.quote_values, &mut filter);
+                                ctx.metrics.quote_symbols(filter.len(), filter.evicted());
+                                drop(filter);
+                                let mut send = send.into_iter();
+                                split.records.retain(|_| send.next().unwrap_or(true));
+                                counts.quotes -= unchanged;
+                                counts.unchanged_quotes = unchanged;
+                            }
+                            (split.records, counts, Some(split.fetched_at))
                         }
                         Err(failure) => {
                             let record = dead_letter(&message, &failure, &ctx.topics.dead_letter);
@@ -472,7 +618,7 @@ impl Pipeline {
                                 ctx.metrics
                                     .page_dead_lettered(failure.stage, failure.code, &failure.message)
                             });
-                            (vec![record], 0, 0, None)
+                            (vec![record], PageCounts::default(), None)
                         }
                     };
                     let mut futures = Vec::with_capacity(records.len());
@@ -492,8 +638,7 @@ impl Pipeline {
                     let ctx = ctx.clone();
                     deliveries.spawn(
                         async move {
-                            ctx.deliver(ticket, message, records, futures, quotes, articles, fetched_at)
-                                .await;
+                            ctx.deliver(ticket, message, records, futures, counts, fetched_at).await;
                             drop((_pages, _bytes));
                         }
                         .instrument(span),
@@ -590,6 +735,8 @@ struct DeliveryContext {
     tracker: Arc<Mutex<OffsetTracker>>,
     metrics: Arc<Metrics>,
     topics: Topics,
+    latest: Option<LatestQuotes>,
+    quote_filter: Option<SharedQuoteFilter>,
     stop: CancellationToken,
     fatal: Arc<Mutex<Option<anyhow::Error>>>,
     backoff: Duration,
@@ -599,15 +746,13 @@ struct DeliveryContext {
 impl DeliveryContext {
     /// Waits for every record of a page; re-sends those that failed transiently with back-off;
     /// dead-letters the page when a record can never be delivered; then stores the offset.
-    #[allow(clippy::too_many_arguments)]
     async fn deliver(
         &self,
         ticket: Ticket,
         message: InMessage,
         mut records: Vec<OutRecord>,
         mut futures: Vec<Option<rdkafka::producer::DeliveryFuture>>,
-        mut quotes: usize,
-        mut articles: usize,
+        mut counts: PageCounts,
         fetched_at: Option<chrono::DateTime<chrono::Utc>>,
     ) {
         let mut backoff = self.backoff;
@@ -651,9 +796,18 @@ impl DeliveryContext {
                 };
                 self.metrics
                     .page_dead_lettered(failure.stage, failure.code, &failure.message);
+                if let Some(filter) = &self.quote_filter {
+                    // Its quotes may not have reached the quote topic: publish the next ones.
+                    let mut filter = filter.lock().expect("quote filter lock");
+                    for record in records.iter().filter(|record| record.topic == self.topics.quotes) {
+                        if let Some(symbol) = record.key.as_deref().and_then(|key| std::str::from_utf8(key).ok()) {
+                            filter.forget(symbol);
+                        }
+                    }
+                }
                 records = vec![dead_letter(&message, &failure, &self.topics.dead_letter)];
                 futures = vec![None];
-                (quotes, articles) = (0, 0);
+                counts = PageCounts::default();
                 continue;
             }
             if failed.is_empty() {
@@ -679,13 +833,8 @@ impl DeliveryContext {
             }
         }
         let since_fetch = fetched_at.and_then(|at| (chrono::Utc::now() - at).to_std().ok());
-        self.metrics.events_delivered(
-            &self.topics.quotes,
-            quotes,
-            &self.topics.articles,
-            articles,
-            since_fetch,
-        );
+        self.metrics
+            .events_delivered(&counts.delivered(&self.topics, self.latest.as_ref()), since_fetch);
         self.metrics.page_finished();
         // Stored while holding the tracker's lock, so the stores of one partition reach librdkafka
         // in order: it keeps the last offset stored, even a lower one, and would commit that.
@@ -702,5 +851,147 @@ impl DeliveryContext {
                 tracing::debug!(error = %error, "offset not stored");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encode::{unframe, Framed, Framing};
+
+    const PAGE: &str = include_str!("../tests/fixtures/pages/brecorder-putin-assad.masked.txt");
+
+    fn topics() -> Topics {
+        Topics {
+            quotes: "market.quotes.v1".to_owned(),
+            articles: "news.articles.v1".to_owned(),
+            dead_letter: "pagesplit.dlq.v1".to_owned(),
+        }
+    }
+
+    fn message(body: &str, minute: u32) -> InMessage {
+        use chrono::TimeZone as _;
+        let fetched_at = chrono::Utc.with_ymd_and_hms(2024, 12, 8, 10, minute, 0).unwrap();
+        InMessage {
+            topic: "pages.raw".to_owned(),
+            partition: 0,
+            offset: i64::from(minute),
+            timestamp_ms: None,
+            key: None,
+            payload: Some(crate::envelope::encode_envelope(
+                "https://www.brecorder.com/news/1",
+                fetched_at,
+                "text/plain",
+                body,
+            )),
+            headers: Vec::new(),
+        }
+    }
+
+    fn split(body: &str, minute: u32, encoder: &Encoder, latest: &LatestQuotes) -> Split {
+        let mut split = split_message(&message(body, minute), &ParseOptions::default(), encoder, &topics()).unwrap();
+        add_latest_quotes(&mut split, latest);
+        split
+    }
+
+    fn sent_topics(split: &Split, send: &[bool]) -> Vec<(String, String)> {
+        split
+            .records
+            .iter()
+            .zip(send)
+            .filter(|(_, send)| **send)
+            .map(|(record, _)| {
+                let key = String::from_utf8(record.key.clone().unwrap()).unwrap();
+                (record.topic.clone(), key)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_quote_is_copied_to_the_latest_topic_with_its_own_schema_id() {
+        let encoder = Encoder::new(Framing::Confluent {
+            quote_schema_id: 7,
+            article_schema_id: 8,
+        });
+        let latest = LatestQuotes {
+            topic: "market.quotes.latest.v1".to_owned(),
+            header: Some(crate::encode::confluent_header(9)),
+        };
+        let split = split(PAGE, 0, &encoder, &latest);
+        assert_eq!((split.quotes, split.articles, split.latest), (34, 1, 34));
+        assert_eq!(split.records.len(), 69);
+        assert_eq!(split.quote_values.len(), 34);
+        for (quote, copy) in split.records[..34].iter().zip(&split.records[35..]) {
+            assert_eq!(quote.topic, "market.quotes.v1");
+            assert_eq!(copy.topic, "market.quotes.latest.v1");
+            assert_eq!(quote.key, copy.key);
+            let (
+                Some(Framed::Confluent { schema_id: 7, datum }),
+                Some(Framed::Confluent {
+                    schema_id: 9,
+                    datum: copied,
+                }),
+            ) = (
+                unframe(quote.payload.as_deref().unwrap()),
+                unframe(copy.payload.as_deref().unwrap()),
+            )
+            else {
+                panic!("not reframed: {quote:?} {copy:?}")
+            };
+            assert_eq!(datum, copied);
+        }
+        assert_eq!(split.records[34].topic, "news.articles.v1");
+        // Single-object values carry the schema's fingerprint, the same for both topics.
+        let encoder = Encoder::new(Framing::SingleObject);
+        let latest = LatestQuotes { header: None, ..latest };
+        let single = super::tests::split(PAGE, 0, &encoder, &latest);
+        assert_eq!(single.records[0].payload, single.records[35].payload);
+    }
+
+    #[test]
+    fn a_repeated_page_sends_only_its_changed_quotes_and_every_latest_copy() {
+        let encoder = Encoder::new(Framing::SingleObject);
+        let latest = LatestQuotes {
+            topic: "market.quotes.latest.v1".to_owned(),
+            header: None,
+        };
+        let mut filter = QuoteFilter::new(1000);
+
+        let first = split(PAGE, 0, &encoder, &latest);
+        let (send, unchanged) = select_changed_quotes(&first.records, &first.quote_values, &mut filter);
+        assert_eq!(unchanged, 0);
+        assert_eq!(send.iter().filter(|send| **send).count(), 69);
+
+        let again = split(PAGE, 1, &encoder, &latest);
+        let (send, unchanged) = select_changed_quotes(&again.records, &again.quote_values, &mut filter);
+        assert_eq!(unchanged, 34);
+        let sent = sent_topics(&again, &send);
+        assert_eq!(sent.len(), 35, "the article and the 34 latest copies");
+        assert_eq!(sent[0].0, "news.articles.v1");
+        assert!(sent[1..].iter().all(|(topic, _)| topic == "market.quotes.latest.v1"));
+
+        // AGL moves; BOP's line keeps its numbers but says "No Change" now.
+        let moved = PAGE
+            .replacen(
+                "AGL 37.94 Decreased By ▼ -0.54 (-1.4%)",
+                "AGL 38.10 Decreased By ▼ -0.38 (-0.99%)",
+                1,
+            )
+            .replacen(
+                "BOP 9.32 Decreased By ▼ -0.85 (-8.36%)",
+                "BOP 9.32 No Change ▼ -0.85 (-8.36%)",
+                1,
+            );
+        assert_ne!(moved, PAGE);
+        let moved = split(&moved, 2, &encoder, &latest);
+        let (send, unchanged) = select_changed_quotes(&moved.records, &moved.quote_values, &mut filter);
+        assert_eq!(unchanged, 32);
+        let quotes: Vec<String> = sent_topics(&moved, &send)
+            .into_iter()
+            .filter(|(topic, _)| topic == "market.quotes.v1")
+            .map(|(_, symbol)| symbol)
+            .collect();
+        assert_eq!(quotes, ["AGL", "BOP"]);
+        assert_eq!(filter.len(), 34);
     }
 }

@@ -12,6 +12,11 @@
 //! partitions), so a transaction never commits the offset of a revoked partition; one that holds
 //! such pages is aborted and the rest sent again. Another producer with the same
 //! `transactional.id` fences this one: that, like every fatal producer error, stops the worker.
+//!
+//! With `quotes.emit = "changed"`, the quotes of a page are filtered each time the page is
+//! enqueued into a transaction, and the filter's changes are committed or undone with the
+//! transaction: a quote is left out only when an equal one of its symbol was committed before,
+//! or is earlier in the same transaction.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,9 +27,13 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
-use super::{dead_letter, Failure, InFlight, InMessage, Topics};
+use super::{
+    dead_letter, select_changed_quotes, Failure, InFlight, InMessage, LatestQuotes, PageCounts, SharedQuoteFilter,
+    Topics,
+};
 use crate::metrics::{Metrics, Stage};
 use crate::offsets::{OffsetTracker, Ticket};
+use crate::quote_filter::QuoteValue;
 use crate::sink::{classify, classify_transaction, is_fencing, FailureKind, OutRecord, Sink, TransactionFailure};
 use crate::source::{Handover, PageConsumer};
 
@@ -43,6 +52,8 @@ pub(super) struct Transactions {
     pub handover: Arc<Handover>,
     pub metrics: Arc<Metrics>,
     pub topics: Topics,
+    pub latest: Option<LatestQuotes>,
+    pub quote_filter: Option<SharedQuoteFilter>,
     pub stop: CancellationToken,
     pub fatal: Arc<Mutex<Option<anyhow::Error>>>,
     pub backoff: Duration,
@@ -56,11 +67,15 @@ pub(super) struct Transactions {
 struct Page {
     ticket: Ticket,
     message: InMessage,
+    /// Every record of the page (unfiltered).
     records: Vec<OutRecord>,
-    /// Acknowledgement of each record in the current attempt; `None` when it could not be enqueued.
+    /// The compared values of the first records (the quotes), for the quote change filter.
+    quote_values: Vec<QuoteValue>,
+    /// Acknowledgement of each record sent in the current attempt; `None` when it could not be
+    /// enqueued.
     deliveries: Vec<Option<DeliveryFuture>>,
-    quotes: usize,
-    articles: usize,
+    /// What the current attempt sends (quotes left out as unchanged are not counted).
+    counts: PageCounts,
     fetched_at: Option<chrono::DateTime<chrono::Utc>>,
     _permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
 }
@@ -145,10 +160,11 @@ impl Transactions {
             self.metrics.page_finished();
             return Ok(None);
         }
-        let (records, quotes, articles, fetched_at) = match outcome {
+        let (records, quote_values, counts, fetched_at) = match outcome {
             Ok(split) => {
                 self.metrics.page_processed(took, split.boilerplate_lines);
-                (split.records, split.quotes, split.articles, Some(split.fetched_at))
+                let counts = PageCounts::of(&split);
+                (split.records, split.quote_values, counts, Some(split.fetched_at))
             }
             Err(failure) => {
                 let record = dead_letter(&message, &failure, &self.topics.dead_letter);
@@ -162,25 +178,38 @@ impl Transactions {
                     self.metrics
                         .page_dead_lettered(failure.stage, failure.code, &failure.message)
                 });
-                (vec![record], 0, 0, None)
+                (vec![record], Vec::new(), PageCounts::default(), None)
             }
         };
         Ok(Some(Page {
             ticket,
             message,
             deliveries: Vec::new(),
+            counts,
             records,
-            quotes,
-            articles,
+            quote_values,
             fetched_at,
             _permits: (_pages, _bytes),
         }))
     }
 
-    /// Enqueues a page's records into the open transaction.
+    /// Enqueues a page's records into the open transaction, but the quotes whose value did not
+    /// change (`quotes.emit = "changed"`).
     async fn enqueue(&self, page: &mut Page) {
         page.deliveries.clear();
-        for record in &page.records {
+        let mut send = Vec::new();
+        if let Some(filter) = &self.quote_filter {
+            let mut filter = filter.lock().expect("quote filter lock");
+            let unchanged;
+            (send, unchanged) = select_changed_quotes(&page.records, &page.quote_values, &mut filter);
+            self.metrics.quote_symbols(filter.len(), filter.evicted());
+            page.counts.quotes = page.quote_values.len() - unchanged;
+            page.counts.unchanged_quotes = unchanged;
+        }
+        for (index, record) in page.records.iter().enumerate() {
+            if !send.get(index).copied().unwrap_or(true) {
+                continue;
+            }
             match self.sink.enqueue(record).await {
                 Ok(delivery) => page.deliveries.push(Some(delivery)),
                 Err(error) => {
@@ -192,6 +221,9 @@ impl Transactions {
     }
 
     fn begin(&self) -> Result<(), Stopped> {
+        if let Some(filter) = &self.quote_filter {
+            filter.lock().expect("quote filter lock").begin();
+        }
         self.sink
             .begin_transaction()
             .map_err(|error| self.fail(self.describe(&error, "failed to begin a transaction")))
@@ -216,6 +248,9 @@ impl Transactions {
             };
             let error = match attempt {
                 Attempt::Committed(took) => {
+                    if let Some(filter) = &self.quote_filter {
+                        filter.lock().expect("quote filter lock").commit();
+                    }
                     self.metrics.transaction_committed(batch.len(), took);
                     self.finish(batch);
                     return Ok(());
@@ -305,6 +340,7 @@ impl Transactions {
     /// Aborts the open transaction (retrying while the call times out).
     async fn abort(&self, pages: usize, reason: &str) -> Result<(), Stopped> {
         self.metrics.transaction_aborted(pages, reason);
+        self.rollback_quote_filter();
         let mut backoff = self.backoff;
         loop {
             let sink = self.sink.clone();
@@ -350,7 +386,8 @@ impl Transactions {
                 self.metrics
                     .page_dead_lettered(failure.stage, failure.code, &failure.message);
                 page.records = vec![dead_letter(&page.message, &failure, &self.topics.dead_letter)];
-                (page.quotes, page.articles) = (0, 0);
+                page.quote_values.clear();
+                page.counts = PageCounts::default();
             }
         }
     }
@@ -374,19 +411,24 @@ impl Transactions {
         drop(tracker);
         for page in batch {
             let since_fetch = page.fetched_at.and_then(|at| (chrono::Utc::now() - at).to_std().ok());
-            self.metrics.events_delivered(
-                &self.topics.quotes,
-                page.quotes,
-                &self.topics.articles,
-                page.articles,
-                since_fetch,
-            );
+            self.metrics
+                .events_delivered(&page.counts.delivered(&self.topics, self.latest.as_ref()), since_fetch);
             self.metrics.page_finished();
+        }
+    }
+
+    /// The open transaction's quotes were never published: the filter forgets them.
+    fn rollback_quote_filter(&self) {
+        if let Some(filter) = &self.quote_filter {
+            let mut filter = filter.lock().expect("quote filter lock");
+            filter.rollback();
+            self.metrics.quote_symbols(filter.len(), filter.evicted());
         }
     }
 
     /// Stopping: the open transaction is aborted; its pages are consumed again later.
     async fn abandon(&self, batch: Vec<Page>) {
+        self.rollback_quote_filter();
         let sink = self.sink.clone();
         if let Ok(Err(error)) =
             tokio::task::spawn_blocking(move || sink.abort_transaction(TRANSACTION_CALL_TIMEOUT)).await
