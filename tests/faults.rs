@@ -149,6 +149,10 @@ fn spawn_worker(config: &Config) -> Child {
         .args(["--set", &format!("topics.dead_letter={}", config.topics.dead_letter)])
         .args([
             "--set",
+            &format!("topics.quotes_latest={}", config.topics.quotes_latest),
+        ])
+        .args([
+            "--set",
             "encoding.format=single-object",
             "--set",
             "http.listen=127.0.0.1:0",

@@ -100,10 +100,10 @@ impl Cleanup {
 
     fn of_config(config: &Config) -> Self {
         Self {
-            subjects: vec![
-                value_subject(&config.topics.quotes),
-                value_subject(&config.topics.articles),
-            ],
+            subjects: pagesplit::app::value_subjects(config)
+                .into_iter()
+                .map(|(subject, _)| subject)
+                .collect(),
             config: Some(config.clone()),
         }
     }
@@ -391,8 +391,23 @@ async fn without_auto_register_startup_names_the_subject_that_is_not_registered(
     assert!(error.contains(&article_subject), "{error}");
     assert!(!error.contains(&quote_subject), "{error}");
 
-    // Both registered: the worker starts and uses the registered ids.
+    // Quote and article registered: the latest-quote topic's subject is named.
     let article_id = client.register(&article_subject, ARTICLE_SCHEMA_JSON).await.unwrap();
+    let latest_subject = value_subject(config.topics.quotes_latest().expect("latest topic configured"));
+    let error = start_error(&config).await;
+    assert!(error.contains(&latest_subject), "{error}");
+    assert!(!error.contains(&article_subject), "{error}");
+
+    // All registered: the worker starts and uses the registered ids.
+    let latest_id = client.register(&latest_subject, QUOTE_SCHEMA_JSON).await.unwrap();
+    let latest = pagesplit::app::resolve_latest_quotes(&config)
+        .await
+        .expect("latest id resolved")
+        .expect("latest topic configured");
+    assert_eq!(
+        latest.header.as_deref(),
+        Some(&[&[0u8][..], &latest_id.to_be_bytes()].concat()[..])
+    );
     let encoder = pagesplit::app::resolve_encoder(&config).await.expect("ids resolved");
     let quote = encoder.encode_quote(&sample_quote()).unwrap();
     assert_eq!(quote[..5], [&[0u8][..], &quote_id.to_be_bytes()].concat());
@@ -602,14 +617,17 @@ async fn schemas_register_check_and_print_on_the_command_line() {
     registry_get("/subjects").await;
     let id = common::unique("cli");
     let (quotes, articles) = (format!("market.quotes.v1.{id}"), format!("news.articles.v1.{id}"));
+    let latest = format!("market.quotes.latest.v1.{id}");
     let (quote_subject, article_subject) = (value_subject(&quotes), value_subject(&articles));
-    let _cleanup = Cleanup::subjects(&[quote_subject.clone(), article_subject.clone()]);
+    let latest_subject = value_subject(&latest);
+    let _cleanup = Cleanup::subjects(&[quote_subject.clone(), article_subject.clone(), latest_subject.clone()]);
     let run = |command: &str, registry: &str| {
         let mut args: Vec<String> = vec!["schemas".into(), command.into()];
         for set in [
             format!("registry.url={registry}"),
             format!("topics.quotes={quotes}"),
             format!("topics.articles={articles}"),
+            format!("topics.quotes_latest={latest}"),
         ] {
             args.extend(["--set".to_owned(), set]);
         }
@@ -634,6 +652,14 @@ async fn schemas_register_check_and_print_on_the_command_line() {
         "{}",
         show(&output)
     );
+    // The latest-quote topic's subject holds the quote schema too.
+    let latest_id = client.lookup(&latest_subject, QUOTE_SCHEMA_JSON).await.unwrap();
+    assert!(
+        stdout.contains(&format!("{latest_subject}: id {latest_id}\n")),
+        "{}",
+        show(&output)
+    );
+    assert_eq!(subject_compatibility(&latest_subject).await, "FULL");
     assert_eq!(subject_compatibility(&quote_subject).await, "FULL");
     assert_eq!(subject_compatibility(&article_subject).await, "FULL");
 

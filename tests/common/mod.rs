@@ -38,6 +38,7 @@ pub fn test_config(name: &str, format: EncodingFormat) -> Config {
     config.topics.quotes = format!("market.quotes.v1.{id}");
     config.topics.articles = format!("news.articles.v1.{id}");
     config.topics.dead_letter = format!("pagesplit.dlq.v1.{id}");
+    config.topics.quotes_latest = format!("market.quotes.latest.v1.{id}");
     config.topics.create = true;
     config.topics.partitions = 2;
     config.encoding.format = format;
@@ -54,12 +55,13 @@ pub async fn delete_topics(config: &Config) {
         .set("bootstrap.servers", &config.kafka.bootstrap_servers)
         .create()
         .expect("admin client");
-    let topics = [
+    let mut topics = vec![
         config.topics.input.as_str(),
         config.topics.quotes.as_str(),
         config.topics.articles.as_str(),
         config.topics.dead_letter.as_str(),
     ];
+    topics.extend(config.topics.quotes_latest());
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let _ = admin.delete_topics(&topics, &options).await;
 }

@@ -158,6 +158,7 @@ impl Worker {
             ("topics.quotes", config.topics.quotes.clone()),
             ("topics.articles", config.topics.articles.clone()),
             ("topics.dead_letter", config.topics.dead_letter.clone()),
+            ("topics.quotes_latest", config.topics.quotes_latest.clone()),
             ("encoding.format", "single-object".to_owned()),
             ("http.listen", "127.0.0.1:0".to_owned()),
             ("log.level", options.log_level.to_owned()),

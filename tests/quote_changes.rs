@@ -1,0 +1,240 @@
+//! Quote change detection against the real broker and registry: the same page published again
+//! and again reaches the quote topic once, plus the one quote that changed, while the compacted
+//! latest-quote topic gets every quote; at-least-once and exactly-once.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use pagesplit::config::{Config, DeliveryMode, EncodingFormat, QuoteEmit};
+use pagesplit::demo::{decode_event, publish_pages, read_records, PageToPublish, Positions, ReadRecord};
+use pagesplit::encode::{decimal_from_avro, unframe, Framed, Schemas, QUOTE_SCHEMA_JSON};
+use pagesplit::registry::{value_subject, RegistryClient};
+use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::ClientConfig;
+use tokio_util::sync::CancellationToken;
+
+use common::{field, text};
+
+const PAGE_URL: &str = "https://www.brecorder.com/news/40336151/putin-assad";
+/// Copies of the unchanged example page, before the one whose AGL line moved.
+const REPEATS: u32 = 5;
+const AGL_LINE: &str = "AGL 37.94 Decreased By ▼ -0.54 (-1.4%)";
+const AGL_MOVED: &str = "AGL 38.10 Decreased By ▼ -0.38 (-0.99%)";
+
+fn fetched_at(minute: u32) -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 12, 8, 10, minute, 0).unwrap()
+}
+
+/// The example page `REPEATS` times, fetched a minute apart, then once with AGL moved. One URL,
+/// so one key and one input partition: the worker sees them in this order.
+fn repeated_pages() -> Vec<PageToPublish> {
+    let body = common::fixture("pages/brecorder-putin-assad.masked.txt");
+    let moved = body.replacen(AGL_LINE, AGL_MOVED, 1);
+    assert_ne!(moved, body, "the fixture has the AGL line");
+    (0..=REPEATS)
+        .map(|minute| PageToPublish {
+            url: PAGE_URL.to_owned(),
+            fetched_at: fetched_at(minute),
+            content_type: "text/plain".to_owned(),
+            body: if minute < REPEATS { body.clone() } else { moved.clone() },
+        })
+        .collect()
+}
+
+/// The symbols of the example page, in page order.
+fn expected_symbols() -> Vec<String> {
+    let expected: serde_json::Value =
+        serde_json::from_str(&common::fixture("pages/brecorder-putin-assad.masked.expected.json")).unwrap();
+    expected["quotes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|quote| quote["symbol"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// A topic's `cleanup.policy`, as the broker describes it.
+async fn cleanup_policy(bootstrap: &str, topic: &str) -> String {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client");
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    let mut results = admin
+        .describe_configs([&ResourceSpecifier::Topic(topic)], &options)
+        .await
+        .expect("configs described");
+    let resource = results.pop().expect("one resource").expect("topic described");
+    resource
+        .get("cleanup.policy")
+        .and_then(|entry| entry.value.clone())
+        .expect("cleanup.policy set")
+}
+
+fn read_all(bootstrap: &str, topic: &str) -> Vec<ReadRecord> {
+    read_records(bootstrap, topic, &Positions::new(), Duration::from_secs(30)).expect("records read back")
+}
+
+/// A decoded quote: (symbol, price, fetched_at in ms).
+fn quote_of(record: &ReadRecord) -> (String, String, i64) {
+    let quote = decode_event(&record.value, &Schemas::bundled().quote).expect("quote decodes");
+    let symbol = text(field(&quote, "symbol"));
+    assert_eq!(record.key.as_deref(), Some(symbol.as_str()), "keyed by symbol");
+    let price = decimal_from_avro(field(&quote, "price"))
+        .unwrap()
+        .normalize()
+        .to_string();
+    let apache_avro::types::Value::TimestampMillis(at) = field(&quote, "fetched_at") else {
+        panic!("fetched_at is not timestamp-millis")
+    };
+    (symbol, price, *at)
+}
+
+/// Runs a worker on `config` (quotes.emit = changed) over the repeated pages and checks both
+/// topics, the committed offsets, the latest topic's compaction and the metrics.
+async fn repeated_pages_reach_the_quote_topic_once(config: Config) {
+    assert_eq!(config.quotes.emit, QuoteEmit::Changed);
+    let bootstrap = config.kafka.bootstrap_servers.clone();
+    let latest_topic = config
+        .topics
+        .quotes_latest()
+        .expect("latest topic configured")
+        .to_owned();
+    let shutdown = CancellationToken::new();
+    let running = pagesplit::app::start(config.clone(), shutdown.clone())
+        .await
+        .unwrap_or_else(|error| panic!("worker failed to start against {bootstrap}: {error:#}"));
+
+    // Offsets are committed past every page: their records were all acknowledged (committed).
+    let positions = publish_pages(&bootstrap, &config.topics.input, &repeated_pages())
+        .await
+        .expect("pages published");
+    assert_eq!(positions.len(), 1, "one key, one partition");
+    common::wait_for_commit(&config, &positions, Duration::from_secs(60)).await;
+
+    // The quote topic: the first page's 34 quotes, then only AGL's move.
+    let symbols = expected_symbols();
+    assert_eq!(symbols.len(), 34);
+    let quotes: Vec<_> = read_all(&bootstrap, &config.topics.quotes)
+        .iter()
+        .map(quote_of)
+        .collect();
+    assert_eq!(quotes.len(), 35, "34 quotes of the first page and the one that changed");
+    let mut first_page: Vec<String> = quotes
+        .iter()
+        .filter(|(_, _, at)| *at == fetched_at(0).timestamp_millis())
+        .map(|(symbol, _, _)| symbol.clone())
+        .collect();
+    first_page.sort();
+    let mut want = symbols.clone();
+    want.sort();
+    assert_eq!(first_page, want);
+    let moved: Vec<_> = quotes
+        .iter()
+        .filter(|(_, _, at)| *at != fetched_at(0).timestamp_millis())
+        .collect();
+    assert_eq!(
+        moved,
+        [&(
+            "AGL".to_owned(),
+            "38.1".to_owned(),
+            fetched_at(REPEATS).timestamp_millis()
+        )]
+    );
+
+    // The latest topic: every quote of every page, and AGL's last one is the move.
+    let latest = read_all(&bootstrap, &latest_topic);
+    assert_eq!(latest.len(), 34 * (REPEATS as usize + 1));
+    let mut per_symbol: BTreeMap<String, Vec<(String, i64)>> = BTreeMap::new();
+    for record in &latest {
+        let (symbol, price, at) = quote_of(record);
+        per_symbol.entry(symbol).or_default().push((price, at));
+    }
+    assert_eq!(per_symbol.len(), 34);
+    for (symbol, seen) in &per_symbol {
+        assert_eq!(seen.len(), REPEATS as usize + 1, "{symbol}");
+        let times: Vec<i64> = seen.iter().map(|(_, at)| *at).collect();
+        let in_order: Vec<i64> = (0..=REPEATS).map(|m| fetched_at(m).timestamp_millis()).collect();
+        assert_eq!(times, in_order, "{symbol}: in page order within its partition");
+    }
+    assert_eq!(per_symbol["AGL"].last().unwrap().0, "38.1");
+    assert_eq!(per_symbol["AGL"][0].0, "37.94");
+    if config.encoding.format == EncodingFormat::Confluent {
+        // Framed with the id of the quote schema under the latest topic's own subject.
+        let client = RegistryClient::new(&config.registry).unwrap();
+        let latest_id = client
+            .lookup(&value_subject(&latest_topic), QUOTE_SCHEMA_JSON)
+            .await
+            .expect("latest subject registered");
+        for record in &latest {
+            assert!(matches!(
+                unframe(&record.value),
+                Some(Framed::Confluent { schema_id, .. }) if schema_id == latest_id
+            ));
+        }
+    }
+
+    // Created compacted; the quote topic keeps the broker's default.
+    assert_eq!(cleanup_policy(&bootstrap, &latest_topic).await, "compact");
+    assert_eq!(cleanup_policy(&bootstrap, &config.topics.quotes).await, "delete");
+
+    // Metrics count what was left out and what went where.
+    let metrics = &running.metrics;
+    assert_eq!(metrics.events_produced_count(&config.topics.quotes, "quote"), 35);
+    assert_eq!(
+        metrics.events_produced_count(&latest_topic, "quote"),
+        34 * (REPEATS as u64 + 1)
+    );
+    assert_eq!(metrics.events_produced_count(&config.topics.articles, "article"), 6);
+    assert_eq!(metrics.quotes_unchanged_count(), 34 * REPEATS as u64 - 1);
+    let exposition = metrics.render();
+    assert!(
+        exposition.contains("pagesplit_quote_symbols_tracked 34"),
+        "{exposition}"
+    );
+
+    shutdown.cancel();
+    running.wait().await.expect("clean shutdown");
+    common::delete_topics(&config).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_least_once_publishes_only_changed_quotes_and_every_quote_to_the_latest_topic() {
+    let mut config = common::test_config("changes", EncodingFormat::Confluent);
+    config.quotes.emit = QuoteEmit::Changed;
+    config.validate().unwrap();
+    repeated_pages_reach_the_quote_topic_once(config).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_publishes_only_changed_quotes_across_transactions() {
+    let mut config = common::test_config("changes-eos", EncodingFormat::SingleObject);
+    config.quotes.emit = QuoteEmit::Changed;
+    config.delivery.mode = DeliveryMode::ExactlyOnce;
+    config.delivery.instance_id = common::unique("changes-eos");
+    // Pages split over several transactions.
+    config.delivery.transaction_max_pages = 2;
+    config.validate().unwrap();
+    repeated_pages_reach_the_quote_topic_once(config).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_latest_topic_stops_startup_without_topics_create() {
+    let mut config = common::test_config("changes-missing", EncodingFormat::SingleObject);
+    let latest = config.topics.quotes_latest.clone();
+    // The other topics exist; the latest-quote topic does not.
+    config.topics.quotes_latest = String::new();
+    pagesplit::app::prepare_topics(&config).await.expect("topics created");
+    config.topics.quotes_latest = latest.clone();
+    config.topics.create = false;
+    let error = pagesplit::app::prepare_topics(&config)
+        .await
+        .expect_err("the latest topic is missing");
+    let error = format!("{error:#}");
+    assert!(error.contains(&format!("topic `{latest}` does not exist")), "{error}");
+    common::delete_topics(&config).await;
+}
