@@ -132,6 +132,9 @@ METRICS = {
     "pagesplit_build_info": {"version", "git_sha"},
     "pagesplit_boilerplate_lines_dropped_total": set(),
     "pagesplit_produce_retries_total": set(),
+    "pagesplit_quotes_unchanged_total": set(),
+    "pagesplit_quote_symbols_tracked": set(),
+    "pagesplit_quote_symbols_evicted_total": set(),
 }
 HISTOGRAMS = {"pagesplit_page_processing_seconds", "pagesplit_end_to_end_latency_seconds"}
 LABEL_VALUES = {
