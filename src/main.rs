@@ -185,7 +185,7 @@ fn split(
     page: &PageArgs,
     progress: &ProgressArgs,
 ) -> anyhow::Result<()> {
-    use pagesplit::split::{split_inputs, AvroFiles, EventSink, JsonLines};
+    use pagesplit::split::{split_inputs_filtered, AvroFiles, EventSink, JsonLines};
     let started = std::time::Instant::now();
     let inputs = pagesplit::cli::inputs::collect_inputs(inputs)?;
     let total = pagesplit::cli::inputs::total_size(&inputs);
@@ -202,10 +202,16 @@ fn split(
             ))
         }
     };
-    let summary = split_inputs(
+    // `quotes.emit = "changed"` leaves out what the worker would leave out of the quote topic.
+    let mut quote_filter = config
+        .quotes
+        .changed_only()
+        .then(|| pagesplit::quote_filter::QuoteFilter::new(config.quotes.max_symbols));
+    let summary = split_inputs_filtered(
         &inputs,
         &page_defaults(page),
         &config.parse.options(),
+        quote_filter.as_mut(),
         &mut *sink,
         &progress,
     );

@@ -16,6 +16,7 @@ use crate::encode::{article_value, quote_value, Schemas};
 use crate::envelope::decode_message;
 use crate::model::{Article, ContentType, ParsedPage, Quote, RawPage};
 use crate::parse::{parse_page, ParseOptions};
+use crate::quote_filter::{QuoteFilter, QuoteValue};
 
 /// One event as a JSON line; field names are the Avro schemas' names.
 #[derive(Serialize)]
@@ -34,6 +35,9 @@ pub struct Summary {
     pub pages: usize,
     /// Quote events.
     pub quotes: usize,
+    /// With `quotes.emit = "changed"`: quotes left out because they equal the last quote of their
+    /// symbol that was written.
+    pub unchanged_quotes: Option<usize>,
     /// Article events.
     pub articles: usize,
     /// Pages that failed, by error code.
@@ -71,6 +75,9 @@ impl std::fmt::Display for Summary {
             self.articles,
             self.errors.values().sum::<usize>()
         )?;
+        if let Some(unchanged) = self.unchanged_quotes {
+            write!(f, " unchanged_quotes={unchanged}")?;
+        }
         write_counts_by_code(f, &self.errors, &self.skipped)
     }
 }
@@ -342,7 +349,23 @@ pub fn split_inputs(
     sink: &mut dyn EventSink,
     progress: &Progress,
 ) -> anyhow::Result<Summary> {
-    let mut summary = Summary::default();
+    split_inputs_filtered(inputs, defaults, options, None, sink, progress)
+}
+
+/// [`split_inputs`], leaving out with `quote_filter` (`quotes.emit = "changed"`) the quotes that
+/// equal the last quote of their symbol written, as the worker leaves them out of the quote topic.
+pub fn split_inputs_filtered(
+    inputs: &[Input],
+    defaults: &PageDefaults,
+    options: &ParseOptions,
+    mut quote_filter: Option<&mut QuoteFilter>,
+    sink: &mut dyn EventSink,
+    progress: &Progress,
+) -> anyhow::Result<Summary> {
+    let mut summary = Summary {
+        unchanged_quotes: quote_filter.as_ref().map(|_| 0),
+        ..Summary::default()
+    };
     let mut done_before = 0u64;
     for input in inputs {
         let mut position = |read: u64| progress.set_position(done_before + read);
@@ -365,7 +388,16 @@ pub fn split_inputs(
                 }
                 Item::Page(page) => {
                     let result = match parse_page(&page, options) {
-                        Ok(parsed) => sink.write_page(&parsed)?.map(|()| (parsed.quotes.len(), 1)),
+                        Ok(mut parsed) => {
+                            if let Some(filter) = quote_filter.as_deref_mut() {
+                                let before = parsed.quotes.len();
+                                parsed
+                                    .quotes
+                                    .retain(|quote| filter.admit(&quote.symbol, QuoteValue::of(quote)));
+                                *summary.unchanged_quotes.get_or_insert(0) += before - parsed.quotes.len();
+                            }
+                            sink.write_page(&parsed)?.map(|()| (parsed.quotes.len(), 1))
+                        }
                         Err(error) => Err((error.code(), error.to_string())),
                     };
                     summary.pages += 1;
