@@ -132,13 +132,14 @@ pub fn event_id(url: &str, fetched_at: DateTime<Utc>, key: &str) -> String {
 /// computed once and reused for every key.
 #[derive(Clone)]
 pub struct EventIds {
-    page: sha1_smol::Sha1,
+    page: sha1::Sha1,
 }
 
 impl EventIds {
     /// Prepares the ids of a page.
     pub fn new(url: &str, fetched_at: DateTime<Utc>) -> Self {
-        let mut page = sha1_smol::Sha1::new();
+        use sha1::Digest as _;
+        let mut page = sha1::Sha1::new();
         page.update(EVENT_ID_NAMESPACE.as_bytes());
         page.update(url.as_bytes());
         page.update(b"\n");
@@ -149,9 +150,10 @@ impl EventIds {
 
     /// The id of the event with this key (a symbol, or `article`).
     pub fn id(&self, key: &str) -> String {
+        use sha1::Digest as _;
         let mut hasher = self.page.clone();
         hasher.update(key.as_bytes());
-        let digest = hasher.digest().bytes();
+        let digest = hasher.finalize();
         let bytes: [u8; 16] = digest[..16].try_into().expect("SHA-1 has 20 bytes");
         let uuid = uuid::Builder::from_sha1_bytes(bytes).into_uuid();
         let mut buffer = [0u8; uuid::fmt::Hyphenated::LENGTH];
