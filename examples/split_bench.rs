@@ -13,7 +13,7 @@
 //!
 //! With `--python`, each round runs the Rust loops, then the Python ones, so both see the same
 //! machine load; the summary gives the median of the rounds and their ratios. It also counts
-//! heap allocations per page and times the page's event ids (UUID v5, SHA-1) on their own.
+//! heap allocations per page and times the page's event ids on their own.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::hint::black_box;
@@ -165,7 +165,7 @@ fn main() -> anyhow::Result<()> {
     let parsed = parse_page(&page, &options).expect("page parses");
     let symbols: Vec<&str> = parsed.quotes.iter().map(|quote| quote.symbol.as_str()).collect();
     let event_ids_once = || {
-        let ids = EventIds::new(black_box(URL), fetched_at);
+        let mut ids = EventIds::new(black_box(URL), fetched_at);
         for symbol in &symbols {
             black_box(ids.id(symbol));
         }

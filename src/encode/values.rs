@@ -19,7 +19,7 @@ pub fn quote_value(quote: &Quote) -> Result<Value, EncodeError> {
         Direction::Unchanged => (2, "UNCHANGED"),
     };
     Ok(Value::Record(vec![
-        ("event_id".into(), Value::String(quote.event_id.clone())),
+        ("event_id".into(), Value::String(quote.event_id.to_string())),
         ("symbol".into(), Value::String(quote.symbol.clone())),
         ("kind".into(), Value::Enum(kind_index, kind.into())),
         ("price".into(), decimal_value("price", quote.price)?),
@@ -34,7 +34,7 @@ pub fn quote_value(quote: &Quote) -> Result<Value, EncodeError> {
 /// The Avro value of an article (field order as in `schemas/article.avsc`).
 pub fn article_value(article: &Article) -> Value {
     Value::Record(vec![
-        ("event_id".into(), Value::String(article.event_id.clone())),
+        ("event_id".into(), Value::String(article.event_id.to_string())),
         ("url".into(), Value::String(article.url.clone())),
         ("fetched_at".into(), timestamp(article.fetched_at)),
         ("title".into(), optional_string(&article.title)),
