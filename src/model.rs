@@ -55,8 +55,9 @@ pub enum Direction {
 pub struct Quote {
     /// Deterministic id: the same page (url + fetch time) and symbol always give the same id.
     pub event_id: uuid::Uuid,
-    /// Ticker symbol as printed (`KSE100`, `AGL`).
-    pub symbol: String,
+    /// Ticker symbol as printed (`KSE100`, `AGL`); held inline, without an allocation, up to
+    /// 24 bytes.
+    pub symbol: compact_str::CompactString,
     /// Stock or index.
     pub kind: QuoteKind,
     /// Last price or index level, exact, without thousands separators.
@@ -70,8 +71,8 @@ pub struct Quote {
     pub change_pct: Decimal,
     /// Direction as the words say it.
     pub direction: Direction,
-    /// The page the quote was read from.
-    pub url: String,
+    /// The page the quote was read from (shared by all quotes of the page).
+    pub url: std::sync::Arc<str>,
     /// When the page was fetched: the time the quote was observed.
     pub fetched_at: DateTime<Utc>,
 }

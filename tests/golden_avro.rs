@@ -109,13 +109,13 @@ fn golden_quote() -> Quote {
     assert_eq!(fetched_at, Utc.with_ymd_and_hms(2024, 12, 8, 10, 15, 0).unwrap());
     Quote {
         event_id: event_id(URL, fetched_at, "KSE100"),
-        symbol: "KSE100".to_owned(),
+        symbol: "KSE100".into(),
         kind: QuoteKind::Index,
         price: "106275".parse().unwrap(),
         change: "-4795.3".parse().unwrap(),
         change_pct: "-4.32".parse().unwrap(),
         direction: Direction::Down,
-        url: URL.to_owned(),
+        url: URL.into(),
         fetched_at,
     }
 }

@@ -165,13 +165,13 @@ fn fetched_at() -> DateTime<Utc> {
 fn sample_quote() -> Quote {
     Quote {
         event_id: event_id(PAGE_URL, fetched_at(), "KSE100"),
-        symbol: "KSE100".to_owned(),
+        symbol: "KSE100".into(),
         kind: QuoteKind::Index,
         price: "106275".parse().unwrap(),
         change: "-4795.3".parse().unwrap(),
         change_pct: "-4.32".parse().unwrap(),
         direction: Direction::Down,
-        url: PAGE_URL.to_owned(),
+        url: PAGE_URL.into(),
         fetched_at: fetched_at(),
     }
 }

@@ -169,7 +169,7 @@ mod tests {
         ) {
             let quote = Quote {
                 event_id: crate::model::event_id("u", DateTime::from_timestamp_millis(millis).unwrap(), &symbol),
-                symbol,
+                symbol: symbol.into(),
                 kind: if index { QuoteKind::Index } else { QuoteKind::Stock },
                 price,
                 change,

@@ -20,13 +20,13 @@ pub fn quote_value(quote: &Quote) -> Result<Value, EncodeError> {
     };
     Ok(Value::Record(vec![
         ("event_id".into(), Value::String(quote.event_id.to_string())),
-        ("symbol".into(), Value::String(quote.symbol.clone())),
+        ("symbol".into(), Value::String(quote.symbol.to_string())),
         ("kind".into(), Value::Enum(kind_index, kind.into())),
         ("price".into(), decimal_value("price", quote.price)?),
         ("change".into(), decimal_value("change", quote.change)?),
         ("change_pct".into(), decimal_value("change_pct", quote.change_pct)?),
         ("direction".into(), Value::Enum(direction_index, direction.into())),
-        ("url".into(), Value::String(quote.url.clone())),
+        ("url".into(), Value::String(quote.url.to_string())),
         ("fetched_at".into(), timestamp(quote.fetched_at)),
     ]))
 }
