@@ -13,6 +13,10 @@ use pagesplit::encode::{Encoder, Framing};
 use pagesplit::model::{event_id, ContentType, Direction, Quote, QuoteKind, RawPage};
 use pagesplit::parse::{parse_page, ParseOptions};
 
+/// The allocator the binary ships with.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const EXAMPLE: &str = include_str!("../tests/fixtures/pages/brecorder-putin-assad.masked.txt");
 const HTML: &str = include_str!("../tests/fixtures/html/brecorder-article.html");
 
@@ -45,13 +49,13 @@ fn naive_split(page: &RawPage) -> (Vec<Quote>, Vec<String>) {
                 }
                 quotes.push(Quote {
                     event_id: event_id(&page.url, page.fetched_at, t[0]),
-                    symbol: t[0].to_string(),
+                    symbol: t[0].into(),
                     kind: if arrow { QuoteKind::Stock } else { QuoteKind::Index },
                     price,
                     change,
                     change_pct: pct,
                     direction: Direction::Up,
-                    url: page.url.clone(),
+                    url: page.url.as_str().into(),
                     fetched_at: page.fetched_at,
                 });
                 continue;

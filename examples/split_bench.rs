@@ -13,9 +13,9 @@
 //!
 //! With `--python`, each round runs the Rust loops, then the Python ones, so both see the same
 //! machine load; the summary gives the median of the rounds and their ratios. It also counts
-//! heap allocations per page and times the page's event ids (UUID v5, SHA-1) on their own.
+//! heap allocations per page and times the page's event ids on their own.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::process::Command;
@@ -25,74 +25,44 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use chrono::{TimeZone, Utc};
 use clap::Parser;
+use mimalloc::MiMalloc;
 use pagesplit::encode::{Encoder, Framing};
 use pagesplit::envelope::encode_envelope;
-use pagesplit::model::{ContentType, EventIds, RawPage, EVENT_ID_NAMESPACE};
+use pagesplit::model::{ContentType, EventIds, RawPage};
 use pagesplit::parse::{parse_page, ParseOptions};
 use pagesplit::pipeline::{split_message, InMessage, Topics};
 
 const URL: &str = "https://www.brecorder.com/news/40336151/putin-assad";
 
-/// The system allocator, counting allocations while `COUNTING` is set.
+/// The allocator the binary ships with (mimalloc), counting allocations while `COUNTING` is set.
 struct CountingAllocator;
 
 static COUNTING: AtomicBool = AtomicBool::new(false);
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 
-// SAFETY: every call is forwarded to the system allocator unchanged.
+// SAFETY: every call is forwarded to mimalloc unchanged.
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if COUNTING.load(Ordering::Relaxed) {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
-        unsafe { System.alloc(layout) }
+        unsafe { MiMalloc.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
+        unsafe { MiMalloc.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if COUNTING.load(Ordering::Relaxed) {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
-        unsafe { System.realloc(ptr, layout, new_size) }
+        unsafe { MiMalloc.realloc(ptr, layout, new_size) }
     }
 }
 
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;
-
-/// The event ids of a page exactly as `pagesplit::model::EventIds` computes them (UUID v5 of
-/// `url \n millis \n key`), with the `sha1` crate, which uses the CPU's SHA instructions where
-/// it has them, instead of `sha1_smol`: a candidate for `src/model.rs`.
-struct ShaNiEventIds {
-    page: sha1::Sha1,
-}
-
-impl ShaNiEventIds {
-    fn new(url: &str, fetched_at: chrono::DateTime<Utc>) -> Self {
-        use sha1::Digest as _;
-        let mut page = sha1::Sha1::new();
-        page.update(EVENT_ID_NAMESPACE.as_bytes());
-        page.update(url.as_bytes());
-        page.update(b"\n");
-        page.update(fetched_at.timestamp_millis().to_string().as_bytes());
-        page.update(b"\n");
-        Self { page }
-    }
-
-    fn id(&self, key: &str) -> String {
-        use sha1::Digest as _;
-        let mut hasher = self.page.clone();
-        hasher.update(key.as_bytes());
-        let digest = hasher.finalize();
-        let bytes: [u8; 16] = digest[..16].try_into().expect("SHA-1 has 20 bytes");
-        let uuid = uuid::Builder::from_sha1_bytes(bytes).into_uuid();
-        let mut buffer = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        uuid.hyphenated().encode_lower(&mut buffer).to_owned()
-    }
-}
 
 /// Heap allocations (and reallocations) per call of `f`.
 fn allocations_per_call(calls: u64, mut f: impl FnMut()) -> f64 {
@@ -195,37 +165,23 @@ fn main() -> anyhow::Result<()> {
     let parsed = parse_page(&page, &options).expect("page parses");
     let symbols: Vec<&str> = parsed.quotes.iter().map(|quote| quote.symbol.as_str()).collect();
     let event_ids_once = || {
-        let ids = EventIds::new(black_box(URL), fetched_at);
+        let mut ids = EventIds::new(black_box(URL), fetched_at);
         for symbol in &symbols {
             black_box(ids.id(symbol));
         }
         black_box(ids.id("article"));
     };
-    let sha_ni_ids_once = || {
-        let ids = ShaNiEventIds::new(black_box(URL), fetched_at);
-        for symbol in &symbols {
-            black_box(ids.id(symbol));
-        }
-        black_box(ids.id("article"));
-    };
-    let (shipped, candidate) = (EventIds::new(URL, fetched_at), ShaNiEventIds::new(URL, fetched_at));
-    for key in symbols.iter().copied().chain(["article"]) {
-        if shipped.id(key) != candidate.id(key) {
-            bail!("the SHA-NI event id of {key} differs from EventIds'");
-        }
-    }
     let allocations = (
         allocations_per_call(1000, split_encode_once),
         allocations_per_call(1000, message_once),
     );
 
     let (mut rust_split, mut rust_message, mut py_split, mut py_message) = (vec![], vec![], vec![], vec![]);
-    let (mut event_ids, mut sha_ni_event_ids) = (vec![], vec![]);
+    let mut event_ids = vec![];
     for round in 1..=args.rounds {
         let split_encode = rate(args.seconds, split_encode_once);
         let whole_message = rate(args.seconds, message_once);
         event_ids.push(rate(args.seconds / 3.0, event_ids_once));
-        sha_ni_event_ids.push(rate(args.seconds / 3.0, sha_ni_ids_once));
         println!(
             "round {round}: rust   split_encode {split_encode:>10.0} pages/s ({:.1} µs/page)   message {whole_message:>10.0} pages/s ({:.1} µs/page)",
             1e6 / split_encode,
@@ -270,7 +226,6 @@ fn main() -> anyhow::Result<()> {
         "rust_allocations_per_page_split_encode": allocations.0,
         "rust_allocations_per_page_message": allocations.1,
         "rust_event_ids_us_per_page": (1e7 / median(&mut event_ids)).round() / 10.0,
-        "rust_event_ids_sha_ni_us_per_page": (1e7 / median(&mut sha_ni_event_ids)).round() / 10.0,
     });
     if !py_split.is_empty() {
         let (py_split, py_whole) = (median(&mut py_split), median(&mut py_message));

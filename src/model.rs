@@ -54,9 +54,10 @@ pub enum Direction {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Quote {
     /// Deterministic id: the same page (url + fetch time) and symbol always give the same id.
-    pub event_id: String,
-    /// Ticker symbol as printed (`KSE100`, `AGL`).
-    pub symbol: String,
+    pub event_id: uuid::Uuid,
+    /// Ticker symbol as printed (`KSE100`, `AGL`); held inline, without an allocation, up to
+    /// 24 bytes.
+    pub symbol: compact_str::CompactString,
     /// Stock or index.
     pub kind: QuoteKind,
     /// Last price or index level, exact, without thousands separators.
@@ -70,8 +71,8 @@ pub struct Quote {
     pub change_pct: Decimal,
     /// Direction as the words say it.
     pub direction: Direction,
-    /// The page the quote was read from.
-    pub url: String,
+    /// The page the quote was read from (shared by all quotes of the page).
+    pub url: std::sync::Arc<str>,
     /// When the page was fetched: the time the quote was observed.
     pub fetched_at: DateTime<Utc>,
 }
@@ -80,7 +81,7 @@ pub struct Quote {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Article {
     /// Deterministic id derived from the page's url and fetch time.
-    pub event_id: String,
+    pub event_id: uuid::Uuid,
     /// The page the article was read from.
     pub url: String,
     /// When the page was fetched.
@@ -116,46 +117,45 @@ pub struct ParsedPage {
     pub replaced_invalid_bytes: bool,
 }
 
-/// Namespace of the deterministic event ids (UUID version 5).
-pub const EVENT_ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x7a1c_52f0_3d8e_4b6a_9f21_0c5e_8d43_b917);
-
 /// The deterministic id of an event: the same page (url and fetch time) and the same key
 /// (a symbol, or `article`) always give the same id, so consumers can drop redeliveries.
 ///
-/// A UUID version 5 (RFC 9562) in namespace [`EVENT_ID_NAMESPACE`] of the name
-/// `"{url}\n{fetched_at in ms}\n{key}"`.
-pub fn event_id(url: &str, fetched_at: DateTime<Utc>, key: &str) -> String {
+/// A UUID version 8 (RFC 9562, custom) whose free 122 bits are those of the XXH3 128-bit hash
+/// (seed 0, canonical big-endian bytes) of the name `"{url}\n{fetched_at in ms}\n{key}"`: in
+/// Python, `xxhash.xxh3_128_digest(name)` with the version and variant bits set.
+pub fn event_id(url: &str, fetched_at: DateTime<Utc>, key: &str) -> uuid::Uuid {
     EventIds::new(url, fetched_at).id(key)
 }
 
-/// The ids of all events of one page: the SHA-1 state of the page's part of the name is
-/// computed once and reused for every key.
+/// The ids of all events of one page: the page's part of the name is written once and reused
+/// for every key.
 #[derive(Clone)]
 pub struct EventIds {
-    page: sha1_smol::Sha1,
+    /// `"{url}\n{fetched_at in ms}\n"`, followed by the key of the id last computed.
+    name: Vec<u8>,
+    /// Length of the page's part of `name`.
+    page_len: usize,
 }
 
 impl EventIds {
     /// Prepares the ids of a page.
     pub fn new(url: &str, fetched_at: DateTime<Utc>) -> Self {
-        let mut page = sha1_smol::Sha1::new();
-        page.update(EVENT_ID_NAMESPACE.as_bytes());
-        page.update(url.as_bytes());
-        page.update(b"\n");
-        page.update(fetched_at.timestamp_millis().to_string().as_bytes());
-        page.update(b"\n");
-        Self { page }
+        let millis = fetched_at.timestamp_millis().to_string();
+        let mut name = Vec::with_capacity(url.len() + millis.len() + 2 + 24);
+        name.extend_from_slice(url.as_bytes());
+        name.push(b'\n');
+        name.extend_from_slice(millis.as_bytes());
+        name.push(b'\n');
+        let page_len = name.len();
+        Self { name, page_len }
     }
 
     /// The id of the event with this key (a symbol, or `article`).
-    pub fn id(&self, key: &str) -> String {
-        let mut hasher = self.page.clone();
-        hasher.update(key.as_bytes());
-        let digest = hasher.digest().bytes();
-        let bytes: [u8; 16] = digest[..16].try_into().expect("SHA-1 has 20 bytes");
-        let uuid = uuid::Builder::from_sha1_bytes(bytes).into_uuid();
-        let mut buffer = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        uuid.hyphenated().encode_lower(&mut buffer).to_owned()
+    pub fn id(&mut self, key: &str) -> uuid::Uuid {
+        self.name.truncate(self.page_len);
+        self.name.extend_from_slice(key.as_bytes());
+        let hash = xxhash_rust::xxh3::xxh3_128(&self.name);
+        uuid::Builder::from_custom_bytes(hash.to_be_bytes()).into_uuid()
     }
 }
 
@@ -164,14 +164,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_are_uuid_v5_of_the_documented_name() {
+    fn ids_are_uuid_v8_of_the_xxh3_hash_of_the_documented_name() {
         let at = DateTime::from_timestamp_millis(1_733_652_900_000).unwrap();
         let url = "https://www.brecorder.com/news/1";
         let name = format!("{url}\n1733652900000\nKSE100");
-        let expected = uuid::Uuid::new_v5(&EVENT_ID_NAMESPACE, name.as_bytes()).to_string();
+        let mut bytes = xxhash_rust::xxh3::xxh3_128(name.as_bytes()).to_be_bytes();
+        bytes[6] = (bytes[6] & 0x0f) | 0x80;
+        bytes[8] = (bytes[8] & 0x3f) | 0x80;
+        let expected = uuid::Uuid::from_bytes(bytes);
         assert_eq!(event_id(url, at, "KSE100"), expected);
-        let ids = EventIds::new(url, at);
+        let mut ids = EventIds::new(url, at);
         assert_eq!(ids.id("KSE100"), expected);
         assert_ne!(ids.id("KSE30"), expected);
+        assert_eq!(
+            ids.id("KSE100"),
+            expected,
+            "the key of the previous id must not leak into the next"
+        );
+        assert_eq!(expected.get_version_num(), 8);
     }
 }

@@ -363,7 +363,7 @@ fn split_of_a_warc_gives_exactly_the_pages_quotes_and_articles() {
             assert_eq!(time(quote["fetched_at"].as_str().unwrap()), fetched_at);
             assert_eq!(
                 quote["event_id"],
-                pagesplit::model::event_id(url, fetched_at, quote["symbol"].as_str().unwrap())
+                pagesplit::model::event_id(url, fetched_at, quote["symbol"].as_str().unwrap()).to_string()
             );
         }
         assert_eq!(articles.len(), 2);
@@ -791,7 +791,7 @@ async fn tail_decodes_single_object_events_without_the_registry() {
     assert_eq!(events[0]["dateline"], "MOSCOW");
     assert_eq!(
         events[0]["event_id"],
-        pagesplit::model::event_id(TEXT_URL, time(TEXT_FETCHED_AT), "article")
+        pagesplit::model::event_id(TEXT_URL, time(TEXT_FETCHED_AT), "article").to_string()
     );
 
     shutdown.cancel();

@@ -30,11 +30,11 @@ const FETCHED_AT_MS: i64 = 1_733_652_900_000;
 /// 2024-12-08T09:30:00Z.
 const PUBLISHED_AT_MS: i64 = 1_733_650_200_000;
 
-/// UUID v5 (namespace 7a1c52f0-3d8e-4b6a-9f21-0c5e8d43b917) of "URL\nFETCHED_AT_MS\nKSE100",
-/// computed with Python's `uuid.uuid5`.
-const KSE100_EVENT_ID: &str = "74f592b9-05c3-56a6-841d-e36d5e0a619a";
+/// UUID v8 of the XXH3-128 hash of "URL\nFETCHED_AT_MS\nKSE100", computed with Python's
+/// `xxhash.xxh3_128_digest` and `uuid.UUID` (version and variant bits set).
+const KSE100_EVENT_ID: &str = "e114efde-a77d-85a1-be92-03b0a26ec398";
 /// The same for the key `article`.
-const ARTICLE_EVENT_ID: &str = "fab13e17-0d7d-520f-a5dd-f7d2ae300885";
+const ARTICLE_EVENT_ID: &str = "513b2654-cb3f-816e-8758-bfb4a72fc2d8";
 
 const PARAGRAPH: &str = "MOSCOW: Russia\u{2019}s president met Assad.";
 const RELATED: &str = "Iran, Saudi Arabia to restore ties in China-brokered deal";
@@ -42,7 +42,7 @@ const RELATED: &str = "Iran, Saudi Arabia to restore ties in China-brokered deal
 /// The quote datum (no framing).
 const QUOTE_DATUM_HEX: &str = concat!(
     "48",                                                                       // event_id: 36 bytes
-    "37346635393262392d303563332d353661362d383431642d653336643565306136313961", // "74f592b9-…"
+    "65313134656664652d613737642d383561312d626539322d303362306132366563333938", // "e114efde-…"
     "0c",                                                                       // symbol: 6 bytes
     "4b5345313030",                                                             // "KSE100"
     "02",                                                                       // kind: index 1 = INDEX
@@ -58,7 +58,7 @@ const QUOTE_DATUM_HEX: &str = concat!(
 /// The article datum (no framing).
 const ARTICLE_DATUM_HEX: &str = concat!(
     "48", // event_id: 36 bytes
-    "66616231336531372d306437642d353230662d613564642d663764326165333030383835",
+    "35313362323635342d636233662d383136652d383735382d626662346137326663326438",
     "66", // url: 51 bytes
     "68747470733a2f2f7777772e627265636f726465722e636f6d2f6e6577732f34303333363135312f707574696e2d6173736164",
     "c0a29fdcf464",                                                 // fetched_at
@@ -109,13 +109,13 @@ fn golden_quote() -> Quote {
     assert_eq!(fetched_at, Utc.with_ymd_and_hms(2024, 12, 8, 10, 15, 0).unwrap());
     Quote {
         event_id: event_id(URL, fetched_at, "KSE100"),
-        symbol: "KSE100".to_owned(),
+        symbol: "KSE100".into(),
         kind: QuoteKind::Index,
         price: "106275".parse().unwrap(),
         change: "-4795.3".parse().unwrap(),
         change_pct: "-4.32".parse().unwrap(),
         direction: Direction::Down,
-        url: URL.to_owned(),
+        url: URL.into(),
         fetched_at,
     }
 }
@@ -341,9 +341,12 @@ fn the_specification_spelled_out_gives_the_pinned_datums() {
 }
 
 #[test]
-fn event_ids_are_the_pinned_uuid_v5_values() {
-    assert_eq!(event_id(URL, at(FETCHED_AT_MS), "KSE100"), KSE100_EVENT_ID);
-    assert_eq!(event_id(URL, at(FETCHED_AT_MS), "article"), ARTICLE_EVENT_ID);
+fn event_ids_are_the_pinned_uuid_v8_values() {
+    assert_eq!(event_id(URL, at(FETCHED_AT_MS), "KSE100").to_string(), KSE100_EVENT_ID);
+    assert_eq!(
+        event_id(URL, at(FETCHED_AT_MS), "article").to_string(),
+        ARTICLE_EVENT_ID
+    );
 }
 
 #[test]

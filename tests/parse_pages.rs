@@ -73,7 +73,7 @@ fn direction_str(d: Direction) -> &'static str {
 /// A quote as the expected-json files write it.
 fn quote_row(q: &Quote) -> [String; 6] {
     [
-        q.symbol.clone(),
+        q.symbol.to_string(),
         kind_str(q.kind).to_string(),
         q.price.to_string(),
         q.change.to_string(),
@@ -95,7 +95,7 @@ fn expected_rows(expected: &Value) -> Vec<[String; 6]> {
 
 fn assert_quote_identity(page: &RawPage, parsed: &ParsedPage) {
     for q in &parsed.quotes {
-        assert_eq!(q.url, page.url);
+        assert_eq!(&*q.url, page.url.as_str());
         assert_eq!(q.fetched_at, page.fetched_at);
         assert_eq!(q.event_id, event_id(&page.url, page.fetched_at, &q.symbol));
     }

@@ -115,7 +115,7 @@ async fn example_page_becomes_34_quotes_and_one_article_and_offsets_are_committe
         );
         assert_eq!(
             text(field(quote, "event_id")),
-            pagesplit::model::event_id(&url, fetched_at, symbol)
+            pagesplit::model::event_id(&url, fetched_at, symbol).to_string()
         );
     }
     let kse100 = &by_symbol["KSE100"];

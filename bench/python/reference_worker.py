@@ -32,15 +32,22 @@ import uuid
 from datetime import datetime
 
 import fastavro
+import xxhash
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 SCHEMAS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "schemas")
 
-# UUID v5 namespace of event ids (pagesplit's model::EVENT_ID_NAMESPACE).
-EVENT_ID_NAMESPACE = uuid.UUID(int=0x7A1C52F03D8E4B6A9F210C5E8D43B917)
 INDEX_SYMBOLS = frozenset({"BR100", "BR30", "KSE100", "KSE30"})
 MAX_SYMBOL_LEN = 20
+
+def event_id(name: str) -> str:
+    """pagesplit's model::event_id: UUID v8 of the XXH3-128 hash of `url\nmillis\nkey`."""
+    digest = bytearray(xxhash.xxh3_128_digest(name.encode()))
+    digest[6] = (digest[6] & 0x0F) | 0x80
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    return str(uuid.UUID(bytes=bytes(digest)))
+
 
 # --- Splitting rules ----------------------------------------------------------------------
 
@@ -97,7 +104,7 @@ def split_page(url, fetched_at_ms, text):
                 continue
             seen.add(symbol)
             quotes.append({
-                "event_id": str(uuid.uuid5(EVENT_ID_NAMESPACE, id_prefix + symbol)),
+                "event_id": event_id(id_prefix + symbol),
                 "symbol": symbol,
                 "kind": "INDEX" if match["arrow"] is None or symbol in INDEX_SYMBOLS else "STOCK",
                 "price": _decimal(match["price"]),
@@ -133,7 +140,7 @@ def split_page(url, fetched_at_ms, text):
     if paragraphs and (found := DATELINE.match(paragraphs[0])) is not None:
         dateline = found[1].strip()
     article = {
-        "event_id": str(uuid.uuid5(EVENT_ID_NAMESPACE, id_prefix + "article")),
+        "event_id": event_id(id_prefix + "article"),
         "url": url,
         "fetched_at": fetched_at_ms,
         "title": title,

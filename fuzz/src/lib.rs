@@ -132,7 +132,7 @@ fn check_parsed(page: &RawPage, options: &ParseOptions, parsed: &ParsedPage) {
             quote.price,
             quote.symbol
         );
-        if options.index_symbols.contains(&quote.symbol) {
+        if options.index_symbols.iter().any(|s| *s == quote.symbol) {
             assert_eq!(
                 quote.kind,
                 QuoteKind::Index,
@@ -140,7 +140,7 @@ fn check_parsed(page: &RawPage, options: &ParseOptions, parsed: &ParsedPage) {
                 quote.symbol
             );
         }
-        assert_eq!(quote.url, page.url, "quote url differs from the page url");
+        assert_eq!(&*quote.url, page.url.as_str(), "quote url differs from the page url");
         assert_eq!(
             quote.fetched_at, page.fetched_at,
             "quote time differs from the fetch time"

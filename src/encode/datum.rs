@@ -34,6 +34,12 @@ fn string(out: &mut Vec<u8>, text: &str) {
     bytes(out, text.as_bytes());
 }
 
+/// A UUID as the schemas carry it: a string, lower-case and hyphenated.
+fn uuid(out: &mut Vec<u8>, id: &uuid::Uuid) {
+    let mut buffer = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    string(out, id.hyphenated().encode_lower(&mut buffer));
+}
+
 fn optional_string(out: &mut Vec<u8>, text: Option<&str>) {
     match text {
         None => long(out, 0),
@@ -84,7 +90,7 @@ fn decimal(out: &mut Vec<u8>, field: &'static str, value: Decimal) -> Result<(),
 
 /// Appends the datum of a quote (field order of `schemas/quote.avsc`).
 pub fn write_quote(out: &mut Vec<u8>, quote: &Quote) -> Result<(), EncodeError> {
-    string(out, &quote.event_id);
+    uuid(out, &quote.event_id);
     string(out, &quote.symbol);
     long(
         out,
@@ -111,7 +117,7 @@ pub fn write_quote(out: &mut Vec<u8>, quote: &Quote) -> Result<(), EncodeError> 
 
 /// Appends the datum of an article (field order of `schemas/article.avsc`).
 pub fn write_article(out: &mut Vec<u8>, article: &Article) {
-    string(out, &article.event_id);
+    uuid(out, &article.event_id);
     string(out, &article.url);
     timestamp(out, article.fetched_at);
     optional_string(out, article.title.as_deref());
@@ -163,7 +169,7 @@ mod tests {
         ) {
             let quote = Quote {
                 event_id: crate::model::event_id("u", DateTime::from_timestamp_millis(millis).unwrap(), &symbol),
-                symbol,
+                symbol: symbol.into(),
                 kind: if index { QuoteKind::Index } else { QuoteKind::Stock },
                 price,
                 change,
@@ -186,7 +192,7 @@ mod tests {
             closed in any::<bool>(),
         ) {
             let article = Article {
-                event_id: "id".into(),
+                event_id: uuid::Uuid::nil(),
                 url: "https://www.brecorder.com/news/1".into(),
                 fetched_at: DateTime::from_timestamp_millis(1_733_652_900_000).unwrap(),
                 title: title.clone(),

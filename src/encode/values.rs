@@ -19,14 +19,14 @@ pub fn quote_value(quote: &Quote) -> Result<Value, EncodeError> {
         Direction::Unchanged => (2, "UNCHANGED"),
     };
     Ok(Value::Record(vec![
-        ("event_id".into(), Value::String(quote.event_id.clone())),
-        ("symbol".into(), Value::String(quote.symbol.clone())),
+        ("event_id".into(), Value::String(quote.event_id.to_string())),
+        ("symbol".into(), Value::String(quote.symbol.to_string())),
         ("kind".into(), Value::Enum(kind_index, kind.into())),
         ("price".into(), decimal_value("price", quote.price)?),
         ("change".into(), decimal_value("change", quote.change)?),
         ("change_pct".into(), decimal_value("change_pct", quote.change_pct)?),
         ("direction".into(), Value::Enum(direction_index, direction.into())),
-        ("url".into(), Value::String(quote.url.clone())),
+        ("url".into(), Value::String(quote.url.to_string())),
         ("fetched_at".into(), timestamp(quote.fetched_at)),
     ]))
 }
@@ -34,7 +34,7 @@ pub fn quote_value(quote: &Quote) -> Result<Value, EncodeError> {
 /// The Avro value of an article (field order as in `schemas/article.avsc`).
 pub fn article_value(article: &Article) -> Value {
     Value::Record(vec![
-        ("event_id".into(), Value::String(article.event_id.clone())),
+        ("event_id".into(), Value::String(article.event_id.to_string())),
         ("url".into(), Value::String(article.url.clone())),
         ("fetched_at".into(), timestamp(article.fetched_at)),
         ("title".into(), optional_string(&article.title)),

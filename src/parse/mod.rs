@@ -164,7 +164,9 @@ pub(crate) struct ArticleParts {
 
 /// Builds quote events from ticker lines, keeping the first occurrence of each symbol.
 pub(crate) struct QuoteCollector<'p> {
-    url: &'p str,
+    page_url: &'p str,
+    /// The page's url, shared by its quotes (made on the first quote).
+    url: Option<std::sync::Arc<str>>,
     fetched_at: DateTime<Utc>,
     /// Event ids of this page (the page's part of the hash is computed once).
     pub ids: EventIds,
@@ -193,7 +195,8 @@ fn pack_symbol(symbol: &str) -> Option<u128> {
 impl<'p> QuoteCollector<'p> {
     pub(crate) fn new(page: &'p RawPage) -> Self {
         QuoteCollector {
-            url: &page.url,
+            page_url: &page.url,
+            url: None,
             fetched_at: page.fetched_at,
             ids: EventIds::new(&page.url, page.fetched_at),
             quotes: Vec::new(),
@@ -213,7 +216,7 @@ impl<'p> QuoteCollector<'p> {
             return;
         }
         if self.index.is_none() && self.quotes.len() >= LINEAR_DEDUP_LIMIT {
-            self.index = Some(self.quotes.iter().map(|q| q.symbol.clone()).collect());
+            self.index = Some(self.quotes.iter().map(|q| q.symbol.to_string()).collect());
         }
         if let Some(index) = self.index.as_mut() {
             index.insert(line.symbol.to_string());
@@ -227,13 +230,13 @@ impl<'p> QuoteCollector<'p> {
         }
         self.quotes.push(Quote {
             event_id: self.ids.id(line.symbol),
-            symbol: line.symbol.to_string(),
+            symbol: line.symbol.into(),
             kind: line.kind,
             price: line.price,
             change: line.change,
             change_pct: line.change_pct,
             direction: line.direction,
-            url: self.url.to_string(),
+            url: self.url.get_or_insert_with(|| self.page_url.into()).clone(),
             fetched_at: self.fetched_at,
         });
     }
@@ -258,8 +261,8 @@ fn decode<'b>(body: &'b [u8], charset: Option<&str>, is_html: bool) -> (Cow<'b, 
         (declared.unwrap_or(encoding_rs::UTF_8), body)
     };
     if encoding == encoding_rs::UTF_8 {
-        // Fast path: valid UTF-8 is borrowed as is.
-        if let Ok(s) = std::str::from_utf8(bytes) {
+        // Fast path: valid UTF-8 is borrowed as is (checked with SIMD instructions).
+        if let Ok(s) = simdutf8::basic::from_utf8(bytes) {
             return (Cow::Borrowed(s), false);
         }
     }
@@ -348,7 +351,7 @@ mod tests {
         assert_eq!(q.kind, QuoteKind::Index);
         assert_eq!(q.direction, Direction::Down);
         assert_eq!(q.price.to_string(), "106275");
-        assert_eq!(q.url, p.url);
+        assert_eq!(&*q.url, p.url.as_str());
         assert_eq!(q.fetched_at, p.fetched_at);
         assert_eq!(q.event_id, crate::model::event_id(&p.url, p.fetched_at, "KSE100"));
         assert_eq!(

@@ -560,7 +560,7 @@ mod tests {
         };
         let mut quotes = QuoteCollector::new(&page);
         let parts = parse_text(text, &ParseOptions::default(), &mut quotes);
-        (quotes.quotes.iter().map(|q| q.symbol.clone()).collect(), parts)
+        (quotes.quotes.iter().map(|q| q.symbol.to_string()).collect(), parts)
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub struct TickerLine<'a> {
 /// line and allocates nothing.
 pub fn parse_ticker_line<'a>(line: &'a str, options: &ParseOptions) -> Option<TickerLine<'a>> {
     let b = line.as_bytes();
-    let mut s = Scanner { b, pos: 0 };
+    let mut s = Scanner { text: line, b, pos: 0 };
     s.skip_ws();
     let symbol = s.symbol()?;
     s.require_ws()?;
@@ -105,6 +105,7 @@ pub(crate) fn may_be_ticker(line: &str) -> bool {
 }
 
 struct Scanner<'a> {
+    text: &'a str,
     b: &'a [u8],
     pos: usize,
 }
@@ -180,7 +181,7 @@ impl<'a> Scanner<'a> {
             }
         }
         // The symbol is ASCII, so this slice is on character boundaries.
-        std::str::from_utf8(&self.b[start..self.pos]).ok()
+        self.text.get(start..self.pos)
     }
 
     /// `Increased By`, `Decreased By` or `No Change` (ASCII case-insensitive).
