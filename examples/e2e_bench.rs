@@ -223,7 +223,7 @@ fn throughput(run: &mut BenchRun, args: &ThroughputArgs) -> anyhow::Result<Json>
     );
     let partitions = args.partitions;
     let input = run.topic("pages", partitions, false)?;
-    let base_config = bench_config(&run.bootstrap, "unused", &input, "unused", "unused", "unused")?;
+    let base_config = bench_config(&run.bootstrap, "unused", &input, "unused", "unused", "unused", "")?;
     let preloaded = preload(&run.bootstrap, &base_config, &input, args.pages, &mix, Utc::now())?;
     let input_ends = run.ends(&input, partitions)?;
     eprintln!(
@@ -275,7 +275,7 @@ fn pass_through_run(
 ) -> anyhow::Result<()> {
     let copy_topic = run.topic("copy", partitions, false)?;
     let group = run.group("copy");
-    let config = bench_config(&run.bootstrap, &group, input, "unused", "unused", "unused")?;
+    let config = bench_config(&run.bootstrap, &group, input, "unused", "unused", "unused", "")?;
     let stop = Arc::new(AtomicBool::new(false));
     let copier = {
         let (config, input, output, stop) = (config.clone(), input.to_owned(), copy_topic.clone(), stop.clone());
@@ -315,7 +315,9 @@ fn pagesplit_run(
         run.topic("dlq", partitions, false)?,
     );
     let group = run.group("pagesplit");
-    let config = bench_config(&run.bootstrap, &group, input, &quotes, &articles, &dead)?;
+    // The same outputs as the Python reference (quotes, articles, dead letters): the copy of
+    // every quote to the latest-quote topic is left out here.
+    let config = bench_config(&run.bootstrap, &group, input, &quotes, &articles, &dead, "")?;
     let shutdown = CancellationToken::new();
     let cpu = CpuClock::of_self();
     let running = run
@@ -352,7 +354,7 @@ fn python_run(
         run.topic("py-dlq", partitions, false)?,
     );
     let group = run.group("python");
-    let config = bench_config(&run.bootstrap, &group, input, &quotes, &articles, &dead)?;
+    let config = bench_config(&run.bootstrap, &group, input, &quotes, &articles, &dead, "")?;
     let clients_file = run.out.join(format!("{}-python-clients.json", run.id));
     std::fs::write(
         &clients_file,
@@ -520,6 +522,7 @@ fn latency(run: &mut BenchRun, args: &LatencyArgs) -> anyhow::Result<Json> {
     let quotes = run.topic("lat-quotes", partitions, true)?;
     let articles = run.topic("lat-articles", partitions, true)?;
     let dead = run.topic("lat-dlq", partitions, true)?;
+    let latest = run.topic("lat-latest", partitions, true)?;
     let group = run.group("latency");
     let port = free_port()?;
     let mut worker = spawn_worker(
@@ -531,6 +534,7 @@ fn latency(run: &mut BenchRun, args: &LatencyArgs) -> anyhow::Result<Json> {
             ("topics.quotes", quotes.as_str()),
             ("topics.articles", articles.as_str()),
             ("topics.dead_letter", dead.as_str()),
+            ("topics.quotes_latest", latest.as_str()),
             ("encoding.format", "single-object"),
             ("http.listen", &format!("127.0.0.1:{port}")),
         ],
@@ -546,7 +550,7 @@ fn latency(run: &mut BenchRun, args: &LatencyArgs) -> anyhow::Result<Json> {
             args.seconds,
             worker.id()
         );
-        let config = bench_config(&run.bootstrap, "unused", &input, "unused", "unused", "unused")?;
+        let config = bench_config(&run.bootstrap, "unused", &input, "unused", "unused", "unused", "")?;
         let started_at = Utc::now();
         let sent = paced_publish(&config, &input, &mix, args.rate, Duration::from_secs_f64(args.seconds))?;
         let input_ends = run.ends(&input, partitions)?;
@@ -757,7 +761,8 @@ fn backlog(run: &mut BenchRun, args: &BacklogArgs) -> anyhow::Result<Json> {
         run.topic("backlog-articles", args.partitions, false)?,
         run.topic("backlog-dlq", args.partitions, false)?,
     );
-    let config = bench_config(&run.bootstrap, "unused", &input, "unused", "unused", "unused")?;
+    let latest = run.topic("backlog-latest", args.partitions, false)?;
+    let config = bench_config(&run.bootstrap, "unused", &input, "unused", "unused", "unused", "")?;
     let preloaded = preload(&run.bootstrap, &config, &input, args.pages, &mix, Utc::now())?;
     let input_ends = run.ends(&input, args.partitions)?;
     eprintln!(
@@ -771,7 +776,7 @@ fn backlog(run: &mut BenchRun, args: &BacklogArgs) -> anyhow::Result<Json> {
     let mut progress: Vec<(f64, i64)> = Vec::new();
     let launched = Instant::now();
     let (window, samples) = if args.in_process {
-        let config = bench_config(&run.bootstrap, &group, &input, &quotes, &articles, &dead)?;
+        let config = bench_config(&run.bootstrap, &group, &input, &quotes, &articles, &dead, &latest)?;
         let shutdown = CancellationToken::new();
         let running = run
             .runtime
@@ -803,6 +808,7 @@ fn backlog(run: &mut BenchRun, args: &BacklogArgs) -> anyhow::Result<Json> {
                 ("topics.quotes", quotes.as_str()),
                 ("topics.articles", articles.as_str()),
                 ("topics.dead_letter", dead.as_str()),
+                ("topics.quotes_latest", latest.as_str()),
                 // No schema registry here; everything else stays at its default.
                 ("encoding.format", "single-object"),
                 ("http.listen", &format!("127.0.0.1:{port}")),
@@ -1475,6 +1481,7 @@ fn bench_config(
     quotes: &str,
     articles: &str,
     dead_letter: &str,
+    quotes_latest: &str,
 ) -> anyhow::Result<Config> {
     let overrides: Vec<(String, String)> = [
         ("kafka.bootstrap_servers", bootstrap),
@@ -1483,6 +1490,7 @@ fn bench_config(
         ("topics.quotes", quotes),
         ("topics.articles", articles),
         ("topics.dead_letter", dead_letter),
+        ("topics.quotes_latest", quotes_latest),
         ("encoding.format", "single-object"),
         ("http.enabled", "false"),
     ]
