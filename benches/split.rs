@@ -13,10 +13,6 @@ use pagesplit::encode::{Encoder, Framing};
 use pagesplit::model::{event_id, ContentType, Direction, Quote, QuoteKind, RawPage};
 use pagesplit::parse::{parse_page, ParseOptions};
 
-/// The allocator the binary ships with.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const EXAMPLE: &str = include_str!("../tests/fixtures/pages/brecorder-putin-assad.masked.txt");
 const HTML: &str = include_str!("../tests/fixtures/html/brecorder-article.html");
 

@@ -15,7 +15,7 @@
 //! machine load; the summary gives the median of the rounds and their ratios. It also counts
 //! heap allocations per page and times the page's event ids on their own.
 
-use std::alloc::{GlobalAlloc, Layout};
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::process::Command;
@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use chrono::{TimeZone, Utc};
 use clap::Parser;
-use mimalloc::MiMalloc;
 use pagesplit::encode::{Encoder, Framing};
 use pagesplit::envelope::encode_envelope;
 use pagesplit::model::{ContentType, EventIds, RawPage};
@@ -34,30 +33,30 @@ use pagesplit::pipeline::{split_message, InMessage, Topics};
 
 const URL: &str = "https://www.brecorder.com/news/40336151/putin-assad";
 
-/// The allocator the binary ships with (mimalloc), counting allocations while `COUNTING` is set.
+/// The system allocator, counting allocations while `COUNTING` is set.
 struct CountingAllocator;
 
 static COUNTING: AtomicBool = AtomicBool::new(false);
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 
-// SAFETY: every call is forwarded to mimalloc unchanged.
+// SAFETY: every call is forwarded to the system allocator unchanged.
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if COUNTING.load(Ordering::Relaxed) {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
-        unsafe { MiMalloc.alloc(layout) }
+        unsafe { System.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { MiMalloc.dealloc(ptr, layout) }
+        unsafe { System.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if COUNTING.load(Ordering::Relaxed) {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
-        unsafe { MiMalloc.realloc(ptr, layout, new_size) }
+        unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
 

@@ -16,11 +16,6 @@ const EXIT_RUNTIME: u8 = 1;
 /// Exit code of a usage or configuration error.
 const EXIT_USAGE: u8 = 2;
 
-/// mimalloc: the many small, short-lived allocations of splitting pages on several threads
-/// cost less than with the system allocator.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Completions { shell } = cli.command {
