@@ -95,7 +95,17 @@ pub fn wait_committed(
     }
     let started = Instant::now();
     loop {
-        let committed = consumer.committed_offsets(wanted.clone(), Duration::from_secs(5))?;
+        // The group's coordinator may move or still be loading (`NotCoordinator`,
+        // `CoordinatorLoadInProgress`): asked again until the deadline.
+        let committed = match consumer.committed_offsets(wanted.clone(), Duration::from_secs(5)) {
+            Ok(committed) => committed,
+            Err(error) if started.elapsed() <= deadline => {
+                tracing::debug!(%error, "committed offsets not available yet");
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
+            }
+            Err(error) => return Err(error).context(format!("committed offsets of group `{group}`")),
+        };
         let behind: Vec<String> = positions
             .iter()
             .filter(|(partition, offset)| {
