@@ -1015,9 +1015,13 @@ impl Config {
             .set("auto.offset.reset", "earliest")
             .set("partition.assignment.strategy", "cooperative-sticky")
             .set("session.timeout.ms", self.kafka.session_timeout_ms.to_string())
-            // Bound librdkafka's prefetch queue (per partition) so a backlog does not fill memory.
-            .set("queued.max.messages.kbytes", "8192")
-            .set("queued.min.messages", "1000");
+            // Bound librdkafka's prefetch queue so a backlog does not fill memory (4 MiB keeps a
+            // worker under 100 MB through a backlog of a million pages) ...
+            .set("queued.max.messages.kbytes", "4096")
+            .set("queued.min.messages", "1000")
+            // ... and fetch again soon once it has drained: librdkafka's default waits a whole
+            // second, which capped a worker at about what that queue holds per second.
+            .set("fetch.queue.backoff.ms", "20");
         apply(&mut config, &self.kafka.options);
         apply(&mut config, &self.kafka.consumer_options);
         config

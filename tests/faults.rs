@@ -555,7 +555,7 @@ async fn output_down_for_a_while_keeps_memory_bounded_and_loses_nothing() {
         peak / 1024,
         after / 1024
     );
-    // Bounded: librdkafka's prefetch queue (16 MiB), the producer queue (at most 64 MiB, but
+    // Bounded: librdkafka's prefetch queue (4 MiB), the producer queue (at most 64 MiB, but
     // only 50 pages' events fit under the in-flight bound) and 4 MiB of pages in flight, on top
     // of a ~30 MiB process. 200 MiB leaves room for allocator slack and still catches a leak
     // proportional to the 20 000-page backlog (~10 MiB of pages, ~80 000 events).
