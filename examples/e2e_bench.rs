@@ -4,7 +4,9 @@
 //!   topic with several partitions, then times, one after the other on the same input:
 //!   a pass-through copy (a minimal rdkafka consume → produce of the raw bytes with pagesplit's
 //!   own client settings and the same way of committing: the ceiling), pagesplit itself
-//!   (in-process, `app::start`, single-object encoding) and the Python reference worker
+//!   (in-process, `app::start`, single-object encoding; once writing the same records as the
+//!   Python reference, once also copying every quote to a latest-quote topic, as its defaults
+//!   do) and the Python reference worker
 //!   (`bench/python/reference_worker.py`, same client settings). Each is timed from its first
 //!   output record until its group's committed offsets reach the end of the input.
 //! - `latency`: a paced producer offers pages (fetched_at = now) at a fixed rate to the release
@@ -14,7 +16,8 @@
 //!   `pagesplit_end_to_end_latency_seconds` histogram; the child's RSS is sampled throughout.
 //! - `backlog`: preloads a large backlog of small pages, starts the worker with default settings
 //!   and samples its RSS while it works through the backlog.
-//! - `all`: the three in order, the latency run at half the throughput measured by the first.
+//! - `all`: the three in order, the latency run at half the throughput pagesplit reached with its
+//!   default outputs (latest-quote topic included) in the first.
 //!
 //! Every run uses fresh topics and groups (`pagesplit-bench-<time>-<pid>.*`) and deletes them at
 //! the end. Results are printed and written as JSON to `--out`.
@@ -185,7 +188,8 @@ fn main() -> anyhow::Result<()> {
 
 fn all(run: &mut BenchRun, args: &ThroughputArgs, latency_seconds: f64, backlog_pages: u64) -> anyhow::Result<Json> {
     let throughput_report = throughput(run, args)?;
-    let max_rate = throughput_report["pagesplit"]["pages_per_s"]
+    // The latency run uses the worker's defaults, which include the latest-quote topic.
+    let max_rate = throughput_report["pagesplit_with_latest"]["pages_per_s"]
         .as_f64()
         .context("no pagesplit throughput measured")?;
     let latency_report = latency(
@@ -245,7 +249,8 @@ fn throughput(run: &mut BenchRun, args: &ThroughputArgs) -> anyhow::Result<Json>
         pass_through_run(run, &input, &input_ends, args.pages, partitions, &mut report)?;
     }
     if args.contenders.contains(&Contender::Pagesplit) {
-        pagesplit_run(run, &input, &input_ends, args.pages, partitions, &mut report)?;
+        pagesplit_run(run, &input, &input_ends, args.pages, partitions, false, &mut report)?;
+        pagesplit_run(run, &input, &input_ends, args.pages, partitions, true, &mut report)?;
     }
     if let (Some(python), true) = (&args.python, args.contenders.contains(&Contender::Python)) {
         python_run(run, python, &input, &input_ends, args.pages, partitions, &mut report)?;
@@ -300,41 +305,50 @@ fn pass_through_run(
     Ok(())
 }
 
-/// pagesplit, in-process.
+/// pagesplit, in-process. Without the latest-quote topic (`name` "pagesplit") it writes the same
+/// records as the Python reference; with it ("pagesplit_with_latest"), what its defaults write.
 fn pagesplit_run(
     run: &mut BenchRun,
     input: &str,
     input_ends: &BTreeMap<i32, i64>,
     pages: u64,
     partitions: i32,
+    with_latest: bool,
     report: &mut Json,
 ) -> anyhow::Result<()> {
+    let name = if with_latest { "pagesplit_with_latest" } else { "pagesplit" };
     let (quotes, articles, dead) = (
-        run.topic("quotes", partitions, false)?,
-        run.topic("articles", partitions, false)?,
-        run.topic("dlq", partitions, false)?,
+        run.topic(&format!("{name}-quotes"), partitions, false)?,
+        run.topic(&format!("{name}-articles"), partitions, false)?,
+        run.topic(&format!("{name}-dlq"), partitions, false)?,
     );
-    let group = run.group("pagesplit");
-    // The same outputs as the Python reference (quotes, articles, dead letters): the copy of
-    // every quote to the latest-quote topic is left out here.
-    let config = bench_config(&run.bootstrap, &group, input, &quotes, &articles, &dead, "")?;
+    let latest = if with_latest {
+        run.topic(&format!("{name}-latest"), partitions, false)?
+    } else {
+        String::new()
+    };
+    let group = run.group(name);
+    let config = bench_config(&run.bootstrap, &group, input, &quotes, &articles, &dead, &latest)?;
     let shutdown = CancellationToken::new();
     let cpu = CpuClock::of_self();
     let running = run
         .runtime
         .block_on(pagesplit::app::start(config, shutdown.clone()))
         .context("pagesplit did not start")?;
-    let outputs = [quotes.clone(), articles.clone(), dead.clone()];
+    let mut outputs = vec![quotes.clone(), articles.clone(), dead.clone()];
+    if with_latest {
+        outputs.push(latest.clone());
+    }
     let window = run.measure(&group, input, input_ends, &outputs, Some(&cpu), &mut || true);
     shutdown.cancel();
     run.runtime.block_on(running.wait())?;
     let window = window?;
     let events = run.total(&outputs, partitions)?;
     let dead_letters = run.total(std::slice::from_ref(&dead), partitions)?;
-    report["pagesplit"] = window.report(pages, events);
-    report["pagesplit"]["dead_letters"] = dead_letters.into();
-    report["pagesplit"]["decoded_sample"] = run.check_decodes(&[&quotes, &articles])?.into();
-    eprintln!("pagesplit: {}", window.summary(pages, events));
+    report[name] = window.report(pages, events);
+    report[name]["dead_letters"] = dead_letters.into();
+    report[name]["decoded_sample"] = run.check_decodes(&[&quotes, &articles])?.into();
+    eprintln!("{name}: {}", window.summary(pages, events));
     Ok(())
 }
 
