@@ -316,7 +316,11 @@ fn pagesplit_run(
     with_latest: bool,
     report: &mut Json,
 ) -> anyhow::Result<()> {
-    let name = if with_latest { "pagesplit_with_latest" } else { "pagesplit" };
+    let name = if with_latest {
+        "pagesplit_with_latest"
+    } else {
+        "pagesplit"
+    };
     let (quotes, articles, dead) = (
         run.topic(&format!("{name}-quotes"), partitions, false)?,
         run.topic(&format!("{name}-articles"), partitions, false)?,

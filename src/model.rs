@@ -140,12 +140,10 @@ pub struct EventIds {
 impl EventIds {
     /// Prepares the ids of a page.
     pub fn new(url: &str, fetched_at: DateTime<Utc>) -> Self {
-        let millis = fetched_at.timestamp_millis().to_string();
-        let mut name = Vec::with_capacity(url.len() + millis.len() + 2 + 24);
+        use std::io::Write as _;
+        let mut name = Vec::with_capacity(url.len() + 48);
         name.extend_from_slice(url.as_bytes());
-        name.push(b'\n');
-        name.extend_from_slice(millis.as_bytes());
-        name.push(b'\n');
+        writeln!(name, "\n{}", fetched_at.timestamp_millis()).expect("writing to a Vec cannot fail");
         let page_len = name.len();
         Self { name, page_len }
     }

@@ -173,6 +173,9 @@ pub(crate) struct QuoteCollector<'p> {
     pub quotes: Vec<Quote>,
     /// The symbols seen so far, packed into integers for cheap comparison (see [`pack_symbol`]).
     seen: Vec<u128>,
+    /// One bit per packed symbol seen (a 256-bit Bloom filter): a symbol whose bit is clear is
+    /// new without a scan of `seen`.
+    seen_bits: [u64; 4],
     /// Once a page has many quotes, the symbols seen so far, hashed (keeps hostile pages linear).
     index: Option<HashSet<String>>,
 }
@@ -180,16 +183,26 @@ pub(crate) struct QuoteCollector<'p> {
 /// Quotes on a page before duplicate checks switch from a linear scan to a hash set.
 const LINEAR_DEDUP_LIMIT: usize = 64;
 
+/// The bit of a packed symbol in [`QuoteCollector::seen_bits`]: (word, mask).
+fn seen_bit(key: u128) -> (usize, u64) {
+    let mixed = ((key as u64) ^ ((key >> 64) as u64)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let bit = (mixed >> 56) as usize;
+    (bit >> 6, 1 << (bit & 63))
+}
+
 /// A symbol of up to 15 bytes as one integer (bytes, then the length); `None` when longer.
 fn pack_symbol(symbol: &str) -> Option<u128> {
     let b = symbol.as_bytes();
     if b.len() > 15 {
         return None;
     }
-    let mut buf = [0u8; 16];
-    buf[..b.len()].copy_from_slice(b);
-    buf[15] = b.len() as u8;
-    Some(u128::from_le_bytes(buf))
+    // Assembled in a register: copying into a byte buffer and reading it back as one integer
+    // stalls the CPU's store forwarding.
+    let packed = b
+        .iter()
+        .enumerate()
+        .fold(0u128, |acc, (i, &c)| acc | (u128::from(c) << (8 * i)));
+    Some(packed | (b.len() as u128) << 120)
 }
 
 impl<'p> QuoteCollector<'p> {
@@ -201,15 +214,20 @@ impl<'p> QuoteCollector<'p> {
             ids: EventIds::new(&page.url, page.fetched_at),
             quotes: Vec::new(),
             seen: Vec::new(),
+            seen_bits: [0; 4],
             index: None,
         }
     }
 
     /// Adds the quote of `line` unless its symbol was already seen on this page.
     pub(crate) fn push(&mut self, line: &TickerLine<'_>) {
-        let duplicate = match (&self.index, pack_symbol(line.symbol)) {
+        let packed = pack_symbol(line.symbol);
+        let duplicate = match (&self.index, packed) {
             (Some(index), _) => index.contains(line.symbol),
-            (None, Some(key)) => self.seen.contains(&key),
+            (None, Some(key)) => {
+                let (word, mask) = seen_bit(key);
+                self.seen_bits[word] & mask != 0 && self.seen.contains(&key)
+            }
             (None, None) => self.quotes.iter().any(|q| q.symbol == line.symbol),
         };
         if duplicate {
@@ -225,7 +243,9 @@ impl<'p> QuoteCollector<'p> {
             self.quotes.reserve(40);
             self.seen.reserve(40);
         }
-        if let Some(key) = pack_symbol(line.symbol) {
+        if let Some(key) = packed {
+            let (word, mask) = seen_bit(key);
+            self.seen_bits[word] |= mask;
             self.seen.push(key);
         }
         self.quotes.push(Quote {
