@@ -8,7 +8,7 @@ mod harness;
 
 use std::time::Duration;
 
-use harness::{account_exactly_once, committed, small_pages, wait_for, written, Publisher, Worker, WorkerOptions};
+use harness::{account_exactly_once, small_pages, wait_for, written, Publisher, Worker, WorkerOptions};
 use pagesplit::config::{Config, DeliveryMode, EncodingFormat};
 use pagesplit::demo::publish_pages;
 
@@ -75,7 +75,7 @@ async fn worker_killed_mid_stream_publishes_every_event_exactly_once() {
     assert!(at_kill < sent.len() as i64, "the kill must land mid-stream");
     // The same instance restarts: it fences its predecessor and aborts its open transaction.
     let mut worker = eos_worker(&config, "a", false);
-    committed(&config, &positions, Duration::from_secs(120)).await;
+    common::wait_for_commit(&config, &positions, Duration::from_secs(120)).await;
     assert_eq!(
         worker.terminate(Duration::from_secs(30)).code(),
         Some(0),
@@ -118,7 +118,7 @@ async fn join_mid_stream(name: &str, revoke_timeout_ms: u64, transaction_max_ms:
     })
     .await;
     let (sent, positions) = publisher.stop().await;
-    committed(&config, &positions, Duration::from_secs(120)).await;
+    common::wait_for_commit(&config, &positions, Duration::from_secs(120)).await;
     assert_eq!(first.terminate(Duration::from_secs(30)).code(), Some(0));
     assert_eq!(second.terminate(Duration::from_secs(30)).code(), Some(0));
     let output = first.output();
@@ -194,7 +194,7 @@ async fn a_second_instance_with_the_same_transactional_id_fences_the_first() {
         "a clear fenced error: {error_line}"
     );
     let (sent, positions) = publisher.stop().await;
-    committed(&config, &positions, Duration::from_secs(120)).await;
+    common::wait_for_commit(&config, &positions, Duration::from_secs(120)).await;
     assert_eq!(second.terminate(Duration::from_secs(30)).code(), Some(0));
     account_exactly_once(&config, &sent).assert_exactly_once("exactly-once, first worker fenced", sent.len());
     common::delete_topics(&config).await;

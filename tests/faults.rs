@@ -10,9 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use harness::{OwnBroker, Publisher, Worker, WorkerOptions};
+use harness::{wait_for, OwnBroker, Publisher, Worker, WorkerOptions};
 use pagesplit::config::{Config, EncodingFormat};
-use pagesplit::demo::{end_offsets, publish_pages, read_records, wait_committed, PageToPublish, Positions};
+use pagesplit::demo::{end_offsets, publish_pages, read_records, PageToPublish, Positions};
 use tokio_util::sync::CancellationToken;
 
 /// A small page: a 3-line ticker strip and a short article of our own words.
@@ -164,27 +164,6 @@ fn spawn_worker(config: &Config) -> Child {
         .expect("worker binary starts")
 }
 
-async fn wait_for(what: &str, deadline: Duration, mut check: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !check() {
-        assert!(started.elapsed() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn committed(config: &Config, positions: &Positions, deadline: Duration) {
-    let (bootstrap, group, input) = (
-        config.kafka.bootstrap_servers.clone(),
-        config.kafka.group_id.clone(),
-        config.topics.input.clone(),
-    );
-    let positions = positions.clone();
-    tokio::task::spawn_blocking(move || wait_committed(&bootstrap, &group, &input, &positions, deadline))
-        .await
-        .unwrap()
-        .expect("every page committed");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_killed_mid_stream_and_restarted_loses_nothing() {
     let config = common::test_config("kill9", EncodingFormat::SingleObject);
@@ -206,7 +185,7 @@ async fn worker_killed_mid_stream_and_restarted_loses_nothing() {
     println!("worker killed after {at_kill} of {} articles", sent.len());
     assert!(at_kill < sent.len() as i64, "the kill must land mid-stream");
     let mut worker = spawn_worker(&config);
-    committed(&config, &positions, Duration::from_secs(120)).await;
+    common::wait_for_commit(&config, &positions, Duration::from_secs(120)).await;
     // Graceful stop: SIGTERM → drain, flush, commit, exit 0.
     let status = Command::new("kill")
         .args(["-TERM", &worker.id().to_string()])
@@ -266,7 +245,7 @@ async fn poison_messages_are_dead_lettered_with_their_codes_and_the_worker_goes_
             BTreeMap::from([(delivered.partition, delivered.offset)]),
         );
     }
-    committed(&config, &positions, Duration::from_secs(60)).await;
+    common::wait_for_commit(&config, &positions, Duration::from_secs(60)).await;
 
     let dead = read_records(
         &bootstrap,
@@ -349,7 +328,7 @@ async fn a_tiny_in_flight_bound_pauses_and_resumes_without_loss() {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     });
-    committed(&config, &positions, Duration::from_secs(120)).await;
+    common::wait_for_commit(&config, &positions, Duration::from_secs(120)).await;
     let highest = tokio::time::timeout(Duration::from_secs(30), sampler)
         .await
         .unwrap()
@@ -384,7 +363,7 @@ async fn three_workers_share_six_partitions_and_survive_losing_one() {
     println!("one of three workers killed after {at_kill} of {} articles", sent.len());
     assert!(at_kill < sent.len() as i64, "the kill must land mid-stream");
     // The two others take over its partitions (after the session timeout at worst).
-    committed(&config, &positions, Duration::from_secs(150)).await;
+    common::wait_for_commit(&config, &positions, Duration::from_secs(150)).await;
     for mut worker in workers {
         Command::new("kill")
             .args(["-TERM", &worker.id().to_string()])
@@ -427,7 +406,7 @@ async fn broker_killed_and_restarted_mid_stream_loses_nothing() {
     let metrics = running.metrics.clone();
     let mut worker = tokio::spawn(running.wait());
     tokio::select! {
-        _ = committed(&config, &positions, Duration::from_secs(180)) => {}
+        _ = common::wait_for_commit(&config, &positions, Duration::from_secs(180)) => {}
         result = &mut worker => panic!("worker stopped while the broker was down: {result:?}"),
     }
     println!(
@@ -476,7 +455,7 @@ async fn a_worker_joining_mid_stream_gets_a_clean_handover_without_duplicates() 
     })
     .await;
     let (sent, positions) = publisher.stop().await;
-    committed(&config, &positions, Duration::from_secs(120)).await;
+    common::wait_for_commit(&config, &positions, Duration::from_secs(120)).await;
     assert_eq!(first.terminate(Duration::from_secs(30)).code(), Some(0));
     assert_eq!(second.terminate(Duration::from_secs(30)).code(), Some(0));
     let handover: Vec<String> = first
@@ -546,7 +525,7 @@ async fn output_down_for_a_while_keeps_memory_bounded_and_loses_nothing() {
         broker.stack(&["logs"], true);
         panic!("broker did not restart on its data");
     }
-    committed(&config, &positions, Duration::from_secs(180)).await;
+    common::wait_for_commit(&config, &positions, Duration::from_secs(180)).await;
     let after = worker.rss_kib().unwrap();
     assert_eq!(worker.terminate(Duration::from_secs(30)).code(), Some(0));
     println!(

@@ -11,7 +11,7 @@ use std::time::Duration;
 use apache_avro::types::Value;
 use chrono::{TimeZone, Utc};
 use pagesplit::config::EncodingFormat;
-use pagesplit::demo::{decode_event, publish_pages, read_records, wait_committed, PageToPublish, Positions};
+use pagesplit::demo::{decode_event, publish_pages, read_records, PageToPublish, Positions};
 use pagesplit::encode::{decimal_from_avro, unframe, Framed, Schemas};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
@@ -57,13 +57,7 @@ async fn example_page_becomes_34_quotes_and_one_article_and_offsets_are_committe
     *highest = (*highest).max(offset);
 
     // The group commits past both messages: the page's events and the dead letter were acknowledged.
-    let (group, input) = (config.kafka.group_id.clone(), config.topics.input.clone());
-    let waited_positions = positions.clone();
-    let b = bootstrap.clone();
-    tokio::task::spawn_blocking(move || wait_committed(&b, &group, &input, &waited_positions, Duration::from_secs(60)))
-        .await
-        .unwrap()
-        .expect("offsets committed past the page and the poison message");
+    common::wait_for_commit(&config, &positions, Duration::from_secs(60)).await;
 
     // Quotes: exactly the expected 34, keyed by symbol, in page order, exact decimals.
     let expected: serde_json::Value =

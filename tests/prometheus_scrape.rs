@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use pagesplit::config::EncodingFormat;
-use pagesplit::demo::{publish_pages, wait_committed, PageToPublish};
+use pagesplit::demo::{publish_pages, PageToPublish};
 use tokio_util::sync::CancellationToken;
 
 /// Stops the Prometheus child process however the test ends.
@@ -119,13 +119,7 @@ async fn prometheus_scrapes_exact_page_and_quote_counts() {
         let highest = positions.entry(partition).or_insert(offset);
         *highest = (*highest).max(offset);
     }
-    let (group, input) = (config.kafka.group_id.clone(), config.topics.input.clone());
-    tokio::task::spawn_blocking(move || {
-        wait_committed(&bootstrap, &group, &input, &positions, Duration::from_secs(60))
-    })
-    .await
-    .unwrap()
-    .expect("pages committed");
+    common::wait_for_commit(&config, &positions, Duration::from_secs(60)).await;
 
     // Prometheus scrapes every 5 s (deploy config): poll its API until it has seen everything.
     let client = reqwest::Client::new();

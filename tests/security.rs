@@ -10,7 +10,7 @@ use std::io::Read as _;
 use std::process::Command;
 use std::time::Duration;
 
-use harness::{account_exactly_once, committed, small_pages, wait_for, OwnBroker, Worker, WorkerOptions};
+use harness::{account_exactly_once, small_pages, wait_for, OwnBroker, Worker, WorkerOptions};
 use pagesplit::config::{Config, EncodingFormat};
 use pagesplit::demo::publish_pages;
 
@@ -86,7 +86,7 @@ async fn sasl_ssl_and_ssl_workers_deliver_and_the_password_never_shows() {
             capture: true,
         },
     );
-    committed(&config, &positions, Duration::from_secs(90)).await;
+    common::wait_for_commit(&config, &positions, Duration::from_secs(90)).await;
     wait_for("the /metrics address in the log", Duration::from_secs(10), || {
         worker.http_address().is_some()
     })
@@ -134,7 +134,7 @@ async fn sasl_ssl_and_ssl_workers_deliver_and_the_password_never_shows() {
             ..WorkerOptions::default()
         },
     );
-    committed(&config, &positions, Duration::from_secs(90)).await;
+    common::wait_for_commit(&config, &positions, Duration::from_secs(90)).await;
     assert_eq!(worker.terminate(Duration::from_secs(30)).code(), Some(0));
     account_exactly_once(&config, &sent).assert_exactly_once("SSL", sent.len());
 

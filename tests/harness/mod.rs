@@ -441,22 +441,6 @@ pub async fn wait_for(what: &str, deadline: Duration, mut check: impl FnMut() ->
     }
 }
 
-/// Waits until the group has committed past every published offset.
-pub async fn committed(config: &Config, positions: &pagesplit::demo::Positions, deadline: Duration) {
-    let (bootstrap, group, input) = (
-        config.kafka.bootstrap_servers.clone(),
-        config.kafka.group_id.clone(),
-        config.topics.input.clone(),
-    );
-    let positions = positions.clone();
-    tokio::task::spawn_blocking(move || {
-        pagesplit::demo::wait_committed(&bootstrap, &group, &input, &positions, deadline)
-    })
-    .await
-    .unwrap()
-    .expect("every page committed");
-}
-
 /// Publishes rounds of small pages in the background until stopped, remembering what it sent.
 pub struct Publisher {
     sent: Arc<Mutex<Vec<PageToPublish>>>,
