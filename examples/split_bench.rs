@@ -140,9 +140,9 @@ fn main() -> anyhow::Result<()> {
     let options = ParseOptions::default();
     let encoder = Encoder::new(Framing::SingleObject);
     let topics = Topics {
-        quotes: "market.quotes.v1".to_owned(),
-        articles: "news.articles.v1".to_owned(),
-        dead_letter: "pagesplit.dlq.v1".to_owned(),
+        quotes: "market.quotes.v1".into(),
+        articles: "news.articles.v1".into(),
+        dead_letter: "pagesplit.dlq.v1".into(),
     };
     let events = split_message(&message, &options, &encoder, &topics)
         .map_err(|failure| anyhow::anyhow!("the page does not split: {failure:?}"))?

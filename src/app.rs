@@ -128,9 +128,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         tracker,
         metrics: metrics.clone(),
         topics: Topics {
-            quotes: config.topics.quotes.clone(),
-            articles: config.topics.articles.clone(),
-            dead_letter: config.topics.dead_letter.clone(),
+            quotes: config.topics.quotes.as_str().into(),
+            articles: config.topics.articles.as_str().into(),
+            dead_letter: config.topics.dead_letter.as_str().into(),
         },
         latest,
         quote_filter: config
@@ -256,7 +256,7 @@ pub async fn resolve_latest_quotes(config: &Config) -> anyhow::Result<Option<Lat
         }
     };
     Ok(Some(LatestQuotes {
-        topic: topic.to_owned(),
+        topic: topic.into(),
         header,
     }))
 }

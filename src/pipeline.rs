@@ -52,18 +52,18 @@ use crate::source::PageConsumer;
 #[derive(Debug, Clone)]
 pub struct Topics {
     /// Quote events.
-    pub quotes: String,
+    pub quotes: Arc<str>,
     /// Article events.
-    pub articles: String,
+    pub articles: Arc<str>,
     /// Dead letters.
-    pub dead_letter: String,
+    pub dead_letter: Arc<str>,
 }
 
 /// The compacted topic that gets every quote, keyed by symbol.
 #[derive(Debug, Clone)]
 pub struct LatestQuotes {
     /// Its name.
-    pub topic: String,
+    pub topic: Arc<str>,
     /// The framing header of its values, replacing the quote topic's (Confluent wire format: the
     /// schema id registered under this topic's subject); `None`: the same values as the quote
     /// topic (single-object encoding).
@@ -289,7 +289,7 @@ impl PageCounts {
             quotes_topic: &topics.quotes,
             quotes: self.quotes,
             unchanged_quotes: self.unchanged_quotes,
-            latest_topic: latest.map(|latest| latest.topic.as_str()),
+            latest_topic: latest.map(|latest| &*latest.topic),
             latest_quotes: self.latest_quotes,
             articles_topic: &topics.articles,
             articles: self.articles,
@@ -346,7 +346,7 @@ pub fn dead_letter(message: &InMessage, failure: &Failure, topic: &str) -> OutRe
         });
     }
     OutRecord {
-        topic: topic.to_owned(),
+        topic: topic.into(),
         key: message.key.clone(),
         payload: message.payload.clone(),
         headers: Some(headers),
@@ -863,9 +863,9 @@ mod tests {
 
     fn topics() -> Topics {
         Topics {
-            quotes: "market.quotes.v1".to_owned(),
-            articles: "news.articles.v1".to_owned(),
-            dead_letter: "pagesplit.dlq.v1".to_owned(),
+            quotes: "market.quotes.v1".into(),
+            articles: "news.articles.v1".into(),
+            dead_letter: "pagesplit.dlq.v1".into(),
         }
     }
 
@@ -902,7 +902,7 @@ mod tests {
             .filter(|(_, send)| **send)
             .map(|(record, _)| {
                 let key = String::from_utf8(record.key.clone().unwrap()).unwrap();
-                (record.topic.clone(), key)
+                (record.topic.to_string(), key)
             })
             .collect()
     }
@@ -914,7 +914,7 @@ mod tests {
             article_schema_id: 8,
         });
         let latest = LatestQuotes {
-            topic: "market.quotes.latest.v1".to_owned(),
+            topic: "market.quotes.latest.v1".into(),
             header: Some(crate::encode::confluent_header(9)),
         };
         let split = split(PAGE, 0, &encoder, &latest);
@@ -922,8 +922,8 @@ mod tests {
         assert_eq!(split.records.len(), 69);
         assert_eq!(split.quote_values.len(), 34);
         for (quote, copy) in split.records[..34].iter().zip(&split.records[35..]) {
-            assert_eq!(quote.topic, "market.quotes.v1");
-            assert_eq!(copy.topic, "market.quotes.latest.v1");
+            assert_eq!(&*quote.topic, "market.quotes.v1");
+            assert_eq!(&*copy.topic, "market.quotes.latest.v1");
             assert_eq!(quote.key, copy.key);
             let (
                 Some(Framed::Confluent { schema_id: 7, datum }),
@@ -940,7 +940,7 @@ mod tests {
             };
             assert_eq!(datum, copied);
         }
-        assert_eq!(split.records[34].topic, "news.articles.v1");
+        assert_eq!(&*split.records[34].topic, "news.articles.v1");
         // Single-object values carry the schema's fingerprint, the same for both topics.
         let encoder = Encoder::new(Framing::SingleObject);
         let latest = LatestQuotes { header: None, ..latest };
@@ -952,7 +952,7 @@ mod tests {
     fn a_repeated_page_sends_only_its_changed_quotes_and_every_latest_copy() {
         let encoder = Encoder::new(Framing::SingleObject);
         let latest = LatestQuotes {
-            topic: "market.quotes.latest.v1".to_owned(),
+            topic: "market.quotes.latest.v1".into(),
             header: None,
         };
         let mut filter = QuoteFilter::new(1000);

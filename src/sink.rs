@@ -18,8 +18,8 @@ use crate::metrics::Metrics;
 /// One record to produce.
 #[derive(Debug, Clone)]
 pub struct OutRecord {
-    /// Destination topic.
-    pub topic: String,
+    /// Destination topic (shared by the records of a page: no copy per record).
+    pub topic: std::sync::Arc<str>,
     /// Record key.
     pub key: Option<Vec<u8>>,
     /// Record value.
