@@ -30,10 +30,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use futures::FutureExt as _;
 use rdkafka::consumer::Consumer as _;
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::Message as _;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument as _;
@@ -45,7 +46,7 @@ use crate::metrics::{Metrics, Stage};
 use crate::offsets::{OffsetTracker, Ticket};
 use crate::parse::{parse_page, ParseOptions};
 use crate::quote_filter::{QuoteFilter, QuoteValue};
-use crate::sink::{classify, FailureKind, OutRecord, Sink};
+use crate::sink::{classify, Acks, FailureKind, OutRecord, Sink};
 use crate::source::PageConsumer;
 
 /// Output topic names.
@@ -377,10 +378,48 @@ pub struct Pipeline {
     pub config: Arc<Config>,
 }
 
+/// A page as split: the message, its events or why it failed, how long splitting took.
+type SplitOutcome = (InMessage, Result<Split, Failure>, Duration);
+
+/// Most pages split in one task of the blocking pool: one hand-over per batch instead of per
+/// page (a page takes microseconds; waking a thread for each cost more than splitting it).
+const SPLIT_BATCH: usize = 32;
+
+/// Splits batches of pages on the blocking pool.
+#[derive(Clone)]
+struct Splitter {
+    encoder: Arc<Encoder>,
+    options: Arc<ParseOptions>,
+    topics: Topics,
+    latest: Option<Arc<LatestQuotes>>,
+}
+
+impl Splitter {
+    /// Splits the pages in one task of the blocking pool, each answered as soon as it is done.
+    /// A panic drops the remaining senders: their receivers learn that the page was not split.
+    fn start(&self, pages: Vec<(InMessage, oneshot::Sender<SplitOutcome>)>, slot: Option<OwnedSemaphorePermit>) {
+        if pages.is_empty() {
+            return;
+        }
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            for (message, done) in pages {
+                let started = Instant::now();
+                let mut outcome = split_message(&message, &this.options, &this.encoder, &this.topics);
+                if let (Ok(split), Some(latest)) = (&mut outcome, this.latest.as_deref()) {
+                    add_latest_quotes(split, latest);
+                }
+                let _ = done.send((message, outcome, started.elapsed()));
+            }
+        });
+    }
+}
+
 /// A page whose records are being split or sent, with the permits that bound work in flight.
 struct InFlight {
     ticket: Ticket,
-    work: tokio::task::JoinHandle<(InMessage, Result<Split, Failure>, Duration)>,
+    work: oneshot::Receiver<SplitOutcome>,
     _pages: OwnedSemaphorePermit,
     _bytes: OwnedSemaphorePermit,
 }
@@ -406,17 +445,38 @@ impl Pipeline {
             let consumer = self.consumer.clone();
             let tracker = self.tracker.clone();
             let metrics = self.metrics.clone();
-            let encoder = self.encoder.clone();
-            let options = self.parse_options.clone();
-            let topics = self.topics.clone();
-            let latest = self.latest.clone().map(Arc::new);
+            let splitter = Splitter {
+                encoder: self.encoder.clone(),
+                options: self.parse_options.clone(),
+                topics: self.topics.clone(),
+                latest: self.latest.clone().map(Arc::new),
+            };
             let shutdown = shutdown.clone();
             let stop = stop.clone();
             let fatal = fatal.clone();
             async move {
                 // Messages received while paused: they come before anything received later.
                 let mut stash: VecDeque<InMessage> = VecDeque::new();
+                // Pages admitted but not yet handed to a split worker.
+                let mut batch: Vec<(InMessage, oneshot::Sender<SplitOutcome>)> = Vec::with_capacity(SPLIT_BATCH);
                 loop {
+                    if stash.is_empty() && !batch.is_empty() {
+                        // Pages already fetched join the batch; it is split as soon as none is
+                        // waiting, so a lone page is not held back.
+                        match consumer.recv().now_or_never() {
+                            Some(Ok(next)) => stash.push_back(InMessage::from_borrowed(&next)),
+                            received => {
+                                if let Some(Err(error)) = received {
+                                    tracing::warn!(error = %error, "consumer error");
+                                }
+                                let split_slot = tokio::select! {
+                                    _ = stop.cancelled() => break,
+                                    slot = split_slots.clone().acquire_owned() => slot.expect("semaphore open"),
+                                };
+                                splitter.start(std::mem::take(&mut batch), Some(split_slot));
+                            }
+                        }
+                    }
                     let message = match stash.pop_front() {
                         Some(message) => message,
                         None => {
@@ -441,6 +501,17 @@ impl Pipeline {
                         }
                     };
                     let size = message.size().clamp(1, max_bytes) as u32;
+                    if !batch.is_empty()
+                        && (pages.available_permits() == 0 || bytes.available_permits() < size as usize)
+                    {
+                        // No room for this page until pages in flight finish: those of the batch
+                        // must not wait for it.
+                        let split_slot = tokio::select! {
+                            _ = stop.cancelled() => break,
+                            slot = split_slots.clone().acquire_owned() => slot.expect("semaphore open"),
+                        };
+                        splitter.start(std::mem::take(&mut batch), Some(split_slot));
+                    }
                     let acquire = || async {
                         let pages_permit = pages.clone().acquire_owned().await.expect("semaphore open");
                         let bytes_permit = bytes.clone().acquire_many_owned(size).await.expect("semaphore open");
@@ -497,21 +568,8 @@ impl Pipeline {
                         continue;
                     };
                     metrics.page_consumed(&message.topic);
-                    let (encoder, options, topics) = (encoder.clone(), options.clone(), topics.clone());
-                    let split_slot = tokio::select! {
-                        _ = stop.cancelled() => break,
-                        slot = split_slots.clone().acquire_owned() => slot.expect("semaphore open"),
-                    };
-                    let latest = latest.clone();
-                    let work = tokio::task::spawn_blocking(move || {
-                        let _split_slot = split_slot;
-                        let started = Instant::now();
-                        let mut outcome = split_message(&message, &options, &encoder, &topics);
-                        if let (Ok(split), Some(latest)) = (&mut outcome, latest.as_deref()) {
-                            add_latest_quotes(split, latest);
-                        }
-                        (message, outcome, started.elapsed())
-                    });
+                    let (done, work) = oneshot::channel();
+                    batch.push((message, done));
                     let item = InFlight {
                         ticket,
                         work,
@@ -521,7 +579,17 @@ impl Pipeline {
                     if ordered_tx.send(item).await.is_err() {
                         break;
                     }
+                    if batch.len() >= SPLIT_BATCH {
+                        let split_slot = tokio::select! {
+                            _ = stop.cancelled() => break,
+                            slot = split_slots.clone().acquire_owned() => slot.expect("semaphore open"),
+                        };
+                        splitter.start(std::mem::take(&mut batch), Some(split_slot));
+                    }
                 }
+                // Pages admitted but not split yet are split still: they are tracked and in the
+                // ordered channel.
+                splitter.start(batch, None);
                 tracing::info!("stopped consuming");
             }
         };
@@ -621,24 +689,19 @@ impl Pipeline {
                             (vec![record], PageCounts::default(), None)
                         }
                     };
-                    let mut futures = Vec::with_capacity(records.len());
-                    let mut enqueue_failed = None;
-                    for record in &records {
-                        match ctx.sink.enqueue(record).await {
-                            Ok(future) => futures.push(Some(future)),
-                            Err(error) => {
-                                enqueue_failed = Some(error);
-                                futures.push(None);
-                            }
+                    let acks = Acks::new();
+                    let mut unsent = Vec::new();
+                    for (index, record) in records.iter().enumerate() {
+                        if let Err(error) = ctx.sink.enqueue(record, &acks).await {
+                            tracing::warn!(error = %error, "enqueue failed; the record will be sent again");
+                            unsent.push(index);
                         }
-                    }
-                    if let Some(error) = enqueue_failed {
-                        tracing::warn!(error = %error, "enqueue failed; the page's events will be sent again");
                     }
                     let ctx = ctx.clone();
                     deliveries.spawn(
                         async move {
-                            ctx.deliver(ticket, message, records, futures, counts, fetched_at).await;
+                            ctx.deliver(ticket, message, records, acks, unsent, counts, fetched_at)
+                                .await;
                             drop((_pages, _bytes));
                         }
                         .instrument(span),
@@ -746,44 +809,50 @@ struct DeliveryContext {
 impl DeliveryContext {
     /// Waits for every record of a page; re-sends those that failed transiently with back-off;
     /// dead-letters the page when a record can never be delivered; then stores the offset.
+    #[allow(clippy::too_many_arguments)]
     async fn deliver(
         &self,
         ticket: Ticket,
         message: InMessage,
         mut records: Vec<OutRecord>,
-        mut futures: Vec<Option<rdkafka::producer::DeliveryFuture>>,
+        acks: Arc<Acks>,
+        mut unsent: Vec<usize>,
         mut counts: PageCounts,
         fetched_at: Option<chrono::DateTime<chrono::Utc>>,
     ) {
         let mut backoff = self.backoff;
         loop {
-            let mut failed = Vec::new();
+            let reported = tokio::select! {
+                reported = acks.settled() => reported,
+                _ = self.stop.cancelled() => {
+                    // Abandoned: the offset is not stored, so the page is consumed again later.
+                    self.metrics.page_finished();
+                    return;
+                }
+            };
+            let mut failed = std::mem::take(&mut unsent);
             let mut permanent = None;
-            for (index, future) in futures.iter_mut().enumerate() {
-                let Some(future) = future.take() else {
-                    failed.push(index);
-                    continue;
-                };
-                match future.await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err((error, _))) => match classify(&error) {
-                        FailureKind::Transient => failed.push(index),
-                        FailureKind::Permanent => {
-                            permanent = Some(error);
+            for report in reported {
+                match classify(&report.error) {
+                    FailureKind::Transient => {
+                        // Identical records are interchangeable: the first not yet chosen.
+                        if let Some(index) =
+                            (0..records.len()).find(|index| !failed.contains(index) && report.is(&records[*index]))
+                        {
+                            failed.push(index);
                         }
-                        FailureKind::Fatal => {
-                            let reason = self.sink.fatal_error().unwrap_or_else(|| error.to_string());
-                            tracing::error!(error = %reason, "fatal produce error; stopping");
-                            *self.fatal.lock().expect("fatal lock") = Some(anyhow::anyhow!(
-                                "fatal produce error on topic {}: {reason}",
-                                records[index].topic
-                            ));
-                            self.stop.cancel();
-                            return;
-                        }
-                    },
-                    // The producer dropped the record (shutdown): leave the page pending.
-                    Err(_canceled) => failed.push(index),
+                    }
+                    FailureKind::Permanent => permanent = Some(report.error),
+                    FailureKind::Fatal => {
+                        let reason = self.sink.fatal_error().unwrap_or_else(|| report.error.to_string());
+                        tracing::error!(error = %reason, "fatal produce error; stopping");
+                        *self.fatal.lock().expect("fatal lock") = Some(anyhow::anyhow!(
+                            "fatal produce error on topic {}: {reason}",
+                            report.topic
+                        ));
+                        self.stop.cancel();
+                        return;
+                    }
                 }
             }
             if let Some(error) = permanent {
@@ -806,7 +875,7 @@ impl DeliveryContext {
                     }
                 }
                 records = vec![dead_letter(&message, &failure, &self.topics.dead_letter)];
-                futures = vec![None];
+                unsent = vec![0];
                 counts = PageCounts::default();
                 continue;
             }
@@ -829,7 +898,9 @@ impl DeliveryContext {
             }
             backoff = (backoff * 2).min(self.backoff_max);
             for index in failed {
-                futures[index] = self.sink.enqueue(&records[index]).await.ok();
+                if self.sink.enqueue(&records[index], &acks).await.is_err() {
+                    unsent.push(index);
+                }
             }
         }
         let since_fetch = fetched_at.and_then(|at| (chrono::Utc::now() - at).to_std().ok());

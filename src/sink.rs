@@ -1,16 +1,22 @@
 //! The Kafka producer: sends framed events, classifies failures, flushes; in exactly-once mode,
 //! transactions.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
+
+use futures::task::AtomicWaker;
 
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedHeaders;
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer, ProducerContext};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::Message as _;
 use rdkafka::{ClientConfig, TopicPartitionList};
 
 use crate::metrics::Metrics;
@@ -97,7 +103,86 @@ pub fn classify_transaction(error: &KafkaError) -> TransactionFailure {
     }
 }
 
-/// Producer callbacks: statistics become the queue-depth gauge.
+/// A record the broker did not acknowledge, as its delivery report gave it back.
+#[derive(Debug)]
+pub struct FailedRecord {
+    /// Why it failed.
+    pub error: KafkaError,
+    /// Its topic.
+    pub topic: String,
+    /// Its key.
+    pub key: Option<Vec<u8>>,
+    /// Its value.
+    pub payload: Option<Vec<u8>>,
+}
+
+impl FailedRecord {
+    /// Whether this is (a copy of) `record`.
+    pub fn is(&self, record: &OutRecord) -> bool {
+        *self.topic == *record.topic && self.key == record.key && self.payload == record.payload
+    }
+}
+
+/// The acknowledgements of a group of records (a page's): one counter and one wake-up for the
+/// group instead of a channel per record. Records sent with it count as pending until their
+/// delivery report arrives; [`Acks::settled`] resolves when none is pending.
+#[derive(Debug, Default)]
+pub struct Acks {
+    pending: AtomicUsize,
+    failed: Mutex<Vec<FailedRecord>>,
+    waker: AtomicWaker,
+}
+
+impl Acks {
+    /// A new, empty group.
+    pub fn new() -> Arc<Self> {
+        Arc::default()
+    }
+
+    /// Records sent and not yet reported.
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// Resolves once every record sent so far has been reported, with those that failed (and
+    /// forgets them, so the group can be used again for their re-sends).
+    pub fn settled(&self) -> impl Future<Output = Vec<FailedRecord>> + '_ {
+        std::future::poll_fn(move |cx| {
+            if self.pending() > 0 {
+                self.waker.register(cx.waker());
+                if self.pending() > 0 {
+                    return Poll::Pending;
+                }
+            }
+            Poll::Ready(std::mem::take(&mut *self.failed.lock().expect("acks lock")))
+        })
+    }
+
+    fn sending(&self) {
+        self.pending.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn report(&self, result: &DeliveryResult<'_>) {
+        if let Err((error, message)) = result {
+            self.failed.lock().expect("acks lock").push(FailedRecord {
+                error: error.clone(),
+                topic: message.topic().to_owned(),
+                key: message.key().map(<[u8]>::to_vec),
+                payload: message.payload().map(<[u8]>::to_vec),
+            });
+        }
+        self.settle_one();
+    }
+
+    fn settle_one(&self) {
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.waker.wake();
+        }
+    }
+}
+
+/// Producer callbacks: delivery reports settle their group's [`Acks`]; statistics become the
+/// queue-depth gauge.
 pub struct SinkContext {
     metrics: Arc<Metrics>,
 }
@@ -109,43 +194,54 @@ impl ClientContext for SinkContext {
 }
 
 impl ProducerContext for SinkContext {
-    type DeliveryOpaque = ();
-    fn delivery(&self, _result: &rdkafka::producer::DeliveryResult<'_>, _opaque: ()) {}
+    type DeliveryOpaque = Arc<Acks>;
+    fn delivery(&self, result: &DeliveryResult<'_>, acks: Arc<Acks>) {
+        acks.report(result);
+    }
 }
 
 /// The producer of all output topics.
 #[derive(Clone)]
 pub struct Sink {
-    producer: FutureProducer<SinkContext>,
+    producer: Arc<ThreadedProducer<SinkContext>>,
 }
 
 impl Sink {
     /// Creates the producer.
     pub fn new(config: &ClientConfig, metrics: Arc<Metrics>) -> Result<Self, KafkaError> {
         let producer = config.create_with_context(SinkContext { metrics })?;
-        Ok(Self { producer })
+        Ok(Self {
+            producer: Arc::new(producer),
+        })
     }
 
-    /// Enqueues one record, waiting while the local queue is full. Returns the future of its
-    /// acknowledgement.
-    pub async fn enqueue(&self, record: &OutRecord) -> Result<DeliveryFuture, KafkaError> {
+    /// Enqueues one record, waiting while the local queue is full; its delivery report goes to
+    /// `acks`.
+    pub async fn enqueue(&self, record: &OutRecord, acks: &Arc<Acks>) -> Result<(), KafkaError> {
         loop {
-            let mut future_record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&record.topic);
+            let mut base: BaseRecord<'_, [u8], [u8], Arc<Acks>> =
+                BaseRecord::with_opaque_to(&record.topic, acks.clone());
             if let Some(key) = &record.key {
-                future_record = future_record.key(key.as_slice());
+                base = base.key(key.as_slice());
             }
             if let Some(payload) = &record.payload {
-                future_record = future_record.payload(payload.as_slice());
+                base = base.payload(payload.as_slice());
             }
             if let Some(headers) = &record.headers {
-                future_record = future_record.headers(headers.clone());
+                base = base.headers(headers.clone());
             }
-            match self.producer.send_result(future_record) {
-                Ok(delivery) => return Ok(delivery),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
+            acks.sending();
+            match self.producer.send(base) {
+                Ok(()) => return Ok(()),
+                Err((error, _)) => {
+                    // Not enqueued: no report will come for it.
+                    acks.settle_one();
+                    if let KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) = error {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    } else {
+                        return Err(error);
+                    }
                 }
-                Err((error, _)) => return Err(error),
             }
         }
     }
@@ -200,7 +296,7 @@ impl Sink {
     }
 
     /// The underlying producer (for metadata queries).
-    pub fn producer(&self) -> &FutureProducer<SinkContext> {
+    pub fn producer(&self) -> &ThreadedProducer<SinkContext> {
         &self.producer
     }
 }
@@ -222,6 +318,57 @@ mod tests {
             classify(&produce(RDKafkaErrorCode::TopicAuthorizationFailed)),
             FailureKind::Fatal
         );
+    }
+
+    fn record(key: &str) -> OutRecord {
+        OutRecord {
+            topic: "events".into(),
+            key: Some(key.as_bytes().to_vec()),
+            payload: Some(format!("value of {key}").into_bytes()),
+            headers: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_group_settles_once_every_record_is_reported_with_the_failed_ones() {
+        use rdkafka::mocking::MockCluster;
+        use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("events", 1, 1).unwrap();
+        let sink = Sink::new(
+            ClientConfig::new()
+                .set("bootstrap.servers", cluster.bootstrap_servers())
+                .set("linger.ms", "0"),
+            Arc::new(Metrics::new()),
+        )
+        .unwrap();
+
+        let acks = Acks::new();
+        for key in ["a", "b", "c"] {
+            sink.enqueue(&record(key), &acks).await.unwrap();
+        }
+        let failed = tokio::time::timeout(Duration::from_secs(10), acks.settled())
+            .await
+            .unwrap();
+        assert!(failed.is_empty(), "{failed:?}");
+        assert_eq!(acks.pending(), 0);
+
+        // The broker rejects the next produce request for good: the report names the record.
+        cluster.request_errors(
+            RDKafkaApiKey::Produce,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE],
+        );
+        let acks = Acks::new();
+        sink.enqueue(&record("d"), &acks).await.unwrap();
+        let failed = tokio::time::timeout(Duration::from_secs(10), acks.settled())
+            .await
+            .unwrap();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(classify(&failed[0].error), FailureKind::Permanent);
+        assert!(failed[0].is(&record("d")) && !failed[0].is(&record("a")));
+        // Settled again right away: the failures were handed over once.
+        assert!(acks.settled().await.is_empty());
     }
 
     #[test]

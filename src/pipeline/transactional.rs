@@ -22,7 +22,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::Consumer as _;
-use rdkafka::producer::DeliveryFuture;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
@@ -34,7 +33,7 @@ use super::{
 use crate::metrics::{Metrics, Stage};
 use crate::offsets::{OffsetTracker, Ticket};
 use crate::quote_filter::QuoteValue;
-use crate::sink::{classify, classify_transaction, is_fencing, FailureKind, OutRecord, Sink, TransactionFailure};
+use crate::sink::{classify, classify_transaction, is_fencing, Acks, FailureKind, OutRecord, Sink, TransactionFailure};
 use crate::source::{Handover, PageConsumer};
 
 /// Longest a single transactional call (offsets, commit, abort) may block; a call that times out
@@ -71,9 +70,10 @@ struct Page {
     records: Vec<OutRecord>,
     /// The compared values of the first records (the quotes), for the quote change filter.
     quote_values: Vec<QuoteValue>,
-    /// Acknowledgement of each record sent in the current attempt; `None` when it could not be
-    /// enqueued.
-    deliveries: Vec<Option<DeliveryFuture>>,
+    /// Delivery reports of the records sent in the current attempt.
+    acks: Arc<Acks>,
+    /// Whether a record of the current attempt could not be enqueued.
+    unsent: bool,
     /// What the current attempt sends (quotes left out as unchanged are not counted).
     counts: PageCounts,
     fetched_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -184,7 +184,8 @@ impl Transactions {
         Ok(Some(Page {
             ticket,
             message,
-            deliveries: Vec::new(),
+            acks: Acks::new(),
+            unsent: false,
             counts,
             records,
             quote_values,
@@ -196,7 +197,9 @@ impl Transactions {
     /// Enqueues a page's records into the open transaction, but the quotes whose value did not
     /// change (`quotes.emit = "changed"`).
     async fn enqueue(&self, page: &mut Page) {
-        page.deliveries.clear();
+        // Reports still due from an aborted attempt must not count against this one.
+        page.acks = Acks::new();
+        page.unsent = false;
         let mut send = Vec::new();
         if let Some(filter) = &self.quote_filter {
             let mut filter = filter.lock().expect("quote filter lock");
@@ -210,12 +213,9 @@ impl Transactions {
             if !send.get(index).copied().unwrap_or(true) {
                 continue;
             }
-            match self.sink.enqueue(record).await {
-                Ok(delivery) => page.deliveries.push(Some(delivery)),
-                Err(error) => {
-                    tracing::debug!(error = %error, "enqueue failed; the transaction will be aborted");
-                    page.deliveries.push(None);
-                }
+            if let Err(error) = self.sink.enqueue(record, &page.acks).await {
+                tracing::debug!(error = %error, "enqueue failed; the transaction will be aborted");
+                page.unsent = true;
             }
         }
     }
@@ -238,7 +238,7 @@ impl Transactions {
                 self.abandon(batch).await;
                 return Err(Stopped);
             }
-            let attempt = if batch.iter().any(|page| page.deliveries.iter().any(Option::is_none)) {
+            let attempt = if batch.iter().any(|page| page.unsent) {
                 // A record is missing from the transaction: committing would lose it.
                 Attempt::Failed(rdkafka::error::KafkaError::MessageProduction(
                     rdkafka::types::RDKafkaErrorCode::State,
@@ -369,14 +369,13 @@ impl Transactions {
     /// dead-letter topic instead, as in at-least-once mode.
     async fn dead_letter_rejected(&self, batch: &mut [Page]) {
         for page in batch.iter_mut() {
-            let mut rejected = None;
-            for delivery in page.deliveries.iter_mut().filter_map(Option::take) {
-                if let Ok(Ok(Err((error, _)))) = tokio::time::timeout(PURGED_REPORT_TIMEOUT, delivery).await {
-                    if classify(&error) == FailureKind::Permanent {
-                        rejected = Some(error);
-                    }
-                }
-            }
+            let reported = tokio::time::timeout(PURGED_REPORT_TIMEOUT, page.acks.settled())
+                .await
+                .unwrap_or_default();
+            let rejected = reported
+                .into_iter()
+                .map(|report| report.error)
+                .find(|error| classify(error) == FailureKind::Permanent);
             if let Some(error) = rejected {
                 let failure = Failure {
                     stage: Stage::Encode,
