@@ -249,11 +249,39 @@ fn throughput(run: &mut BenchRun, args: &ThroughputArgs) -> anyhow::Result<Json>
         pass_through_run(run, &input, &input_ends, args.pages, partitions, &mut report)?;
     }
     if args.contenders.contains(&Contender::Pagesplit) {
-        pagesplit_run(run, &input, &input_ends, args.pages, partitions, false, &mut report)?;
-        pagesplit_run(run, &input, &input_ends, args.pages, partitions, true, &mut report)?;
+        let events = preloaded.events as i64;
+        pagesplit_run(
+            run,
+            &input,
+            &input_ends,
+            args.pages,
+            events,
+            partitions,
+            false,
+            &mut report,
+        )?;
+        pagesplit_run(
+            run,
+            &input,
+            &input_ends,
+            args.pages,
+            events,
+            partitions,
+            true,
+            &mut report,
+        )?;
     }
     if let (Some(python), true) = (&args.python, args.contenders.contains(&Contender::Python)) {
-        python_run(run, python, &input, &input_ends, args.pages, partitions, &mut report)?;
+        python_run(
+            run,
+            python,
+            &input,
+            &input_ends,
+            args.pages,
+            preloaded.events as i64,
+            partitions,
+            &mut report,
+        )?;
     }
 
     let rate = |name: &str| report[name]["pages_per_s"].as_f64();
@@ -292,6 +320,7 @@ fn pass_through_run(
         input,
         input_ends,
         std::slice::from_ref(&copy_topic),
+        Some(pages as i64),
         Some(&cpu),
         &mut || !copier.is_finished(),
     );
@@ -307,11 +336,14 @@ fn pass_through_run(
 
 /// pagesplit, in-process. Without the latest-quote topic (`name` "pagesplit") it writes the same
 /// records as the Python reference; with it ("pagesplit_with_latest"), what its defaults write.
+/// `events`: the quotes and articles the input makes.
+#[allow(clippy::too_many_arguments)]
 fn pagesplit_run(
     run: &mut BenchRun,
     input: &str,
     input_ends: &BTreeMap<i32, i64>,
     pages: u64,
+    events: i64,
     partitions: i32,
     with_latest: bool,
     report: &mut Json,
@@ -343,7 +375,17 @@ fn pagesplit_run(
     if with_latest {
         outputs.push(latest.clone());
     }
-    let window = run.measure(&group, input, input_ends, &outputs, Some(&cpu), &mut || true);
+    // One article per page; with the latest-quote topic every quote is written twice.
+    let expected = if with_latest { 2 * events - pages as i64 } else { events };
+    let window = run.measure(
+        &group,
+        input,
+        input_ends,
+        &outputs,
+        Some(expected),
+        Some(&cpu),
+        &mut || true,
+    );
     shutdown.cancel();
     run.runtime.block_on(running.wait())?;
     let window = window?;
@@ -357,12 +399,14 @@ fn pagesplit_run(
 }
 
 /// The Python reference worker, same input, same client settings.
+#[allow(clippy::too_many_arguments)]
 fn python_run(
     run: &mut BenchRun,
     python: &Path,
     input: &str,
     input_ends: &BTreeMap<i32, i64>,
     pages: u64,
+    events: i64,
     partitions: i32,
     report: &mut Json,
 ) -> anyhow::Result<()> {
@@ -400,9 +444,15 @@ fn python_run(
         .with_context(|| format!("failed to start {}", python.display()))?;
     let cpu = CpuClock::of(child.id());
     let outputs = [quotes.clone(), articles.clone(), dead.clone()];
-    let window = run.measure(&group, input, input_ends, &outputs, Some(&cpu), &mut || {
-        matches!(child.try_wait(), Ok(None))
-    });
+    let window = run.measure(
+        &group,
+        input,
+        input_ends,
+        &outputs,
+        Some(events),
+        Some(&cpu),
+        &mut || matches!(child.try_wait(), Ok(None)),
+    );
     terminate(&mut child);
     let mut summary = String::new();
     if let Some(mut stdout) = child.stdout.take() {
@@ -578,6 +628,7 @@ fn latency(run: &mut BenchRun, args: &LatencyArgs) -> anyhow::Result<Json> {
             &input,
             &input_ends,
             std::slice::from_ref(&articles),
+            None,
             Some(&cpu),
             &mut || matches!(worker.try_wait(), Ok(None)),
         )?;
@@ -807,6 +858,7 @@ fn backlog(run: &mut BenchRun, args: &BacklogArgs) -> anyhow::Result<Json> {
             &input,
             &input_ends,
             &outputs,
+            None,
             Some(&cpu),
             &mut progress,
             &mut || true,
@@ -840,6 +892,7 @@ fn backlog(run: &mut BenchRun, args: &BacklogArgs) -> anyhow::Result<Json> {
             &input,
             &input_ends,
             &outputs,
+            None,
             Some(&cpu),
             &mut progress,
             &mut || matches!(worker.try_wait(), Ok(None)),
@@ -1233,7 +1286,10 @@ struct BenchRun {
 struct Window {
     launched: Instant,
     first_output: Instant,
+    /// Every output written (or, without an expected count, every input page committed).
     done: Instant,
+    /// Every input page committed.
+    committed: Instant,
     /// CPU seconds the contender used from its first output to the end.
     cpu_seconds: Option<f64>,
     /// Context switches of its threads over the same time.
@@ -1251,6 +1307,7 @@ impl Window {
         json!({
             "seconds": round2(seconds),
             "startup_seconds": round2(self.first_output.duration_since(self.launched).as_secs_f64()),
+            "committed_after_seconds": round2(self.committed.duration_since(self.done).as_secs_f64()),
             "pages_per_s": (pages as f64 / seconds).round(),
             "events": events,
             "events_per_s": (events as f64 / seconds).round(),
@@ -1326,21 +1383,34 @@ impl BenchRun {
         total_with(&self.watermark_client()?, topics, partitions)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn measure(
         &self,
         group: &str,
         input: &str,
         ends: &BTreeMap<i32, i64>,
         outputs: &[String],
+        expected_outputs: Option<i64>,
         cpu: Option<&CpuClock>,
         alive: &mut dyn FnMut() -> bool,
     ) -> anyhow::Result<Window> {
-        self.measure_with_progress(group, input, ends, outputs, cpu, &mut Vec::new(), alive)
+        self.measure_with_progress(
+            group,
+            input,
+            ends,
+            outputs,
+            expected_outputs,
+            cpu,
+            &mut Vec::new(),
+            alive,
+        )
     }
 
     /// Waits for the first record in `outputs`, then until `group` has committed every
     /// partition of `input` up to `ends`; `progress` gets (seconds since the start, committed
-    /// pages) about once a second; `cpu` is read at the first output and at the end.
+    /// pages) about once a second; `cpu` is read at the first output and at the end. With
+    /// `expected_outputs`, the window ends when the outputs hold that many records (the commit,
+    /// up to an auto-commit interval later, is still waited for but not timed).
     #[allow(clippy::too_many_arguments)]
     fn measure_with_progress(
         &self,
@@ -1348,6 +1418,7 @@ impl BenchRun {
         input: &str,
         ends: &BTreeMap<i32, i64>,
         outputs: &[String],
+        expected_outputs: Option<i64>,
         cpu: Option<&CpuClock>,
         progress: &mut Vec<(f64, i64)>,
         alive: &mut dyn FnMut() -> bool,
@@ -1368,14 +1439,25 @@ impl BenchRun {
         let mut cpu_at_first_output = None;
         let mut switches_at_first_output = None;
         let mut last_progress = launched;
+        let mut outputs_complete: Option<(Instant, Option<f64>, Option<u64>)> = None;
         let deadline = Duration::from_secs(3600);
         loop {
             // Serve the client's own events (it is never polled otherwise).
             watermarks.poll(Duration::ZERO);
-            if first_output.is_none() && total_with(&watermarks, outputs, partitions)? > 0 {
-                first_output = Some(Instant::now());
-                cpu_at_first_output = cpu.and_then(CpuClock::read);
-                switches_at_first_output = cpu.and_then(CpuClock::context_switches);
+            if first_output.is_none() || (expected_outputs.is_some() && outputs_complete.is_none()) {
+                let total = total_with(&watermarks, outputs, partitions)?;
+                if first_output.is_none() && total > 0 {
+                    first_output = Some(Instant::now());
+                    cpu_at_first_output = cpu.and_then(CpuClock::read);
+                    switches_at_first_output = cpu.and_then(CpuClock::context_switches);
+                }
+                if expected_outputs.is_some_and(|expected| total >= expected) {
+                    outputs_complete = Some((
+                        Instant::now(),
+                        cpu.and_then(CpuClock::read),
+                        cpu.and_then(CpuClock::context_switches),
+                    ));
+                }
             }
             let committed = committed_reader.committed_offsets(wanted.clone(), Duration::from_secs(5))?;
             let mut done = 0;
@@ -1394,12 +1476,18 @@ impl BenchRun {
                 last_progress = now;
             }
             if !behind {
-                let cpu_at_end = cpu.and_then(CpuClock::read);
-                let switches_at_end = cpu.and_then(CpuClock::context_switches);
+                let (done, cpu_at_end, switches_at_end) = outputs_complete.unwrap_or_else(|| {
+                    (
+                        now,
+                        cpu.and_then(CpuClock::read),
+                        cpu.and_then(CpuClock::context_switches),
+                    )
+                });
                 return Ok(Window {
                     launched,
                     first_output: first_output.unwrap_or(now),
-                    done: now,
+                    done,
+                    committed: now,
                     cpu_seconds: cpu_at_first_output.zip(cpu_at_end).map(|(first, end)| end - first),
                     context_switches: switches_at_first_output
                         .zip(switches_at_end)
@@ -1729,3 +1817,6 @@ fn round1(value: f64) -> f64 {
 fn round2(value: f64) -> f64 {
     (value * 100.0).round() / 100.0
 }
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -11,6 +11,11 @@ use pagesplit::cli::UsageError;
 use pagesplit::config::{Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
+/// Records are allocated on the split threads and freed on the runtime's after delivery; mimalloc
+/// frees across threads without the arena locks of the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit code of a runtime failure.
 const EXIT_RUNTIME: u8 = 1;
 /// Exit code of a usage or configuration error.
