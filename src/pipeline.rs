@@ -6,8 +6,10 @@
 //!    └── store offset ◄── all deliveries ok ◄─┘      (failures → dead-letter topic, then store offset)
 //! ```
 //!
-//! Pages are split on the blocking pool, in parallel, but their events are enqueued to the
-//! producer in consumption order, so events of one symbol keep their order.
+//! Pages are split on the blocking pool, in parallel and in batches of the pages already fetched
+//! (one hand-over per batch), but their events are enqueued to the producer in consumption
+//! order, so events of one symbol keep their order. The delivery reports of a page's records
+//! settle one counter ([`Acks`]): one wake-up per page, not per record.
 //!
 //! At-least-once (the default): a page's offset is stored only when every event it produced (or
 //! its dead letter) is acknowledged, and only as part of the contiguous prefix of finished
@@ -395,8 +397,8 @@ struct Splitter {
 }
 
 impl Splitter {
-    /// Splits the pages in one task of the blocking pool, each answered as soon as it is done.
-    /// A panic drops the remaining senders: their receivers learn that the page was not split.
+    /// Splits the pages in one task of the blocking pool. A panic drops the senders: their
+    /// receivers learn that the page was not split.
     fn start(&self, pages: Vec<(InMessage, oneshot::Sender<SplitOutcome>)>, slot: Option<OwnedSemaphorePermit>) {
         if pages.is_empty() {
             return;
@@ -404,13 +406,18 @@ impl Splitter {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             let _slot = slot;
+            let mut outcomes = Vec::with_capacity(pages.len());
             for (message, done) in pages {
                 let started = Instant::now();
                 let mut outcome = split_message(&message, &this.options, &this.encoder, &this.topics);
                 if let (Ok(split), Some(latest)) = (&mut outcome, this.latest.as_deref()) {
                     add_latest_quotes(split, latest);
                 }
-                let _ = done.send((message, outcome, started.elapsed()));
+                outcomes.push((done, (message, outcome, started.elapsed())));
+            }
+            // Answered together: the ordered stage wakes once for the batch, not once per page.
+            for (done, outcome) in outcomes {
+                let _ = done.send(outcome);
             }
         });
     }
@@ -636,14 +643,49 @@ impl Pipeline {
                     transactions.run(ordered_rx).await;
                     return;
                 }
-                while let Some(item) = ordered_rx.recv().await {
+                // Pages sent whose acknowledgements one task awaits, in order: a wake-up per batch
+                // rather than a task per page.
+                let mut sent: Vec<Sent> = Vec::new();
+                let flush = |sent: &mut Vec<Sent>| {
+                    if sent.is_empty() {
+                        return;
+                    }
+                    let pages = std::mem::take(sent);
+                    let ctx = ctx.clone();
+                    deliveries.spawn(async move {
+                        for page in pages {
+                            let span = page.span.clone();
+                            ctx.deliver(page).instrument(span).await;
+                        }
+                    });
+                };
+                loop {
+                    let item = match ordered_rx.try_recv() {
+                        Ok(item) => item,
+                        Err(mpsc::error::TryRecvError::Empty) => {
+                            flush(&mut sent);
+                            match ordered_rx.recv().await {
+                                Some(item) => item,
+                                None => break,
+                            }
+                        }
+                        Err(mpsc::error::TryRecvError::Disconnected) => break,
+                    };
                     let InFlight {
                         ticket,
-                        work,
+                        mut work,
                         _pages,
                         _bytes,
                     } = item;
-                    let (message, outcome, took) = match work.await {
+                    let split = match work.try_recv() {
+                        Err(oneshot::error::TryRecvError::Empty) => {
+                            flush(&mut sent);
+                            work.await
+                        }
+                        Ok(done) => Ok(done),
+                        Err(oneshot::error::TryRecvError::Closed) => (&mut work).await,
+                    };
+                    let (message, outcome, took) = match split {
                         Ok(done) => done,
                         Err(error) => {
                             // A panic in the parser must not lose the page: it stays pending and
@@ -697,16 +739,22 @@ impl Pipeline {
                             unsent.push(index);
                         }
                     }
-                    let ctx = ctx.clone();
-                    deliveries.spawn(
-                        async move {
-                            ctx.deliver(ticket, message, records, acks, unsent, counts, fetched_at)
-                                .await;
-                            drop((_pages, _bytes));
-                        }
-                        .instrument(span),
-                    );
+                    sent.push(Sent {
+                        ticket,
+                        message,
+                        records,
+                        acks,
+                        unsent,
+                        counts,
+                        fetched_at,
+                        span,
+                        _permits: (_pages, _bytes),
+                    });
+                    if sent.len() >= SPLIT_BATCH {
+                        flush(&mut sent);
+                    }
                 }
+                flush(&mut sent);
             }
         };
 
@@ -790,6 +838,21 @@ fn set_paused(consumer: &PageConsumer, paused: bool) {
     }
 }
 
+/// A page whose records were handed to the producer, awaiting their acknowledgements.
+struct Sent {
+    ticket: Ticket,
+    message: InMessage,
+    records: Vec<OutRecord>,
+    acks: Arc<Acks>,
+    /// Records that could not be enqueued.
+    unsent: Vec<usize>,
+    counts: PageCounts,
+    fetched_at: Option<chrono::DateTime<chrono::Utc>>,
+    span: tracing::Span,
+    /// Released when the page is done.
+    _permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+}
+
 /// What a delivery task needs.
 #[derive(Clone)]
 struct DeliveryContext {
@@ -809,17 +872,18 @@ struct DeliveryContext {
 impl DeliveryContext {
     /// Waits for every record of a page; re-sends those that failed transiently with back-off;
     /// dead-letters the page when a record can never be delivered; then stores the offset.
-    #[allow(clippy::too_many_arguments)]
-    async fn deliver(
-        &self,
-        ticket: Ticket,
-        message: InMessage,
-        mut records: Vec<OutRecord>,
-        acks: Arc<Acks>,
-        mut unsent: Vec<usize>,
-        mut counts: PageCounts,
-        fetched_at: Option<chrono::DateTime<chrono::Utc>>,
-    ) {
+    async fn deliver(&self, sent: Sent) {
+        let Sent {
+            ticket,
+            message,
+            mut records,
+            acks,
+            mut unsent,
+            mut counts,
+            fetched_at,
+            span: _,
+            _permits,
+        } = sent;
         let mut backoff = self.backoff;
         loop {
             let reported = tokio::select! {
