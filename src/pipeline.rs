@@ -6,7 +6,7 @@
 //!    └── store offset ◄── all deliveries ok ◄─┘      (failures → dead-letter topic, then store offset)
 //! ```
 //!
-//! Pages are split on the blocking pool, in parallel and in batches of the pages already fetched
+//! Pages are split on a fixed pool of threads, in parallel and in batches of the pages already fetched
 //! (one hand-over per batch), but their events are enqueued to the producer in consumption
 //! order, so events of one symbol keep their order. The delivery reports of a page's records
 //! settle one counter ([`Acks`]): one wake-up per page, not per record.
@@ -383,43 +383,80 @@ pub struct Pipeline {
 /// A page as split: the message, its events or why it failed, how long splitting took.
 type SplitOutcome = (InMessage, Result<Split, Failure>, Duration);
 
-/// Most pages split in one task of the blocking pool: one hand-over per batch instead of per
-/// page (a page takes microseconds; waking a thread for each cost more than splitting it).
+/// Most pages split in one job of the split pool: one hand-over per batch instead of per page
+/// (a page takes microseconds; waking a thread for each cost more than splitting it).
 const SPLIT_BATCH: usize = 32;
 
-/// Splits batches of pages on the blocking pool.
-#[derive(Clone)]
+/// Pages to split, with the permit of the split slot they occupy.
+struct SplitJob {
+    pages: Vec<(InMessage, oneshot::Sender<SplitOutcome>)>,
+    _slot: Option<OwnedSemaphorePermit>,
+}
+
+/// A fixed pool of threads that split batches of pages (CPU work, off the runtime's threads; a
+/// fixed number, where the blocking pool would grow a thread whenever none was idle at a
+/// hand-over). The threads end when the splitter is dropped.
 struct Splitter {
-    encoder: Arc<Encoder>,
-    options: Arc<ParseOptions>,
-    topics: Topics,
-    latest: Option<Arc<LatestQuotes>>,
+    jobs: std::sync::mpsc::Sender<SplitJob>,
 }
 
 impl Splitter {
-    /// Splits the pages in one task of the blocking pool. A panic drops the senders: their
-    /// receivers learn that the page was not split.
-    fn start(&self, pages: Vec<(InMessage, oneshot::Sender<SplitOutcome>)>, slot: Option<OwnedSemaphorePermit>) {
-        if pages.is_empty() {
-            return;
+    fn spawn(
+        workers: usize,
+        encoder: Arc<Encoder>,
+        options: Arc<ParseOptions>,
+        topics: Topics,
+        latest: Option<LatestQuotes>,
+    ) -> std::io::Result<Self> {
+        let (jobs, queue) = std::sync::mpsc::channel::<SplitJob>();
+        let queue = Arc::new(Mutex::new(queue));
+        for index in 0..workers.max(1) {
+            let (queue, encoder, options, topics, latest) = (
+                queue.clone(),
+                encoder.clone(),
+                options.clone(),
+                topics.clone(),
+                latest.clone(),
+            );
+            std::thread::Builder::new()
+                .name(format!("pagesplit-split-{index}"))
+                .spawn(move || loop {
+                    let job = queue.lock().expect("split queue lock").recv();
+                    let Ok(job) = job else { break };
+                    split_batch(job, &options, &encoder, &topics, latest.as_ref());
+                })?;
         }
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let _slot = slot;
-            let mut outcomes = Vec::with_capacity(pages.len());
-            for (message, done) in pages {
-                let started = Instant::now();
-                let mut outcome = split_message(&message, &this.options, &this.encoder, &this.topics);
-                if let (Ok(split), Some(latest)) = (&mut outcome, this.latest.as_deref()) {
-                    add_latest_quotes(split, latest);
-                }
-                outcomes.push((done, (message, outcome, started.elapsed())));
-            }
-            // Answered together: the ordered stage wakes once for the batch, not once per page.
-            for (done, outcome) in outcomes {
-                let _ = done.send(outcome);
-            }
-        });
+        Ok(Self { jobs })
+    }
+
+    /// Queues the pages for the pool. A panic while splitting drops the senders: their receivers
+    /// learn that the page was not split.
+    fn start(&self, pages: Vec<(InMessage, oneshot::Sender<SplitOutcome>)>, slot: Option<OwnedSemaphorePermit>) {
+        if !pages.is_empty() {
+            let _ = self.jobs.send(SplitJob { pages, _slot: slot });
+        }
+    }
+}
+
+fn split_batch(
+    job: SplitJob,
+    options: &ParseOptions,
+    encoder: &Encoder,
+    topics: &Topics,
+    latest: Option<&LatestQuotes>,
+) {
+    let mut outcomes = Vec::with_capacity(job.pages.len());
+    for (message, done) in job.pages {
+        let started = Instant::now();
+        let mut outcome = split_message(&message, options, encoder, topics);
+        if let (Ok(split), Some(latest)) = (&mut outcome, latest) {
+            add_latest_quotes(split, latest);
+        }
+        outcomes.push((done, (message, outcome, started.elapsed())));
+    }
+    // Answered together: the ordered stage wakes once for the batch, not once per page.
+    for (done, outcome) in outcomes {
+        let _ = done.send(outcome);
     }
 }
 
@@ -438,8 +475,8 @@ impl Pipeline {
         let pages = Arc::new(Semaphore::new(config.pipeline.max_in_flight_pages));
         let max_bytes = config.pipeline.max_in_flight_bytes.min(u32::MAX as usize);
         let bytes = Arc::new(Semaphore::new(max_bytes));
-        // Splitting is CPU work: a fixed number of pages at a time, so the blocking pool keeps
-        // that many threads instead of growing one thread per page in flight.
+        // Splitting is CPU work: one batch per split thread at a time; pages arriving meanwhile
+        // gather into the next batch.
         let split_slots = Arc::new(Semaphore::new(config.pipeline.effective_split_workers()));
         let (ordered_tx, mut ordered_rx) = mpsc::channel::<InFlight>(config.pipeline.max_in_flight_pages);
         // Cancelled on a fatal error anywhere, or once draining is over.
@@ -447,17 +484,19 @@ impl Pipeline {
         let fatal: Arc<Mutex<Option<anyhow::Error>>> = Arc::default();
         let deliveries = TaskTracker::new();
 
-        // Stage 1: consume, track, and start splitting on the blocking pool.
+        // Stage 1: consume, track, and hand batches to the split threads.
         let consume = {
             let consumer = self.consumer.clone();
             let tracker = self.tracker.clone();
             let metrics = self.metrics.clone();
-            let splitter = Splitter {
-                encoder: self.encoder.clone(),
-                options: self.parse_options.clone(),
-                topics: self.topics.clone(),
-                latest: self.latest.clone().map(Arc::new),
-            };
+            let splitter = Splitter::spawn(
+                config.pipeline.effective_split_workers(),
+                self.encoder.clone(),
+                self.parse_options.clone(),
+                self.topics.clone(),
+                self.latest.clone(),
+            )
+            .context("failed to start the split threads")?;
             let shutdown = shutdown.clone();
             let stop = stop.clone();
             let fatal = fatal.clone();
