@@ -1082,6 +1082,49 @@ mod tests {
     }
 
     #[test]
+    fn the_split_pool_answers_every_page_of_a_batch_in_order() {
+        let splitter = Splitter::spawn(
+            2,
+            Arc::new(Encoder::new(Framing::SingleObject)),
+            Arc::new(ParseOptions::default()),
+            topics(),
+            Some(LatestQuotes {
+                topic: "market.quotes.latest.v1".into(),
+                header: None,
+            }),
+        )
+        .unwrap();
+        let mut not_a_page = message(PAGE, 2);
+        not_a_page.payload = Some(b"{\"url\": 1}".to_vec());
+        let mut answers = Vec::new();
+        let mut batch = Vec::new();
+        for message in [message(PAGE, 0), not_a_page, message(PAGE, 5)] {
+            let (done, answer) = oneshot::channel();
+            batch.push((message, done));
+            answers.push(answer);
+        }
+        splitter.start(batch, None);
+        let outcomes: Vec<SplitOutcome> = answers
+            .into_iter()
+            .map(|answer| answer.blocking_recv().unwrap())
+            .collect();
+        assert_eq!(
+            outcomes
+                .iter()
+                .map(|(message, _, _)| message.offset)
+                .collect::<Vec<_>>(),
+            [0, 2, 5]
+        );
+        let first = outcomes[0].1.as_ref().unwrap();
+        assert_eq!(
+            (first.quotes, first.articles, first.latest, first.records.len()),
+            (34, 1, 34, 69)
+        );
+        assert_eq!(outcomes[1].1.as_ref().unwrap_err().code, "invalid_envelope");
+        assert_eq!(outcomes[2].1.as_ref().unwrap().quotes, 34);
+    }
+
+    #[test]
     fn every_quote_is_copied_to_the_latest_topic_with_its_own_schema_id() {
         let encoder = Encoder::new(Framing::Confluent {
             quote_schema_id: 7,
