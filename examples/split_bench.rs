@@ -4,7 +4,7 @@
 //! - `split_encode`: the page → quotes and article (`parse_page`) → single-object-framed Avro
 //!   values (`Encoder`), as the criterion bench `pagesplit_parse_and_encode_35_events`;
 //! - `message`: the raw message (JSON envelope) → the records to publish (`split_message`, what
-//!   the worker runs on its blocking pool for each page).
+//!   the worker runs on its split threads for each page).
 //!
 //! ```sh
 //! cargo run --release --example split_bench -- [--page FILE] [--seconds S] [--rounds N] \

@@ -482,7 +482,7 @@ pub struct PipelineConfig {
     /// take to finish (what finished is committed before the partitions go; the rest is consumed
     /// again by the new owner), in milliseconds.
     pub revoke_timeout_ms: u64,
-    /// Pages split and encoded at the same time, on as many threads; 0 means one per CPU.
+    /// Threads that split and encode pages (each a batch at a time); 0 means one per CPU.
     pub split_workers: usize,
 }
 

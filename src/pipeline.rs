@@ -6,10 +6,10 @@
 //!    └── store offset ◄── all deliveries ok ◄─┘      (failures → dead-letter topic, then store offset)
 //! ```
 //!
-//! Pages are split on a fixed pool of threads, in parallel and in batches of the pages already fetched
-//! (one hand-over per batch), but their events are enqueued to the producer in consumption
-//! order, so events of one symbol keep their order. The delivery reports of a page's records
-//! settle one counter ([`Acks`]): one wake-up per page, not per record.
+//! Pages are split on a fixed pool of threads, in parallel (each thread takes the pages waiting,
+//! up to a batch, and answers them together), but their events are enqueued to the producer in
+//! consumption order, so events of one symbol keep their order. The delivery reports of a page's
+//! records settle one counter ([`Acks`]): one wake-up per page, not per record.
 //!
 //! At-least-once (the default): a page's offset is stored only when every event it produced (or
 //! its dead letter) is acknowledged, and only as part of the contiguous prefix of finished
@@ -32,7 +32,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use futures::FutureExt as _;
 use rdkafka::consumer::Consumer as _;
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::Message as _;
@@ -48,7 +47,7 @@ use crate::metrics::{Metrics, Stage};
 use crate::offsets::{OffsetTracker, Ticket};
 use crate::parse::{parse_page, ParseOptions};
 use crate::quote_filter::{QuoteFilter, QuoteValue};
-use crate::sink::{classify, Acks, FailureKind, OutRecord, Sink};
+use crate::sink::{classify, is_queue_full, Acks, FailureKind, OutRecord, Sink, QUEUE_FULL_BACKOFF};
 use crate::source::PageConsumer;
 
 /// Output topic names.
@@ -383,19 +382,17 @@ pub struct Pipeline {
 /// A page as split: the message, its events or why it failed, how long splitting took.
 type SplitOutcome = (InMessage, Result<Split, Failure>, Duration);
 
-/// Most pages split in one job of the split pool: one hand-over per batch instead of per page
-/// (a page takes microseconds; waking a thread for each cost more than splitting it).
+/// Most pages a split thread takes from the queue at once, splits, then answers together.
 const SPLIT_BATCH: usize = 32;
 
-/// Pages to split, with the permit of the split slot they occupy.
-struct SplitJob {
-    pages: Vec<(InMessage, oneshot::Sender<SplitOutcome>)>,
-    _slot: Option<OwnedSemaphorePermit>,
-}
+/// A page to split and where its outcome goes.
+type SplitJob = (InMessage, oneshot::Sender<SplitOutcome>);
 
-/// A fixed pool of threads that split batches of pages (CPU work, off the runtime's threads; a
-/// fixed number, where the blocking pool would grow a thread whenever none was idle at a
-/// hand-over). The threads end when the splitter is dropped.
+/// A fixed pool of threads that split pages (CPU work, off the runtime's threads; a fixed
+/// number, where the blocking pool would grow a thread whenever none was idle at a hand-over).
+/// A thread takes every page waiting (up to [`SPLIT_BATCH`]), splits them and answers them
+/// together: under load the ordered stage wakes once per batch, not once per page. The threads
+/// end when the splitter is dropped, after the pages already queued.
 struct Splitter {
     jobs: std::sync::mpsc::Sender<SplitJob>,
 }
@@ -420,33 +417,41 @@ impl Splitter {
             );
             std::thread::Builder::new()
                 .name(format!("pagesplit-split-{index}"))
-                .spawn(move || loop {
-                    let job = queue.lock().expect("split queue lock").recv();
-                    let Ok(job) = job else { break };
-                    split_batch(job, &options, &encoder, &topics, latest.as_ref());
+                .spawn(move || {
+                    let mut batch = Vec::with_capacity(SPLIT_BATCH);
+                    loop {
+                        {
+                            let queue = queue.lock().expect("split queue lock");
+                            let Ok(first) = queue.recv() else { break };
+                            batch.push(first);
+                            while batch.len() < SPLIT_BATCH {
+                                let Ok(next) = queue.try_recv() else { break };
+                                batch.push(next);
+                            }
+                        }
+                        split_batch(&mut batch, &options, &encoder, &topics, latest.as_ref());
+                    }
                 })?;
         }
         Ok(Self { jobs })
     }
 
-    /// Queues the pages for the pool. A panic while splitting drops the senders: their receivers
-    /// learn that the page was not split.
-    fn start(&self, pages: Vec<(InMessage, oneshot::Sender<SplitOutcome>)>, slot: Option<OwnedSemaphorePermit>) {
-        if !pages.is_empty() {
-            let _ = self.jobs.send(SplitJob { pages, _slot: slot });
-        }
+    /// Queues a page for the pool. Should splitting panic, the thread ends and the page's sender
+    /// is dropped: its receiver learns that the page was not split (and the worker stops).
+    fn start(&self, message: InMessage, done: oneshot::Sender<SplitOutcome>) {
+        let _ = self.jobs.send((message, done));
     }
 }
 
 fn split_batch(
-    job: SplitJob,
+    batch: &mut Vec<SplitJob>,
     options: &ParseOptions,
     encoder: &Encoder,
     topics: &Topics,
     latest: Option<&LatestQuotes>,
 ) {
-    let mut outcomes = Vec::with_capacity(job.pages.len());
-    for (message, done) in job.pages {
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for (message, done) in batch.drain(..) {
         let started = Instant::now();
         let mut outcome = split_message(&message, options, encoder, topics);
         if let (Ok(split), Some(latest)) = (&mut outcome, latest) {
@@ -454,7 +459,6 @@ fn split_batch(
         }
         outcomes.push((done, (message, outcome, started.elapsed())));
     }
-    // Answered together: the ordered stage wakes once for the batch, not once per page.
     for (done, outcome) in outcomes {
         let _ = done.send(outcome);
     }
@@ -475,16 +479,13 @@ impl Pipeline {
         let pages = Arc::new(Semaphore::new(config.pipeline.max_in_flight_pages));
         let max_bytes = config.pipeline.max_in_flight_bytes.min(u32::MAX as usize);
         let bytes = Arc::new(Semaphore::new(max_bytes));
-        // Splitting is CPU work: one batch per split thread at a time; pages arriving meanwhile
-        // gather into the next batch.
-        let split_slots = Arc::new(Semaphore::new(config.pipeline.effective_split_workers()));
         let (ordered_tx, mut ordered_rx) = mpsc::channel::<InFlight>(config.pipeline.max_in_flight_pages);
         // Cancelled on a fatal error anywhere, or once draining is over.
         let stop = CancellationToken::new();
         let fatal: Arc<Mutex<Option<anyhow::Error>>> = Arc::default();
         let deliveries = TaskTracker::new();
 
-        // Stage 1: consume, track, and hand batches to the split threads.
+        // Stage 1: consume, track, and hand pages to the split threads.
         let consume = {
             let consumer = self.consumer.clone();
             let tracker = self.tracker.clone();
@@ -503,26 +504,7 @@ impl Pipeline {
             async move {
                 // Messages received while paused: they come before anything received later.
                 let mut stash: VecDeque<InMessage> = VecDeque::new();
-                // Pages admitted but not yet handed to a split worker.
-                let mut batch: Vec<(InMessage, oneshot::Sender<SplitOutcome>)> = Vec::with_capacity(SPLIT_BATCH);
                 loop {
-                    if stash.is_empty() && !batch.is_empty() {
-                        // Pages already fetched join the batch; it is split as soon as none is
-                        // waiting, so a lone page is not held back.
-                        match consumer.recv().now_or_never() {
-                            Some(Ok(next)) => stash.push_back(InMessage::from_borrowed(&next)),
-                            received => {
-                                if let Some(Err(error)) = received {
-                                    tracing::warn!(error = %error, "consumer error");
-                                }
-                                let split_slot = tokio::select! {
-                                    _ = stop.cancelled() => break,
-                                    slot = split_slots.clone().acquire_owned() => slot.expect("semaphore open"),
-                                };
-                                splitter.start(std::mem::take(&mut batch), Some(split_slot));
-                            }
-                        }
-                    }
                     let message = match stash.pop_front() {
                         Some(message) => message,
                         None => {
@@ -547,17 +529,6 @@ impl Pipeline {
                         }
                     };
                     let size = message.size().clamp(1, max_bytes) as u32;
-                    if !batch.is_empty()
-                        && (pages.available_permits() == 0 || bytes.available_permits() < size as usize)
-                    {
-                        // No room for this page until pages in flight finish: those of the batch
-                        // must not wait for it.
-                        let split_slot = tokio::select! {
-                            _ = stop.cancelled() => break,
-                            slot = split_slots.clone().acquire_owned() => slot.expect("semaphore open"),
-                        };
-                        splitter.start(std::mem::take(&mut batch), Some(split_slot));
-                    }
                     let acquire = || async {
                         let pages_permit = pages.clone().acquire_owned().await.expect("semaphore open");
                         let bytes_permit = bytes.clone().acquire_many_owned(size).await.expect("semaphore open");
@@ -615,7 +586,7 @@ impl Pipeline {
                     };
                     metrics.page_consumed(&message.topic);
                     let (done, work) = oneshot::channel();
-                    batch.push((message, done));
+                    splitter.start(message, done);
                     let item = InFlight {
                         ticket,
                         work,
@@ -625,17 +596,7 @@ impl Pipeline {
                     if ordered_tx.send(item).await.is_err() {
                         break;
                     }
-                    if batch.len() >= SPLIT_BATCH {
-                        let split_slot = tokio::select! {
-                            _ = stop.cancelled() => break,
-                            slot = split_slots.clone().acquire_owned() => slot.expect("semaphore open"),
-                        };
-                        splitter.start(std::mem::take(&mut batch), Some(split_slot));
-                    }
                 }
-                // Pages admitted but not split yet are split still: they are tracked and in the
-                // ordered channel.
-                splitter.start(batch, None);
                 tracing::info!("stopped consuming");
             }
         };
@@ -661,7 +622,7 @@ impl Pipeline {
         });
 
         // Stage 2, at-least-once: in consumption order, enqueue each page's records, then wait
-        // for their acknowledgements in a task of their own.
+        // for their acknowledgements in delivery tasks (one per group of pages sent together).
         let produce = {
             let ctx = DeliveryContext {
                 consumer: self.consumer.clone(),
@@ -682,8 +643,9 @@ impl Pipeline {
                     transactions.run(ordered_rx).await;
                     return;
                 }
-                // Pages sent whose acknowledgements one task awaits, in order: a wake-up per batch
-                // rather than a task per page.
+                // Pages sent, handed to one delivery task per group (up to a batch) rather than a
+                // task per page; the task awaits them concurrently, so a page retrying does not
+                // hold back the others.
                 let mut sent: Vec<Sent> = Vec::new();
                 let flush = |sent: &mut Vec<Sent>| {
                     if sent.is_empty() {
@@ -692,10 +654,11 @@ impl Pipeline {
                     let pages = std::mem::take(sent);
                     let ctx = ctx.clone();
                     deliveries.spawn(async move {
-                        for page in pages {
+                        futures::future::join_all(pages.into_iter().map(|page| {
                             let span = page.span.clone();
-                            ctx.deliver(page).instrument(span).await;
-                        }
+                            ctx.deliver(page).instrument(span)
+                        }))
+                        .await;
                     });
                 };
                 loop {
@@ -719,10 +682,10 @@ impl Pipeline {
                     let split = match work.try_recv() {
                         Err(oneshot::error::TryRecvError::Empty) => {
                             flush(&mut sent);
-                            work.await
+                            work.await.map_err(|error| error.to_string())
                         }
                         Ok(done) => Ok(done),
-                        Err(oneshot::error::TryRecvError::Closed) => (&mut work).await,
+                        Err(closed @ oneshot::error::TryRecvError::Closed) => Err(closed.to_string()),
                     };
                     let (message, outcome, took) = match split {
                         Ok(done) => done,
@@ -773,9 +736,21 @@ impl Pipeline {
                     let acks = Acks::new();
                     let mut unsent = Vec::new();
                     for (index, record) in records.iter().enumerate() {
-                        if let Err(error) = ctx.sink.enqueue(record, &acks).await {
-                            tracing::warn!(error = %error, "enqueue failed; the record will be sent again");
-                            unsent.push(index);
+                        loop {
+                            match ctx.sink.try_enqueue(record, &acks) {
+                                Ok(()) => break,
+                                Err(error) if is_queue_full(&error) && !ctx.stop.is_cancelled() => {
+                                    // No room in the producer's queue: the pages already sent are
+                                    // handed over first, so their offsets do not wait for it.
+                                    flush(&mut sent);
+                                    tokio::time::sleep(QUEUE_FULL_BACKOFF).await;
+                                }
+                                Err(error) => {
+                                    tracing::warn!(error = %error, "enqueue failed; the record will be sent again");
+                                    unsent.push(index);
+                                    break;
+                                }
+                            }
                         }
                     }
                     sent.push(Sent {
@@ -939,10 +914,15 @@ impl DeliveryContext {
                 match classify(&report.error) {
                     FailureKind::Transient => {
                         // Identical records are interchangeable: the first not yet chosen.
-                        if let Some(index) =
-                            (0..records.len()).find(|index| !failed.contains(index) && report.is(&records[*index]))
-                        {
-                            failed.push(index);
+                        match (0..records.len()).find(|index| !failed.contains(index) && report.is(&records[*index])) {
+                            Some(index) => failed.push(index),
+                            None => {
+                                // Not one of the page's records (not expected): sending them
+                                // all again is safe.
+                                let rest: Vec<usize> =
+                                    (0..records.len()).filter(|index| !failed.contains(index)).collect();
+                                failed.extend(rest);
+                            }
                         }
                     }
                     FailureKind::Permanent => permanent = Some(report.error),
@@ -1082,7 +1062,7 @@ mod tests {
     }
 
     #[test]
-    fn the_split_pool_answers_every_page_of_a_batch_in_order() {
+    fn the_split_pool_answers_every_page() {
         let splitter = Splitter::spawn(
             2,
             Arc::new(Encoder::new(Framing::SingleObject)),
@@ -1097,13 +1077,11 @@ mod tests {
         let mut not_a_page = message(PAGE, 2);
         not_a_page.payload = Some(b"{\"url\": 1}".to_vec());
         let mut answers = Vec::new();
-        let mut batch = Vec::new();
         for message in [message(PAGE, 0), not_a_page, message(PAGE, 5)] {
             let (done, answer) = oneshot::channel();
-            batch.push((message, done));
+            splitter.start(message, done);
             answers.push(answer);
         }
-        splitter.start(batch, None);
         let outcomes: Vec<SplitOutcome> = answers
             .into_iter()
             .map(|answer| answer.blocking_recv().unwrap())

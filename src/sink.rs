@@ -103,6 +103,14 @@ pub fn classify_transaction(error: &KafkaError) -> TransactionFailure {
     }
 }
 
+/// How long to wait before trying again when the producer's queue is full.
+pub const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(5);
+
+/// Whether an enqueue failed only because the producer's local queue is full.
+pub fn is_queue_full(error: &KafkaError) -> bool {
+    matches!(error, KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull))
+}
+
 /// A record the broker did not acknowledge, as its delivery report gave it back.
 #[derive(Debug)]
 pub struct FailedRecord {
@@ -219,31 +227,32 @@ impl Sink {
     /// `acks`.
     pub async fn enqueue(&self, record: &OutRecord, acks: &Arc<Acks>) -> Result<(), KafkaError> {
         loop {
-            let mut base: BaseRecord<'_, [u8], [u8], Arc<Acks>> =
-                BaseRecord::with_opaque_to(&record.topic, acks.clone());
-            if let Some(key) = &record.key {
-                base = base.key(key.as_slice());
-            }
-            if let Some(payload) = &record.payload {
-                base = base.payload(payload.as_slice());
-            }
-            if let Some(headers) = &record.headers {
-                base = base.headers(headers.clone());
-            }
-            acks.sending();
-            match self.producer.send(base) {
-                Ok(()) => return Ok(()),
-                Err((error, _)) => {
-                    // Not enqueued: no report will come for it.
-                    acks.settle_one();
-                    if let KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) = error {
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    } else {
-                        return Err(error);
-                    }
-                }
+            match self.try_enqueue(record, acks) {
+                Err(error) if is_queue_full(&error) => tokio::time::sleep(QUEUE_FULL_BACKOFF).await,
+                result => return result,
             }
         }
+    }
+
+    /// Enqueues one record, or fails at once (with `QueueFull` when the local queue has no
+    /// room); its delivery report goes to `acks`.
+    pub fn try_enqueue(&self, record: &OutRecord, acks: &Arc<Acks>) -> Result<(), KafkaError> {
+        let mut base: BaseRecord<'_, [u8], [u8], Arc<Acks>> = BaseRecord::with_opaque_to(&record.topic, acks.clone());
+        if let Some(key) = &record.key {
+            base = base.key(key.as_slice());
+        }
+        if let Some(payload) = &record.payload {
+            base = base.payload(payload.as_slice());
+        }
+        if let Some(headers) = &record.headers {
+            base = base.headers(headers.clone());
+        }
+        acks.sending();
+        self.producer.send(base).map_err(|(error, _)| {
+            // Not enqueued: no report will come for it.
+            acks.settle_one();
+            error
+        })
     }
 
     /// The producer's fatal error, if it has one.
