@@ -394,7 +394,7 @@ type SplitJob = (InMessage, oneshot::Sender<SplitOutcome>);
 /// together: under load the ordered stage wakes once per batch, not once per page. The threads
 /// end when the splitter is dropped, after the pages already queued.
 struct Splitter {
-    jobs: std::sync::mpsc::Sender<SplitJob>,
+    jobs: crossbeam_channel::Sender<SplitJob>,
 }
 
 impl Splitter {
@@ -405,8 +405,7 @@ impl Splitter {
         topics: Topics,
         latest: Option<LatestQuotes>,
     ) -> std::io::Result<Self> {
-        let (jobs, queue) = std::sync::mpsc::channel::<SplitJob>();
-        let queue = Arc::new(Mutex::new(queue));
+        let (jobs, queue) = crossbeam_channel::unbounded::<SplitJob>();
         for index in 0..workers.max(1) {
             let (queue, encoder, options, topics, latest) = (
                 queue.clone(),
@@ -419,16 +418,15 @@ impl Splitter {
                 .name(format!("pagesplit-split-{index}"))
                 .spawn(move || {
                     let mut batch = Vec::with_capacity(SPLIT_BATCH);
-                    loop {
-                        {
-                            let queue = queue.lock().expect("split queue lock");
-                            let Ok(first) = queue.recv() else { break };
-                            batch.push(first);
-                            while batch.len() < SPLIT_BATCH {
-                                let Ok(next) = queue.try_recv() else { break };
-                                batch.push(next);
-                            }
+                    let take_waiting = |batch: &mut Vec<SplitJob>| {
+                        while batch.len() < SPLIT_BATCH {
+                            let Ok(next) = queue.try_recv() else { break };
+                            batch.push(next);
                         }
+                    };
+                    while let Ok(first) = queue.recv() {
+                        batch.push(first);
+                        take_waiting(&mut batch);
                         split_batch(&mut batch, &options, &encoder, &topics, latest.as_ref());
                     }
                 })?;
