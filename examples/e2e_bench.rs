@@ -65,10 +65,6 @@ struct Cli {
     /// Directory for the JSON results and the worker logs.
     #[arg(long, global = true, default_value = "target/bench-e2e")]
     out: PathBuf,
-    /// Cap on the blocking-pool threads of the runtime that runs pagesplit in-process (tokio's
-    /// default is 512; the worker binary uses the default), to compare the two.
-    #[arg(long, global = true)]
-    max_blocking_threads: Option<usize>,
     #[command(subcommand)]
     command: Bench,
 }
@@ -160,12 +156,7 @@ struct BacklogArgs {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     std::fs::create_dir_all(&cli.out).with_context(|| format!("failed to create {}", cli.out.display()))?;
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    runtime.enable_all();
-    if let Some(threads) = cli.max_blocking_threads {
-        runtime.max_blocking_threads(threads);
-    }
-    let runtime = runtime.build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let mut run = BenchRun::new(&cli.bootstrap, &cli.out, runtime.handle().clone())?;
     eprintln!("run {} against {}", run.id, run.bootstrap);
     let result = match &cli.command {
@@ -254,26 +245,19 @@ fn throughput(run: &mut BenchRun, args: &ThroughputArgs) -> anyhow::Result<Json>
     }
     if args.contenders.contains(&Contender::Pagesplit) {
         let events = preloaded.events as i64;
-        pagesplit_run(
-            run,
-            &input,
-            &input_ends,
-            args.pages,
-            events,
-            partitions,
-            false,
-            &mut report,
-        )?;
-        pagesplit_run(
-            run,
-            &input,
-            &input_ends,
-            args.pages,
-            events,
-            partitions,
-            true,
-            &mut report,
-        )?;
+        // Without the latest-quote topic (the Python reference's records), then with it.
+        for with_latest in [false, true] {
+            pagesplit_run(
+                run,
+                &input,
+                &input_ends,
+                args.pages,
+                events,
+                partitions,
+                with_latest,
+                &mut report,
+            )?;
+        }
     }
     if let (Some(python), true) = (&args.python, args.contenders.contains(&Contender::Python)) {
         python_run(

@@ -303,11 +303,6 @@ impl Sink {
     pub fn abort_transaction(&self, timeout: Duration) -> Result<(), KafkaError> {
         self.producer.abort_transaction(timeout)
     }
-
-    /// The underlying producer (for metadata queries).
-    pub fn producer(&self) -> &ThreadedProducer<SinkContext> {
-        &self.producer
-    }
 }
 
 #[cfg(test)]
