@@ -434,8 +434,9 @@ impl Splitter {
         Ok(Self { jobs })
     }
 
-    /// Queues a page for the pool. Should splitting panic, the thread ends and the page's sender
-    /// is dropped: its receiver learns that the page was not split (and the worker stops).
+    /// Queues a page for the pool. A panic while splitting a page is its failure
+    /// ([`split_guarded`]); should a thread end anyway, the senders of its pages are dropped:
+    /// their receivers learn that the pages were not split (and the worker stops).
     fn start(&self, message: InMessage, done: oneshot::Sender<SplitOutcome>) {
         let _ = self.jobs.send((message, done));
     }
@@ -451,7 +452,7 @@ fn split_batch(
     let mut outcomes = Vec::with_capacity(batch.len());
     for (message, done) in batch.drain(..) {
         let started = Instant::now();
-        let mut outcome = split_message(&message, options, encoder, topics);
+        let mut outcome = split_guarded(|| split_message(&message, options, encoder, topics));
         if let (Ok(split), Some(latest)) = (&mut outcome, latest) {
             add_latest_quotes(split, latest);
         }
@@ -460,6 +461,25 @@ fn split_batch(
     for (done, outcome) in outcomes {
         let _ = done.send(outcome);
     }
+}
+
+/// Runs `split`, turning a panic (a parser bug some page runs into) into a failure with code
+/// `split_panicked`: the page is dead-lettered with the panic's message and the thread goes on
+/// with the next page. Left to stop the worker, the same page would stop it again after every
+/// restart.
+fn split_guarded(split: impl FnOnce() -> Result<Split, Failure>) -> Result<Split, Failure> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(split)).unwrap_or_else(|panic| {
+        let reason = panic
+            .downcast_ref::<&str>()
+            .map(|reason| (*reason).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_owned());
+        Err(Failure {
+            stage: Stage::Parse,
+            code: "split_panicked",
+            message: format!("splitting the page panicked: {reason}"),
+        })
+    })
 }
 
 /// A page whose records are being split or sent, with the permits that bound work in flight.
@@ -688,10 +708,10 @@ impl Pipeline {
                     let (message, outcome, took) = match split {
                         Ok(done) => done,
                         Err(error) => {
-                            // A panic in the parser must not lose the page: it stays pending and
-                            // is consumed again after a restart.
+                            // A split thread ended without answering (a panic outside a page's
+                            // split): the page stays pending and is consumed again after a restart.
                             *ctx.fatal.lock().expect("fatal lock") =
-                                Some(anyhow::anyhow!("page splitting panicked: {error}"));
+                                Some(anyhow::anyhow!("a split thread ended without answering: {error}"));
                             ctx.stop.cancel();
                             break;
                         }
@@ -1098,6 +1118,25 @@ mod tests {
         );
         assert_eq!(outcomes[1].1.as_ref().unwrap_err().code, "invalid_envelope");
         assert_eq!(outcomes[2].1.as_ref().unwrap().quotes, 34);
+    }
+
+    #[test]
+    fn a_panic_while_splitting_is_the_page_s_failure() {
+        let failure = split_guarded(|| panic!("index 7 out of range")).unwrap_err();
+        assert_eq!(
+            failure,
+            Failure {
+                stage: Stage::Parse,
+                code: "split_panicked",
+                message: "splitting the page panicked: index 7 out of range".to_owned(),
+            }
+        );
+        let symbol = "PSO";
+        let failure = split_guarded(|| panic!("no quote for {symbol}")).unwrap_err();
+        assert_eq!(failure.message, "splitting the page panicked: no quote for PSO");
+        let encoder = Encoder::new(Framing::SingleObject);
+        let split = split_guarded(|| split_message(&message(PAGE, 3), &ParseOptions::default(), &encoder, &topics()));
+        assert_eq!(split.unwrap().quotes, 34);
     }
 
     #[test]
