@@ -687,8 +687,20 @@ impl Config {
                 return bad(key, format!("`{topic}` is not a valid Kafka topic name"));
             }
         }
-        if self.topics.dead_letter == self.topics.input {
-            return bad("topics.dead_letter", "must differ from topics.input");
+        // An output that is also the input (or another output) would feed events back in as
+        // pages, or mix two schemas in one topic.
+        let outputs = [
+            ("topics.quotes", &self.topics.quotes),
+            ("topics.articles", &self.topics.articles),
+            ("topics.dead_letter", &self.topics.dead_letter),
+        ];
+        for (index, (key, topic)) in outputs.iter().enumerate() {
+            if *topic == &self.topics.input {
+                return bad(key, format!("must differ from topics.input (`{topic}`)"));
+            }
+            if let Some((other, _)) = outputs[..index].iter().find(|(_, earlier)| earlier == topic) {
+                return bad(key, format!("must differ from {other} (`{topic}`)"));
+            }
         }
         if let Some(latest) = self.topics.quotes_latest() {
             if latest.len() > 249 || !latest.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
@@ -800,6 +812,19 @@ impl Config {
                     return bad(
                         key,
                         format!("`{managed}` is set by pagesplit itself; use the typed key instead"),
+                    );
+                }
+            }
+            // What the delivery guarantee rests on: offsets are committed for records that every
+            // in-sync replica stored, written once each.
+            for guarantee in ["acks", "enable.idempotence", "enable.auto.commit"] {
+                if options.contains_key(guarantee) {
+                    return bad(
+                        key,
+                        format!(
+                            "`{guarantee}` is set by pagesplit itself: its delivery guarantee \
+                             rests on it (see delivery.mode)"
+                        ),
                     );
                 }
             }
@@ -1162,6 +1187,40 @@ mod tests {
         assert!(error.to_string().contains("pipeline.drain_timeout_ms"), "{error}");
         let error = Config::from_toml_str("[encoding]\nformat = \"xml\"\n").unwrap_err();
         assert!(error.to_string().contains("format"), "{error}");
+    }
+
+    #[test]
+    fn an_output_topic_may_not_be_the_input_or_another_output() {
+        let error = Config::from_toml_str("[topics]\nquotes = \"pages.raw\"\n").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid value for `topics.quotes`: must differ from topics.input (`pages.raw`)"
+        );
+        let error = Config::from_toml_str("[topics]\narticles = \"market.quotes.v1\"\n").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid value for `topics.articles`: must differ from topics.quotes (`market.quotes.v1`)"
+        );
+        let error = Config::from_toml_str("[topics]\ninput = \"pagesplit.dlq.v1\"\n").unwrap_err();
+        let error = error.to_string();
+        assert!(
+            error.starts_with("invalid value for `topics.dead_letter`: must differ from topics.input"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn raw_options_may_not_weaken_the_delivery_guarantee() {
+        for (section, key) in [
+            ("kafka.producer_options", "acks"),
+            ("kafka.options", "enable.idempotence"),
+            ("kafka.consumer_options", "enable.auto.commit"),
+        ] {
+            let error = Config::from_toml_str(&format!("[{section}]\n\"{key}\" = \"0\"\n")).unwrap_err();
+            let error = error.to_string();
+            let expected = format!("invalid value for `{section}`: `{key}` is set by pagesplit itself");
+            assert!(error.starts_with(&expected), "{error}");
+        }
     }
 
     #[test]
