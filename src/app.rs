@@ -293,6 +293,7 @@ pub async fn prepare_topics(config: &Config) -> anyhow::Result<()> {
     let latest = config.topics.quotes_latest();
     names.extend(latest);
     if config.topics.create {
+        let max_record_bytes = config.max_record_bytes().to_string();
         let new_topics: Vec<NewTopic<'_>> = names
             .iter()
             .map(|name| {
@@ -303,6 +304,9 @@ pub async fn prepare_topics(config: &Config) -> anyhow::Result<()> {
                 );
                 if Some(*name) == latest {
                     topic.set(CLEANUP_POLICY, "compact")
+                } else if *name == config.topics.articles || *name == config.topics.dead_letter {
+                    // A page's article, or its dead letter, may be as large as the page.
+                    topic.set("max.message.bytes", &max_record_bytes)
                 } else {
                     topic
                 }

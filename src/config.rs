@@ -580,6 +580,12 @@ impl Default for DeliveryConfig {
     }
 }
 
+/// How long librdkafka tries to deliver a record (`0`: until delivered).
+const MESSAGE_TIMEOUT: &str = "message.timeout.ms";
+
+/// The largest `parse.max_page_bytes`: Kafka records far larger are impractical.
+pub const MAX_PAGE_BYTES_LIMIT: usize = 256 << 20;
+
 /// librdkafka's default `transaction.timeout.ms` (60 s).
 const fn default_transaction_timeout_ms() -> u64 {
     60_000
@@ -759,8 +765,11 @@ impl Config {
                 format!("must be one of {}", LEVELS[1..].join(", ")),
             );
         }
-        if self.parse.max_page_bytes == 0 {
-            return bad("parse.max_page_bytes", "must be greater than 0");
+        if self.parse.max_page_bytes == 0 || self.parse.max_page_bytes > MAX_PAGE_BYTES_LIMIT {
+            return bad(
+                "parse.max_page_bytes",
+                format!("must be between 1 and {MAX_PAGE_BYTES_LIMIT} (256 MiB)"),
+            );
         }
         if self.pipeline.max_in_flight_pages == 0 {
             return bad("pipeline.max_in_flight_pages", "must be greater than 0");
@@ -1061,8 +1070,25 @@ impl Config {
                 "transaction.timeout.ms",
                 self.delivery.transaction_timeout_ms.to_string(),
             );
+        } else if !self.kafka.options.contains_key(MESSAGE_TIMEOUT)
+            && !self.kafka.producer_options.contains_key(MESSAGE_TIMEOUT)
+        {
+            // At-least-once: librdkafka retries a record until the brokers take it, in order
+            // (idempotent), however long they are away; the page's offset is held meanwhile.
+            // Records given back after a timeout and sent again by pagesplit could land after
+            // newer records of their partition (a stale latest quote in a compacted topic).
+            config.set(MESSAGE_TIMEOUT, "0");
         }
         config
+    }
+
+    /// The largest record pagesplit writes (the producer's `message.max.bytes`, and the
+    /// `max.message.bytes` of the article and dead-letter topics it creates): a page of
+    /// `parse.max_page_bytes`, its headers and framing fit, so its article or its dead letter is
+    /// written whole. A record refused anyway (a topic with a lower limit) dead-letters its page;
+    /// a dead letter refused goes without the page's bytes.
+    pub fn max_record_bytes(&self) -> usize {
+        (self.parse.max_page_bytes + (1 << 20)).max(1_000_000)
     }
 
     /// The producer's settings without a `transactional.id` (admin clients, metadata).
@@ -1074,7 +1100,8 @@ impl Config {
             .set("linger.ms", "5")
             .set("compression.type", "lz4")
             .set("queue.buffering.max.messages", "100000")
-            .set("queue.buffering.max.kbytes", "32768");
+            .set("queue.buffering.max.kbytes", "32768")
+            .set("message.max.bytes", self.max_record_bytes().to_string());
         apply(&mut config, &self.kafka.options);
         apply(&mut config, &self.kafka.producer_options);
         config
@@ -1248,6 +1275,9 @@ mod delivery_and_security_tests {
         assert_eq!(config.transactional_id(), None);
         assert_eq!(config.consumer_config().get("enable.auto.commit"), Some("true"));
         assert_eq!(config.producer_config().get("transactional.id"), None);
+        assert_eq!(config.producer_config().get("message.timeout.ms"), Some("0"));
+        let config = Config::from_toml_str("[kafka.producer_options]\n\"message.timeout.ms\" = \"600000\"\n").unwrap();
+        assert_eq!(config.producer_config().get("message.timeout.ms"), Some("600000"));
     }
 
     #[test]
@@ -1262,6 +1292,8 @@ mod delivery_and_security_tests {
             Some("pagesplit-prices-worker-0")
         );
         assert_eq!(config.producer_config().get("transaction.timeout.ms"), Some("60000"));
+        // librdkafka bounds it by the transaction timeout.
+        assert_eq!(config.producer_config().get("message.timeout.ms"), None);
         assert_eq!(config.admin_config().get("transactional.id"), None);
         assert_eq!(config.consumer_config().get("enable.auto.commit"), Some("false"));
     }

@@ -132,7 +132,12 @@ pub fn wait_committed(
 /// The current end (high watermark) of every partition of a topic. Retries for a while: a
 /// topic created a moment ago may not have a partition leader yet.
 pub fn end_offsets(bootstrap: &str, topic: &str) -> anyhow::Result<Positions> {
-    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).create()?;
+    end_offsets_with(ClientConfig::new().set("bootstrap.servers", bootstrap), topic)
+}
+
+/// [`end_offsets`] with a client's settings (security, raw librdkafka options).
+pub fn end_offsets_with(client: &ClientConfig, topic: &str) -> anyhow::Result<Positions> {
+    let consumer: BaseConsumer = client.create()?;
     let started = Instant::now();
     loop {
         match try_end_offsets(&consumer, topic) {
@@ -179,6 +184,8 @@ pub struct ReadRecord {
     pub value: Vec<u8>,
     /// Headers (name, value as text).
     pub headers: Vec<(String, String)>,
+    /// Headers as written (name, value bytes or null).
+    pub raw_headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
 /// Reads every record of `topic` from `from` (per partition; missing = beginning) up to the
@@ -189,11 +196,24 @@ pub fn read_records(
     from: &Positions,
     deadline: Duration,
 ) -> anyhow::Result<Vec<ReadRecord>> {
-    use rdkafka::message::Headers as _;
-    let ends = end_offsets(bootstrap, topic)?;
-    let consumer: BaseConsumer = ClientConfig::new()
+    let mut client = ClientConfig::new();
+    client
         .set("bootstrap.servers", bootstrap)
-        .set("group.id", "pagesplit-reader")
+        .set("group.id", "pagesplit-reader");
+    read_records_with(client, topic, from, deadline)
+}
+
+/// [`read_records`] with a client's settings (security, raw librdkafka options); the reader
+/// commits nothing and sees committed transactions only.
+pub fn read_records_with(
+    mut client: ClientConfig,
+    topic: &str,
+    from: &Positions,
+    deadline: Duration,
+) -> anyhow::Result<Vec<ReadRecord>> {
+    use rdkafka::message::Headers as _;
+    let ends = end_offsets_with(&client, topic)?;
+    let consumer: BaseConsumer = client
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         // Transactional topics end in commit markers that are never delivered: the end of a
@@ -260,6 +280,15 @@ pub fn read_records(
                                     .unwrap_or_default(),
                             )
                         })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            raw_headers: message
+                .headers()
+                .map(|headers| {
+                    headers
+                        .iter()
+                        .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
                         .collect()
                 })
                 .unwrap_or_default(),

@@ -6,9 +6,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::ClientConfig;
 
-use crate::demo::{read_records, Positions, ReadRecord};
+use crate::config::Config;
+use crate::demo::{read_records_with, Positions, ReadRecord};
 use crate::pipeline::dead_letter_headers;
 
 /// Which dead letters to replay.
@@ -41,41 +41,62 @@ pub struct ReplaySummary {
     pub read: usize,
     /// Dead letters that passed the filter and were published and acknowledged.
     pub replayed: usize,
+    /// Dead letters that passed the filter but hold no value (header `pagesplit.value.omitted`):
+    /// not published; their pages are at the source offsets their headers name.
+    pub omitted: usize,
 }
 
-/// Reads the dead-letter topic from the beginning to its current end and publishes the
+/// Reads `config`'s dead-letter topic from the beginning to its current end and publishes the
 /// original key, value and headers (without pagesplit's own headers) of the selected records to
-/// `to_topic`.
-pub async fn replay(
-    bootstrap: &str,
-    dead_letter_topic: &str,
-    to_topic: &str,
-    filter: &ReplayFilter,
-) -> anyhow::Result<ReplaySummary> {
+/// `to_topic`, with the worker's client settings (brokers, security, raw options).
+pub async fn replay(config: &Config, to_topic: &str, filter: &ReplayFilter) -> anyhow::Result<ReplaySummary> {
     let records = {
-        let (bootstrap, topic) = (bootstrap.to_owned(), dead_letter_topic.to_owned());
+        let mut reader = config.consumer_config();
+        reader.set("group.id", format!("{}-dlq-replay", config.kafka.group_id));
+        let topic = config.topics.dead_letter.clone();
         tokio::task::spawn_blocking(move || {
-            read_records(&bootstrap, &topic, &Positions::new(), Duration::from_secs(120))
+            read_records_with(reader, &topic, &Positions::new(), Duration::from_secs(120))
         })
         .await
         .context("reader task panicked")??
     };
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("enable.idempotence", "true")
-        .create()
-        .context("failed to create a producer")?;
-    let selected: Vec<&ReadRecord> = records.iter().filter(|record| filter.accepts(record)).collect();
+    // The producer's settings without a transactional id: idempotent, acks from all replicas.
+    let producer: FutureProducer = config.admin_config().create().context("failed to create a producer")?;
+    let (selected, omitted): (Vec<&ReadRecord>, Vec<&ReadRecord>) = records
+        .iter()
+        .filter(|record| filter.accepts(record))
+        .partition(|record| {
+            !record
+                .headers
+                .iter()
+                .any(|(name, _)| name == dead_letter_headers::VALUE_OMITTED)
+        });
+    for record in &omitted {
+        let header = |name: &str| {
+            record
+                .headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or("?", |(_, v)| v.as_str())
+        };
+        tracing::warn!(
+            source_topic = header(dead_letter_headers::SOURCE_TOPIC),
+            source_partition = header(dead_letter_headers::SOURCE_PARTITION),
+            source_offset = header(dead_letter_headers::SOURCE_OFFSET),
+            omitted = header(dead_letter_headers::VALUE_OMITTED),
+            "dead letter without its value not replayed; the page is at its source offset"
+        );
+    }
     for record in &selected {
         let mut headers = OwnedHeaders::new();
         for (name, value) in record
-            .headers
+            .raw_headers
             .iter()
             .filter(|(name, _)| !name.starts_with("pagesplit."))
         {
             headers = headers.insert(Header {
                 key: name,
-                value: Some(value.as_bytes()),
+                value: value.as_deref(),
             });
         }
         let mut out: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(to_topic).headers(headers);
@@ -93,5 +114,6 @@ pub async fn replay(
     Ok(ReplaySummary {
         read: records.len(),
         replayed: selected.len(),
+        omitted: omitted.len(),
     })
 }

@@ -110,17 +110,18 @@ fn main() -> ExitCode {
             } => {
                 let to = to.unwrap_or_else(|| config.topics.input.clone());
                 let filter = pagesplit::dlq::ReplayFilter { codes, stage };
-                let summary = pagesplit::dlq::replay(
-                    &config.kafka.bootstrap_servers,
-                    &config.topics.dead_letter,
-                    &to,
-                    &filter,
-                )
-                .await?;
+                let summary = pagesplit::dlq::replay(&config, &to, &filter).await?;
                 println!(
                     "replayed {} of {} dead letters from {} to {to}",
                     summary.replayed, summary.read, config.topics.dead_letter
                 );
+                if summary.omitted > 0 {
+                    println!(
+                        "{} selected dead letter(s) hold no value (pagesplit.value.omitted): not replayed; \
+                         their pages are at the source offsets logged above",
+                        summary.omitted
+                    );
+                }
                 Ok(())
             }
             Command::Split { .. } | Command::Config { .. } | Command::Completions { .. } => {

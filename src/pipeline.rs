@@ -317,12 +317,27 @@ pub mod dead_letter_headers {
     pub const ERROR_MESSAGE: &str = "pagesplit.error.message";
     /// Version of pagesplit that wrote it.
     pub const VERSION: &str = "pagesplit.version";
+    /// Present when the original value is left out (the dead letter with it was rejected, e.g.
+    /// as too large): its size in bytes and why. The page is still at its source offset.
+    pub const VALUE_OMITTED: &str = "pagesplit.value.omitted";
 }
 
 /// Pure: the dead letter of a message: its original key, value and headers, plus the reason.
 pub fn dead_letter(message: &InMessage, failure: &Failure, topic: &str) -> OutRecord {
+    dead_letter_with(message, failure, topic, None)
+}
+
+/// Pure: the dead letter of a message whose full dead letter was rejected for good (`why`, e.g.
+/// too large for the dead-letter topic): the same key and headers, no value, and a
+/// [`VALUE_OMITTED`](dead_letter_headers::VALUE_OMITTED) header with the value's size and `why`.
+pub fn dead_letter_without_value(message: &InMessage, failure: &Failure, topic: &str, why: &str) -> OutRecord {
+    let size = message.payload.as_ref().map_or(0, Vec::len);
+    dead_letter_with(message, failure, topic, Some(format!("{size} bytes: {why}")))
+}
+
+fn dead_letter_with(message: &InMessage, failure: &Failure, topic: &str, omitted: Option<String>) -> OutRecord {
     use dead_letter_headers as h;
-    let mut headers = OwnedHeaders::new_with_capacity(message.headers.len() + 8);
+    let mut headers = OwnedHeaders::new_with_capacity(message.headers.len() + 9);
     for (name, value) in &message.headers {
         headers = headers.insert(Header {
             key: name,
@@ -347,10 +362,20 @@ pub fn dead_letter(message: &InMessage, failure: &Failure, topic: &str) -> OutRe
             value: Some(value),
         });
     }
+    let payload = match &omitted {
+        None => message.payload.clone(),
+        Some(omitted) => {
+            headers = headers.insert(Header {
+                key: h::VALUE_OMITTED,
+                value: Some(omitted.as_str()),
+            });
+            None
+        }
+    };
     OutRecord {
         topic: topic.into(),
         key: message.key.clone(),
-        payload: message.payload.clone(),
+        payload,
         headers: Some(headers),
     }
 }
@@ -573,10 +598,21 @@ impl Pipeline {
                                     _ = shutdown.cancelled() => break None,
                                     _ = stop.cancelled() => break None,
                                     permits = acquire() => break Some(permits),
-                                    received = consumer.recv() => {
-                                        if let Ok(received) = received {
+                                    received = consumer.recv() => match received {
+                                        Ok(received) => {
                                             stash.push_back(InMessage::from_borrowed(&received));
+                                            // From a partition assigned since the pause (or
+                                            // prefetched before it): pause the whole assignment
+                                            // again, so the stash holds at most what was fetched.
+                                            set_paused(&consumer, true);
                                         }
+                                        Err(rdkafka::error::KafkaError::MessageConsumptionFatal(code)) => {
+                                            *fatal.lock().expect("fatal lock") =
+                                                Some(anyhow::anyhow!("fatal consumer error: {code}"));
+                                            stop.cancel();
+                                            break None;
+                                        }
+                                        Err(error) => tracing::warn!(error = %error, "consumer error"),
                                     }
                                 }
                             };
@@ -723,7 +759,7 @@ impl Pipeline {
                         offset = message.offset,
                         url = tracing::field::Empty,
                     );
-                    let (records, counts, fetched_at) = match outcome {
+                    let (records, counts, fetched_at, dead_lettered) = match outcome {
                         Ok(mut split) => {
                             span.record("url", split.url.as_str());
                             ctx.metrics.page_processed(took, split.boilerplate_lines);
@@ -740,7 +776,7 @@ impl Pipeline {
                                 counts.quotes -= unchanged;
                                 counts.unchanged_quotes = unchanged;
                             }
-                            (split.records, counts, Some(split.fetched_at))
+                            (split.records, counts, Some(split.fetched_at), None)
                         }
                         Err(failure) => {
                             let record = dead_letter(&message, &failure, &ctx.topics.dead_letter);
@@ -748,11 +784,12 @@ impl Pipeline {
                                 ctx.metrics
                                     .page_dead_lettered(failure.stage, failure.code, &failure.message)
                             });
-                            (vec![record], PageCounts::default(), None)
+                            (vec![record], PageCounts::default(), None, Some(failure))
                         }
                     };
                     let acks = Acks::new();
                     let mut unsent = Vec::new();
+                    let mut rejected = None;
                     for (index, record) in records.iter().enumerate() {
                         loop {
                             match ctx.sink.try_enqueue(record, &acks) {
@@ -763,12 +800,21 @@ impl Pipeline {
                                     flush(&mut sent);
                                     tokio::time::sleep(QUEUE_FULL_BACKOFF).await;
                                 }
+                                Err(error) if classify(&error) == FailureKind::Permanent => {
+                                    // Refused for good (larger than `message.max.bytes`): the
+                                    // page is dead-lettered once its other records settle.
+                                    rejected = Some(error);
+                                    break;
+                                }
                                 Err(error) => {
                                     tracing::warn!(error = %error, "enqueue failed; the record will be sent again");
                                     unsent.push(index);
                                     break;
                                 }
                             }
+                        }
+                        if rejected.is_some() {
+                            break;
                         }
                     }
                     sent.push(Sent {
@@ -777,6 +823,8 @@ impl Pipeline {
                         records,
                         acks,
                         unsent,
+                        rejected,
+                        dead_lettered,
                         counts,
                         fetched_at,
                         span,
@@ -876,8 +924,12 @@ struct Sent {
     message: InMessage,
     records: Vec<OutRecord>,
     acks: Arc<Acks>,
-    /// Records that could not be enqueued.
+    /// Records that could not be enqueued (for now).
     unsent: Vec<usize>,
+    /// Why a record was refused for good when enqueued.
+    rejected: Option<rdkafka::error::KafkaError>,
+    /// Why the page is dead-lettered, when `records` is its dead letter.
+    dead_lettered: Option<Failure>,
     counts: PageCounts,
     fetched_at: Option<chrono::DateTime<chrono::Utc>>,
     span: tracing::Span,
@@ -911,12 +963,15 @@ impl DeliveryContext {
             mut records,
             acks,
             mut unsent,
+            mut rejected,
+            mut dead_lettered,
             mut counts,
             fetched_at,
             span: _,
             _permits,
         } = sent;
         let mut backoff = self.backoff;
+        let mut without_value = false;
         loop {
             let reported = tokio::select! {
                 reported = acks.settled() => reported,
@@ -927,7 +982,7 @@ impl DeliveryContext {
                 }
             };
             let mut failed = std::mem::take(&mut unsent);
-            let mut permanent = None;
+            let mut permanent = rejected.take();
             for report in reported {
                 match classify(&report.error) {
                     FailureKind::Transient => {
@@ -956,6 +1011,33 @@ impl DeliveryContext {
                     }
                 }
             }
+            if let (Some(error), Some(failure)) = (&permanent, &dead_lettered) {
+                // The dead letter itself can never be delivered (too large for the topic): once
+                // more without the page's bytes, which stay at their source offset.
+                if without_value {
+                    tracing::error!(error = %error, "the dead-letter topic rejects dead letters; stopping");
+                    *self.fatal.lock().expect("fatal lock") = Some(anyhow::anyhow!(
+                        "topic {} rejected the dead letter of {}/{} offset {} even without its value: {error}",
+                        self.topics.dead_letter,
+                        message.topic,
+                        message.partition,
+                        message.offset
+                    ));
+                    self.stop.cancel();
+                    return;
+                }
+                tracing::warn!(error = %error, "dead letter rejected; sending it without the page's bytes");
+                without_value = true;
+                let why = format!("the dead letter was rejected: {error}");
+                records = vec![dead_letter_without_value(
+                    &message,
+                    failure,
+                    &self.topics.dead_letter,
+                    &why,
+                )];
+                unsent = vec![0];
+                continue;
+            }
             if let Some(error) = permanent {
                 // An event can never be delivered: the page goes to the dead-letter topic instead.
                 // Events already delivered stay (consumers de-duplicate by event_id on replay).
@@ -976,6 +1058,7 @@ impl DeliveryContext {
                     }
                 }
                 records = vec![dead_letter(&message, &failure, &self.topics.dead_letter)];
+                dead_lettered = Some(failure);
                 unsent = vec![0];
                 counts = PageCounts::default();
                 continue;
@@ -999,8 +1082,13 @@ impl DeliveryContext {
             }
             backoff = (backoff * 2).min(self.backoff_max);
             for index in failed {
-                if self.sink.enqueue(&records[index], &acks).await.is_err() {
-                    unsent.push(index);
+                match self.sink.enqueue(&records[index], &acks).await {
+                    Ok(()) => {}
+                    Err(error) if classify(&error) == FailureKind::Permanent => {
+                        rejected = Some(error);
+                        break;
+                    }
+                    Err(_) => unsent.push(index),
                 }
             }
         }

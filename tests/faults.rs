@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use harness::{wait_for, OwnBroker, Publisher, Worker, WorkerOptions};
-use pagesplit::config::{Config, EncodingFormat};
+use pagesplit::config::{Config, DeliveryMode, EncodingFormat};
 use pagesplit::demo::{end_offsets, publish_pages, read_records, PageToPublish, Positions};
 use tokio_util::sync::CancellationToken;
 
@@ -290,10 +290,15 @@ async fn poison_messages_are_dead_lettered_with_their_codes_and_the_worker_goes_
         codes: vec!["empty_body".into()],
         stage: None,
     };
-    let summary = pagesplit::dlq::replay(&bootstrap, &config.topics.dead_letter, &replay_topic, &filter)
-        .await
-        .unwrap();
-    assert_eq!(summary, pagesplit::dlq::ReplaySummary { read: 5, replayed: 1 });
+    let summary = pagesplit::dlq::replay(&config, &replay_topic, &filter).await.unwrap();
+    assert_eq!(
+        summary,
+        pagesplit::dlq::ReplaySummary {
+            read: 5,
+            replayed: 1,
+            omitted: 0
+        }
+    );
     let replayed = read_records(&bootstrap, &replay_topic, &Positions::new(), Duration::from_secs(30)).unwrap();
     assert_eq!(replayed.len(), 1);
     assert_eq!(replayed[0].value, poison[4].1.clone().unwrap());
@@ -302,6 +307,200 @@ async fn poison_messages_are_dead_lettered_with_their_codes_and_the_worker_goes_
         .headers
         .iter()
         .all(|(name, _)| !name.starts_with("pagesplit.")));
+    common::delete_topics(&config).await;
+}
+
+/// Bytes that neither parse as an envelope nor compress (so the broker sees their full size).
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed;
+    let mut bytes = b"not an envelope ".to_vec();
+    while bytes.len() < len {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        bytes.extend_from_slice(&state.to_le_bytes());
+    }
+    bytes.truncate(len);
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_refused_as_too_large_dead_letter_their_page_and_a_refused_dead_letter_goes_without_its_value() {
+    records_refused_as_too_large(DeliveryMode::AtLeastOnce).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_once_too_records_refused_as_too_large_dead_letter_their_page() {
+    records_refused_as_too_large(DeliveryMode::ExactlyOnce).await;
+}
+
+async fn records_refused_as_too_large(mode: DeliveryMode) {
+    let mut config = common::test_config("too-large", EncodingFormat::SingleObject);
+    config.topics.partitions = 1;
+    config.delivery.mode = mode;
+    config.delivery.instance_id = "test".to_owned();
+    // The producer refuses records over 40,000 bytes when they are enqueued; the dead-letter
+    // topic, created here first, refuses batches over 10,000 bytes when they arrive.
+    config
+        .kafka
+        .producer_options
+        .insert("message.max.bytes".to_owned(), "40000".to_owned());
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &config.kafka.bootstrap_servers)
+        .create()
+        .unwrap();
+    let dead_letter_topic = rdkafka::admin::NewTopic::new(
+        &config.topics.dead_letter,
+        1,
+        rdkafka::admin::TopicReplication::Fixed(1),
+    )
+    .set("max.message.bytes", "10000");
+    let created = admin
+        .create_topics([&dead_letter_topic], &rdkafka::admin::AdminOptions::new())
+        .await
+        .unwrap();
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+
+    let shutdown = CancellationToken::new();
+    let running = pagesplit::app::start(config.clone(), shutdown.clone()).await.unwrap();
+    let bootstrap = config.kafka.bootstrap_servers.clone();
+    let good = pages("too-large", 2);
+    // An article of 60,000 bytes of words: refused when enqueued, and so is its dead letter.
+    let words: String = (0..12_000).map(|n| format!("w{:03} ", n % 997)).collect();
+    let long_article = PageToPublish {
+        url: "https://www.brecorder.com/too-large/long".to_owned(),
+        fetched_at: Utc::now(),
+        content_type: "text/plain".to_owned(),
+        body: format!("KARACHI: A long report.\n\n{words}\n"),
+    };
+    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    // 20,000 bytes: its dead letter passes the producer, the dead-letter topic refuses it.
+    let refused_by_topic = noise(20_000, 1);
+    // 50,000 bytes: its dead letter is refused when enqueued.
+    let refused_by_producer = noise(50_000, 2);
+    let mut positions = publish_pages(&bootstrap, &config.topics.input, &good[..1])
+        .await
+        .unwrap();
+    for value in [&refused_by_topic, &refused_by_producer] {
+        let record = rdkafka::producer::FutureRecord::<str, [u8]>::to(&config.topics.input)
+            .key("noise")
+            .payload(value.as_slice());
+        let delivered = producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+        merge(
+            &mut positions,
+            BTreeMap::from([(delivered.partition, delivered.offset)]),
+        );
+    }
+    merge(
+        &mut positions,
+        publish_pages(&bootstrap, &config.topics.input, std::slice::from_ref(&long_article))
+            .await
+            .unwrap(),
+    );
+    merge(
+        &mut positions,
+        publish_pages(&bootstrap, &config.topics.input, &good[1..])
+            .await
+            .unwrap(),
+    );
+    common::wait_for_commit(&config, &positions, Duration::from_secs(60)).await;
+
+    let mut dead = read_records(
+        &bootstrap,
+        &config.topics.dead_letter,
+        &Positions::new(),
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    // A dead letter sent again without its value may land after the next page's.
+    let source_offset = |record: &pagesplit::demo::ReadRecord| {
+        record
+            .headers
+            .iter()
+            .find(|(name, _)| name == "pagesplit.source.offset")
+            .and_then(|(_, value)| value.parse::<i64>().ok())
+    };
+    dead.sort_by_key(source_offset);
+    let header = |index: usize, name: &str| {
+        dead[index]
+            .headers
+            .iter()
+            .find(|(header, _)| header == name)
+            .map(|(_, value)| value.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(dead.len(), 3, "one dead letter per refused page, none twice");
+    let long_envelope_bytes = pagesplit::envelope::encode_envelope(
+        &long_article.url,
+        long_article.fetched_at,
+        &long_article.content_type,
+        &long_article.body,
+    )
+    .len();
+    for (index, (code, size)) in [
+        ("not_an_envelope", refused_by_topic.len()),
+        ("not_an_envelope", refused_by_producer.len()),
+        ("event_rejected_by_broker", long_envelope_bytes),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assert_eq!(header(index, "pagesplit.error.code"), code, "dead letter {index}");
+        assert!(dead[index].value.is_empty(), "dead letter {index} holds no value");
+        let omitted = header(index, "pagesplit.value.omitted");
+        assert!(
+            omitted.starts_with(&format!("{size} bytes: the dead letter was rejected: ")),
+            "dead letter {index}: {omitted}"
+        );
+        assert!(omitted.contains("too large"), "dead letter {index}: {omitted}");
+    }
+    assert_eq!(
+        dead.iter().map(source_offset).collect::<Vec<_>>(),
+        [Some(1), Some(2), Some(3)]
+    );
+    assert_eq!(header(2, "pagesplit.stage"), "encode");
+    // The good pages went through; the long article never reached its topic.
+    let articles = read_records(
+        &bootstrap,
+        &config.topics.articles,
+        &Positions::new(),
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    let urls: Vec<String> = articles.iter().filter_map(|record| record.key.clone()).collect();
+    assert_eq!(urls, [good[0].url.clone(), good[1].url.clone()]);
+    let metrics = running.metrics.render();
+    assert!(
+        metrics.contains("pagesplit_pages_dead_lettered_total{code=\"not_an_envelope\",stage=\"decode\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("pagesplit_pages_dead_lettered_total{code=\"event_rejected_by_broker\",stage=\"encode\"} 1"),
+        "{metrics}"
+    );
+    assert!(running.health.is_ready(), "the worker goes on");
+
+    // A replay leaves the value-less dead letters out and says so.
+    let filter = pagesplit::dlq::ReplayFilter::default();
+    let replay_topic = format!("{}.replay", config.topics.input);
+    let summary = pagesplit::dlq::replay(&config, &replay_topic, &filter).await.unwrap();
+    assert_eq!(
+        summary,
+        pagesplit::dlq::ReplaySummary {
+            read: 3,
+            replayed: 0,
+            omitted: 3
+        }
+    );
+    shutdown.cancel();
+    running.wait().await.unwrap();
     common::delete_topics(&config).await;
 }
 

@@ -27,8 +27,8 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    dead_letter, select_changed_quotes, Failure, InFlight, InMessage, LatestQuotes, PageCounts, SharedQuoteFilter,
-    Topics,
+    dead_letter, dead_letter_without_value, select_changed_quotes, Failure, InFlight, InMessage, LatestQuotes,
+    PageCounts, SharedQuoteFilter, Topics,
 };
 use crate::metrics::{Metrics, Stage};
 use crate::offsets::{OffsetTracker, Ticket};
@@ -74,6 +74,12 @@ struct Page {
     acks: Arc<Acks>,
     /// Whether a record of the current attempt could not be enqueued.
     unsent: bool,
+    /// Why a record of the current attempt was refused for good when enqueued.
+    rejected: Option<rdkafka::error::KafkaError>,
+    /// Why the page is dead-lettered, when `records` is its dead letter.
+    dead_lettered: Option<Failure>,
+    /// Whether `records` is its dead letter without the page's bytes.
+    without_value: bool,
     /// What the current attempt sends (quotes left out as unchanged are not counted).
     counts: PageCounts,
     fetched_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -147,7 +153,7 @@ impl Transactions {
         let (message, outcome, took) = match work.await {
             Ok(done) => done,
             Err(error) => {
-                return Err(self.fail(anyhow::anyhow!("page splitting panicked: {error}")));
+                return Err(self.fail(anyhow::anyhow!("a split thread ended without answering: {error}")));
             }
         };
         if !self.tracker.lock().expect("tracker lock").is_current(&ticket) {
@@ -160,11 +166,11 @@ impl Transactions {
             self.metrics.page_finished();
             return Ok(None);
         }
-        let (records, quote_values, counts, fetched_at) = match outcome {
+        let (records, quote_values, counts, fetched_at, dead_lettered) = match outcome {
             Ok(split) => {
                 self.metrics.page_processed(took, split.boilerplate_lines);
                 let counts = PageCounts::of(&split);
-                (split.records, split.quote_values, counts, Some(split.fetched_at))
+                (split.records, split.quote_values, counts, Some(split.fetched_at), None)
             }
             Err(failure) => {
                 let record = dead_letter(&message, &failure, &self.topics.dead_letter);
@@ -178,7 +184,7 @@ impl Transactions {
                     self.metrics
                         .page_dead_lettered(failure.stage, failure.code, &failure.message)
                 });
-                (vec![record], Vec::new(), PageCounts::default(), None)
+                (vec![record], Vec::new(), PageCounts::default(), None, Some(failure))
             }
         };
         Ok(Some(Page {
@@ -186,6 +192,9 @@ impl Transactions {
             message,
             acks: Acks::new(),
             unsent: false,
+            rejected: None,
+            dead_lettered,
+            without_value: false,
             counts,
             records,
             quote_values,
@@ -200,6 +209,7 @@ impl Transactions {
         // Reports still due from an aborted attempt must not count against this one.
         page.acks = Acks::new();
         page.unsent = false;
+        page.rejected = None;
         let mut send = Vec::new();
         if let Some(filter) = &self.quote_filter {
             let mut filter = filter.lock().expect("quote filter lock");
@@ -216,6 +226,12 @@ impl Transactions {
             if let Err(error) = self.sink.enqueue(record, &page.acks).await {
                 tracing::debug!(error = %error, "enqueue failed; the transaction will be aborted");
                 page.unsent = true;
+                if classify(&error) == FailureKind::Permanent {
+                    // Refused for good (larger than `message.max.bytes`): dead-lettered after
+                    // the abort.
+                    page.rejected = Some(error);
+                    break;
+                }
             }
         }
     }
@@ -282,7 +298,7 @@ impl Transactions {
                 }
                 TransactionFailure::Abort => {
                     self.abort(batch.len(), &error.to_string()).await?;
-                    self.dead_letter_rejected(&mut batch).await;
+                    self.dead_letter_rejected(&mut batch).await?;
                     self.metrics
                         .produce_retried(&format!("transaction aborted: {error}"), backoff);
                     self.sleep(backoff).await?;
@@ -365,18 +381,43 @@ impl Transactions {
         }
     }
 
-    /// After an abort: pages with a record the broker rejects for good (too large) go to the
-    /// dead-letter topic instead, as in at-least-once mode.
-    async fn dead_letter_rejected(&self, batch: &mut [Page]) {
+    /// After an abort: pages with a record refused for good (too large) go to the dead-letter
+    /// topic instead, as in at-least-once mode; a dead letter refused for good goes once more
+    /// without the page's bytes, and if that is refused too, the worker stops.
+    async fn dead_letter_rejected(&self, batch: &mut [Page]) -> Result<(), Stopped> {
         for page in batch.iter_mut() {
             let reported = tokio::time::timeout(PURGED_REPORT_TIMEOUT, page.acks.settled())
                 .await
                 .unwrap_or_default();
-            let rejected = reported
-                .into_iter()
-                .map(|report| report.error)
-                .find(|error| classify(error) == FailureKind::Permanent);
-            if let Some(error) = rejected {
+            let rejected = page.rejected.take().or_else(|| {
+                reported
+                    .into_iter()
+                    .map(|report| report.error)
+                    .find(|error| classify(error) == FailureKind::Permanent)
+            });
+            let Some(error) = rejected else { continue };
+            if let Some(failure) = &page.dead_lettered {
+                if page.without_value {
+                    return Err(self.fail(anyhow::anyhow!(
+                        "topic {} rejected the dead letter of {}/{} offset {} even without its value: {error}",
+                        self.topics.dead_letter,
+                        page.message.topic,
+                        page.message.partition,
+                        page.message.offset
+                    )));
+                }
+                tracing::warn!(error = %error, "dead letter rejected; sending it without the page's bytes");
+                let why = format!("the dead letter was rejected: {error}");
+                page.records = vec![dead_letter_without_value(
+                    &page.message,
+                    failure,
+                    &self.topics.dead_letter,
+                    &why,
+                )];
+                page.without_value = true;
+                continue;
+            }
+            {
                 let failure = Failure {
                     stage: Stage::Encode,
                     code: "event_rejected_by_broker",
@@ -385,10 +426,12 @@ impl Transactions {
                 self.metrics
                     .page_dead_lettered(failure.stage, failure.code, &failure.message);
                 page.records = vec![dead_letter(&page.message, &failure, &self.topics.dead_letter)];
+                page.dead_lettered = Some(failure);
                 page.quote_values.clear();
                 page.counts = PageCounts::default();
             }
         }
+        Ok(())
     }
 
     /// Opens a new transaction and enqueues every page of the batch again.
