@@ -583,8 +583,9 @@ impl Default for DeliveryConfig {
 /// How long librdkafka tries to deliver a record (`0`: until delivered).
 const MESSAGE_TIMEOUT: &str = "message.timeout.ms";
 
-/// The largest `parse.max_page_bytes`: Kafka records far larger are impractical.
-pub const MAX_PAGE_BYTES_LIMIT: usize = 256 << 20;
+/// The largest `parse.max_page_bytes`: its record (plus 1 MiB) must fit the producer's queue
+/// (`queue.buffering.max.kbytes`, 32 MiB) with room to spare.
+pub const MAX_PAGE_BYTES_LIMIT: usize = 16 << 20;
 
 /// librdkafka's default `transaction.timeout.ms` (60 s).
 const fn default_transaction_timeout_ms() -> u64 {
@@ -768,7 +769,7 @@ impl Config {
         if self.parse.max_page_bytes == 0 || self.parse.max_page_bytes > MAX_PAGE_BYTES_LIMIT {
             return bad(
                 "parse.max_page_bytes",
-                format!("must be between 1 and {MAX_PAGE_BYTES_LIMIT} (256 MiB)"),
+                format!("must be between 1 and {MAX_PAGE_BYTES_LIMIT} (16 MiB)"),
             );
         }
         if self.pipeline.max_in_flight_pages == 0 {
@@ -826,7 +827,12 @@ impl Config {
             }
             // What the delivery guarantee rests on: offsets are committed for records that every
             // in-sync replica stored, written once each.
-            for guarantee in ["acks", "enable.idempotence", "enable.auto.commit"] {
+            for guarantee in [
+                "acks",
+                "request.required.acks",
+                "enable.idempotence",
+                "enable.auto.commit",
+            ] {
                 if options.contains_key(guarantee) {
                     return bad(
                         key,
@@ -1070,8 +1076,9 @@ impl Config {
                 "transaction.timeout.ms",
                 self.delivery.transaction_timeout_ms.to_string(),
             );
-        } else if !self.kafka.options.contains_key(MESSAGE_TIMEOUT)
-            && !self.kafka.producer_options.contains_key(MESSAGE_TIMEOUT)
+        } else if ![&self.kafka.options, &self.kafka.producer_options]
+            .iter()
+            .any(|options| options.contains_key(MESSAGE_TIMEOUT) || options.contains_key("delivery.timeout.ms"))
         {
             // At-least-once: librdkafka retries a record until the brokers take it, in order
             // (idempotent), however long they are away; the page's offset is held meanwhile.
@@ -1214,6 +1221,10 @@ mod tests {
         assert!(error.to_string().contains("pipeline.drain_timeout_ms"), "{error}");
         let error = Config::from_toml_str("[encoding]\nformat = \"xml\"\n").unwrap_err();
         assert!(error.to_string().contains("format"), "{error}");
+        let error = Config::from_toml_str("[parse]\nmax_page_bytes = 16777217\n").unwrap_err();
+        assert!(error.to_string().contains("parse.max_page_bytes"), "{error}");
+        let config = Config::from_toml_str("[parse]\nmax_page_bytes = 16777216\n").unwrap();
+        assert_eq!(config.producer_config().get("message.max.bytes"), Some("17825792"));
     }
 
     #[test]

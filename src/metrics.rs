@@ -25,6 +25,7 @@ pub struct Metrics {
     partition_stalled: IntGaugeVec,
     boilerplate_lines_dropped: IntCounter,
     produce_retries: IntCounter,
+    dead_letters_without_value: IntCounter,
     transactions: IntCounterVec,
     transaction_duration: Histogram,
     revoke_abandoned_pages: IntCounter,
@@ -170,6 +171,11 @@ impl Metrics {
                 "pagesplit_boilerplate_lines_dropped_total",
                 "Navigation, widget and footer lines left out of articles.",
             ),
+            dead_letters_without_value: counter(
+                "pagesplit_dead_letters_without_value_total",
+                "Dead letters written without the page's bytes because the dead-letter topic refused them \
+                 whole; the page is only at its source offset, until the input topic's retention.",
+            ),
             produce_retries: counter(
                 "pagesplit_produce_retries_total",
                 "Pages whose events were sent again after a transient produce failure.",
@@ -262,6 +268,17 @@ impl Metrics {
         self.pages_dead_lettered
             .with_label_values(&[stage.as_str(), code])
             .inc();
+    }
+
+    /// A dead letter is sent again without the page's bytes.
+    pub fn dead_letter_without_value(&self, error: &str) {
+        tracing::warn!(error, "dead letter refused; sending it without the page's bytes");
+        self.dead_letters_without_value.inc();
+    }
+
+    /// Dead letters sent without the page's bytes so far.
+    pub fn dead_letters_without_value_count(&self) -> u64 {
+        self.dead_letters_without_value.get()
     }
 
     /// A page's events are sent again after a transient failure.

@@ -328,21 +328,34 @@ pub fn dead_letter(message: &InMessage, failure: &Failure, topic: &str) -> OutRe
 }
 
 /// Pure: the dead letter of a message whose full dead letter was rejected for good (`why`, e.g.
-/// too large for the dead-letter topic): the same key and headers, no value, and a
+/// too large for the dead-letter topic): the same key and pagesplit's headers (the error message
+/// cut to [`OMITTED_MESSAGE_BYTES`]), neither the message's own headers nor its value, and a
 /// [`VALUE_OMITTED`](dead_letter_headers::VALUE_OMITTED) header with the value's size and `why`.
 pub fn dead_letter_without_value(message: &InMessage, failure: &Failure, topic: &str, why: &str) -> OutRecord {
     let size = message.payload.as_ref().map_or(0, Vec::len);
     dead_letter_with(message, failure, topic, Some(format!("{size} bytes: {why}")))
 }
 
+/// The longest error message in a dead letter without its value.
+pub const OMITTED_MESSAGE_BYTES: usize = 1024;
+
 fn dead_letter_with(message: &InMessage, failure: &Failure, topic: &str, omitted: Option<String>) -> OutRecord {
     use dead_letter_headers as h;
     let mut headers = OwnedHeaders::new_with_capacity(message.headers.len() + 9);
-    for (name, value) in &message.headers {
-        headers = headers.insert(Header {
-            key: name,
-            value: value.as_deref(),
-        });
+    let mut error_message = failure.message.as_str();
+    if omitted.is_none() {
+        for (name, value) in &message.headers {
+            headers = headers.insert(Header {
+                key: name,
+                value: value.as_deref(),
+            });
+        }
+    } else if error_message.len() > OMITTED_MESSAGE_BYTES {
+        let mut end = OMITTED_MESSAGE_BYTES;
+        while !error_message.is_char_boundary(end) {
+            end -= 1;
+        }
+        error_message = &error_message[..end];
     }
     let partition = message.partition.to_string();
     let offset = message.offset.to_string();
@@ -354,7 +367,7 @@ fn dead_letter_with(message: &InMessage, failure: &Failure, topic: &str, omitted
         (h::SOURCE_TIMESTAMP, timestamp.as_str()),
         (h::STAGE, failure.stage.as_str()),
         (h::ERROR_CODE, failure.code),
-        (h::ERROR_MESSAGE, failure.message.as_str()),
+        (h::ERROR_MESSAGE, error_message),
         (h::VERSION, env!("CARGO_PKG_VERSION")),
     ] {
         headers = headers.insert(Header {
@@ -488,6 +501,41 @@ fn split_batch(
     }
 }
 
+/// The code of a page that panicked while being split.
+pub const SPLIT_PANICKED: &str = "split_panicked";
+
+/// Pages in a row that panic while being split before the worker stops.
+pub const SPLIT_PANIC_LIMIT: usize = 20;
+
+/// Pages that panicked while being split, one after another in consumption order. One such page
+/// is a parser bug some odd page runs into: it is dead-lettered and the worker goes on.
+/// [`SPLIT_PANIC_LIMIT`] in a row is a bug that hits every page: rather than dead-letter the
+/// whole backlog, the worker stops (the page is not dead-lettered, its offset is held).
+#[derive(Debug, Default)]
+struct PanicStreak(std::sync::atomic::AtomicUsize);
+
+impl PanicStreak {
+    fn observe(&self, outcome: &Result<Split, Failure>) -> anyhow::Result<()> {
+        use std::sync::atomic::Ordering::Relaxed;
+        match outcome {
+            Err(failure) if failure.code == SPLIT_PANICKED => {
+                let streak = self.0.fetch_add(1, Relaxed) + 1;
+                if streak >= SPLIT_PANIC_LIMIT {
+                    anyhow::bail!(
+                        "splitting panicked on {streak} pages in a row (a bug that hits every page); the last: {}",
+                        failure.message
+                    );
+                }
+                Ok(())
+            }
+            _ => {
+                self.0.store(0, Relaxed);
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Runs `split`, turning a panic (a parser bug some page runs into) into a failure with code
 /// `split_panicked`: the page is dead-lettered with the panic's message and the thread goes on
 /// with the next page. Left to stop the worker, the same page would stop it again after every
@@ -501,7 +549,7 @@ fn split_guarded(split: impl FnOnce() -> Result<Split, Failure>) -> Result<Split
             .unwrap_or_else(|| "no message".to_owned());
         Err(Failure {
             stage: Stage::Parse,
-            code: "split_panicked",
+            code: SPLIT_PANICKED,
             message: format!("splitting the page panicked: {reason}"),
         })
     })
@@ -673,6 +721,7 @@ impl Pipeline {
             max_pages: config.delivery.transaction_max_pages,
             max_open: config.delivery.transaction_max_duration(),
             transactional_id: config.transactional_id().unwrap_or_default(),
+            panics: PanicStreak::default(),
         });
 
         // Stage 2, at-least-once: in consumption order, enqueue each page's records, then wait
@@ -701,6 +750,7 @@ impl Pipeline {
                 // task per page; the task awaits them concurrently, so a page retrying does not
                 // hold back the others.
                 let mut sent: Vec<Sent> = Vec::new();
+                let panics = PanicStreak::default();
                 let flush = |sent: &mut Vec<Sent>| {
                     if sent.is_empty() {
                         return;
@@ -752,6 +802,12 @@ impl Pipeline {
                             break;
                         }
                     };
+                    if let Err(error) = panics.observe(&outcome) {
+                        tracing::error!(error = %error, "stopping");
+                        *ctx.fatal.lock().expect("fatal lock") = Some(error);
+                        ctx.stop.cancel();
+                        break;
+                    }
                     let span = tracing::info_span!(
                         "page",
                         topic = %message.topic,
@@ -800,9 +856,10 @@ impl Pipeline {
                                     flush(&mut sent);
                                     tokio::time::sleep(QUEUE_FULL_BACKOFF).await;
                                 }
-                                Err(error) if classify(&error) == FailureKind::Permanent => {
+                                Err(error) if classify(&error) != FailureKind::Transient => {
                                     // Refused for good (larger than `message.max.bytes`): the
-                                    // page is dead-lettered once its other records settle.
+                                    // page is dead-lettered once its other records settle; or
+                                    // the producer failed for good: the worker stops.
                                     rejected = Some(error);
                                     break;
                                 }
@@ -954,6 +1011,17 @@ struct DeliveryContext {
 }
 
 impl DeliveryContext {
+    /// The producer failed for good (authorization, fencing, its own fatal error): the worker
+    /// stops with the cause; the page's offset is not stored.
+    fn stop_fatal(&self, topic: &str, error: &rdkafka::error::KafkaError) {
+        let reason = self.sink.fatal_error().unwrap_or_else(|| error.to_string());
+        tracing::error!(error = %reason, "fatal produce error; stopping");
+        *self.fatal.lock().expect("fatal lock") =
+            Some(anyhow::anyhow!("fatal produce error on topic {topic}: {reason}"));
+        self.stop.cancel();
+        self.metrics.page_finished();
+    }
+
     /// Waits for every record of a page; re-sends those that failed transiently with back-off;
     /// dead-letters the page when a record can never be delivered; then stores the offset.
     async fn deliver(&self, sent: Sent) {
@@ -982,9 +1050,22 @@ impl DeliveryContext {
                 }
             };
             let mut failed = std::mem::take(&mut unsent);
-            let mut permanent = rejected.take();
+            let mut permanent = None;
+            if let Some(error) = rejected.take() {
+                if classify(&error) == FailureKind::Fatal {
+                    self.stop_fatal(&records[0].topic, &error);
+                    return;
+                }
+                permanent = Some(error);
+            }
             for report in reported {
-                match classify(&report.error) {
+                // A producer that failed for good purges its queue: those reports look transient.
+                let kind = if self.sink.fatal_error().is_some() {
+                    FailureKind::Fatal
+                } else {
+                    classify(&report.error)
+                };
+                match kind {
                     FailureKind::Transient => {
                         // Identical records are interchangeable: the first not yet chosen.
                         match (0..records.len()).find(|index| !failed.contains(index) && report.is(&records[*index])) {
@@ -1000,13 +1081,7 @@ impl DeliveryContext {
                     }
                     FailureKind::Permanent => permanent = Some(report.error),
                     FailureKind::Fatal => {
-                        let reason = self.sink.fatal_error().unwrap_or_else(|| report.error.to_string());
-                        tracing::error!(error = %reason, "fatal produce error; stopping");
-                        *self.fatal.lock().expect("fatal lock") = Some(anyhow::anyhow!(
-                            "fatal produce error on topic {}: {reason}",
-                            report.topic
-                        ));
-                        self.stop.cancel();
+                        self.stop_fatal(&report.topic, &report.error);
                         return;
                     }
                 }
@@ -1026,7 +1101,7 @@ impl DeliveryContext {
                     self.stop.cancel();
                     return;
                 }
-                tracing::warn!(error = %error, "dead letter rejected; sending it without the page's bytes");
+                self.metrics.dead_letter_without_value(&error.to_string());
                 without_value = true;
                 let why = format!("the dead letter was rejected: {error}");
                 records = vec![dead_letter_without_value(
@@ -1084,7 +1159,7 @@ impl DeliveryContext {
             for index in failed {
                 match self.sink.enqueue(&records[index], &acks).await {
                     Ok(()) => {}
-                    Err(error) if classify(&error) == FailureKind::Permanent => {
+                    Err(error) if classify(&error) != FailureKind::Transient => {
                         rejected = Some(error);
                         break;
                     }
@@ -1206,6 +1281,77 @@ mod tests {
         );
         assert_eq!(outcomes[1].1.as_ref().unwrap_err().code, "invalid_envelope");
         assert_eq!(outcomes[2].1.as_ref().unwrap().quotes, 34);
+    }
+
+    #[test]
+    fn twenty_pages_in_a_row_that_panic_stop_the_worker() {
+        let panicked = || split_guarded(|| panic!("boom"));
+        let other_failure = || {
+            Err(Failure {
+                stage: Stage::Parse,
+                code: "empty_body",
+                message: "page body is empty".to_owned(),
+            })
+        };
+        let streak = PanicStreak::default();
+        for _ in 0..SPLIT_PANIC_LIMIT - 1 {
+            streak.observe(&panicked()).unwrap();
+        }
+        // Any other outcome ends the streak.
+        streak.observe(&other_failure()).unwrap();
+        for _ in 0..SPLIT_PANIC_LIMIT - 1 {
+            streak.observe(&panicked()).unwrap();
+        }
+        let error = streak.observe(&panicked()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "splitting panicked on 20 pages in a row (a bug that hits every page); the last: \
+             splitting the page panicked: boom"
+        );
+    }
+
+    #[test]
+    fn a_dead_letter_without_value_keeps_the_reason_but_not_the_page() {
+        let mut page = message(PAGE, 4);
+        page.headers = vec![("crawler".to_owned(), Some(b"x".repeat(2000)))];
+        let failure = Failure {
+            stage: Stage::Parse,
+            code: "split_panicked",
+            message: "é".repeat(600),
+        };
+        let whole = dead_letter(&page, &failure, "pagesplit.dlq.v1");
+        assert_eq!(whole.payload, page.payload);
+        let header = |record: &OutRecord, name: &str| {
+            record
+                .headers
+                .as_ref()
+                .unwrap()
+                .iter()
+                .find(|header| header.key == name)
+                .and_then(|header| header.value.map(|value| String::from_utf8_lossy(value).into_owned()))
+        };
+        assert_eq!(header(&whole, "crawler").map(|value| value.len()), Some(2000));
+        assert_eq!(header(&whole, dead_letter_headers::ERROR_MESSAGE).unwrap().len(), 1200);
+        assert_eq!(header(&whole, dead_letter_headers::VALUE_OMITTED), None);
+
+        let bare = dead_letter_without_value(&page, &failure, "pagesplit.dlq.v1", "too large");
+        assert_eq!(bare.payload, None);
+        assert_eq!(bare.key, page.key);
+        assert_eq!(header(&bare, "crawler"), None, "the message's own headers are left out");
+        assert_eq!(
+            header(&bare, dead_letter_headers::ERROR_MESSAGE).unwrap(),
+            "é".repeat(512)
+        );
+        assert_eq!(
+            header(&bare, dead_letter_headers::ERROR_CODE).unwrap(),
+            "split_panicked"
+        );
+        assert_eq!(header(&bare, dead_letter_headers::SOURCE_OFFSET).unwrap(), "4");
+        let size = page.payload.as_ref().unwrap().len();
+        assert_eq!(
+            header(&bare, dead_letter_headers::VALUE_OMITTED).unwrap(),
+            format!("{size} bytes: too large")
+        );
     }
 
     #[test]

@@ -485,6 +485,7 @@ async fn records_refused_as_too_large(mode: DeliveryMode) {
         metrics.contains("pagesplit_pages_dead_lettered_total{code=\"event_rejected_by_broker\",stage=\"encode\"} 1"),
         "{metrics}"
     );
+    assert_eq!(running.metrics.dead_letters_without_value_count(), 3);
     assert!(running.health.is_ready(), "the worker goes on");
 
     // A replay leaves the value-less dead letters out and says so.

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     dead_letter, dead_letter_without_value, select_changed_quotes, Failure, InFlight, InMessage, LatestQuotes,
-    PageCounts, SharedQuoteFilter, Topics,
+    PageCounts, PanicStreak, SharedQuoteFilter, Topics,
 };
 use crate::metrics::{Metrics, Stage};
 use crate::offsets::{OffsetTracker, Ticket};
@@ -60,6 +60,7 @@ pub(super) struct Transactions {
     pub max_pages: usize,
     pub max_open: Duration,
     pub transactional_id: String,
+    pub panics: PanicStreak,
 }
 
 /// A page in the open transaction.
@@ -156,6 +157,9 @@ impl Transactions {
                 return Err(self.fail(anyhow::anyhow!("a split thread ended without answering: {error}")));
             }
         };
+        if let Err(error) = self.panics.observe(&outcome) {
+            return Err(self.fail(error));
+        }
         if !self.tracker.lock().expect("tracker lock").is_current(&ticket) {
             tracing::debug!(
                 topic = %ticket.topic,
@@ -406,7 +410,7 @@ impl Transactions {
                         page.message.offset
                     )));
                 }
-                tracing::warn!(error = %error, "dead letter rejected; sending it without the page's bytes");
+                self.metrics.dead_letter_without_value(&error.to_string());
                 let why = format!("the dead letter was rejected: {error}");
                 page.records = vec![dead_letter_without_value(
                     &page.message,
