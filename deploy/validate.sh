@@ -135,12 +135,22 @@ METRICS = {
     "pagesplit_quotes_unchanged_total": set(),
     "pagesplit_quote_symbols_tracked": set(),
     "pagesplit_quote_symbols_evicted_total": set(),
+    "pagesplit_dead_letters_without_value_total": set(),
+    "pagesplit_revoke_seconds": set(),
+    "pagesplit_revoke_abandoned_pages_total": set(),
+    "pagesplit_transactions_total": {"result"},
+    "pagesplit_transaction_commit_seconds": set(),
 }
-HISTOGRAMS = {"pagesplit_page_processing_seconds", "pagesplit_end_to_end_latency_seconds"}
+HISTOGRAMS = {
+    "pagesplit_page_processing_seconds",
+    "pagesplit_end_to_end_latency_seconds",
+    "pagesplit_revoke_seconds",
+    "pagesplit_transaction_commit_seconds",
+}
 LABEL_VALUES = {
     "type": {"quote", "article"},
     "stage": {"decode", "parse", "encode"},
-    "result": {"ok", "error"},
+    "result": {"ok", "error", "committed", "aborted"},
 }
 # Labels added by Prometheus / service discovery rather than by the binary.
 TARGET_LABELS = {"job", "instance", "namespace", "pod", "container", "endpoint", "service"}
