@@ -218,7 +218,15 @@ fn throughput(run: &mut BenchRun, args: &ThroughputArgs) -> anyhow::Result<Json>
     );
     let partitions = args.partitions;
     let input = run.topic("pages", partitions, false)?;
-    let base_config = bench_config(&run.bootstrap, "unused", &input, "unused.quotes", "unused.articles", "unused.dlq", "")?;
+    let base_config = bench_config(
+        &run.bootstrap,
+        "unused",
+        &input,
+        "unused.quotes",
+        "unused.articles",
+        "unused.dlq",
+        "",
+    )?;
     let preloaded = preload(&run.bootstrap, &base_config, &input, args.pages, &mix, Utc::now())?;
     let input_ends = run.ends(&input, partitions)?;
     eprintln!(
@@ -315,7 +323,15 @@ fn pass_through_run(
     };
     let copy_topic = run.topic(&format!("copy-{fan_out}"), partitions, false)?;
     let group = run.group(&format!("copy-{fan_out}"));
-    let config = bench_config(&run.bootstrap, &group, input, "unused.quotes", "unused.articles", "unused.dlq", "")?;
+    let config = bench_config(
+        &run.bootstrap,
+        &group,
+        input,
+        "unused.quotes",
+        "unused.articles",
+        "unused.dlq",
+        "",
+    )?;
     let stop = Arc::new(AtomicBool::new(false));
     let copier = {
         let (config, input, output, stop) = (config.clone(), input.to_owned(), copy_topic.clone(), stop.clone());
@@ -657,7 +673,15 @@ fn latency(run: &mut BenchRun, args: &LatencyArgs) -> anyhow::Result<Json> {
             args.seconds,
             worker.id()
         );
-        let config = bench_config(&run.bootstrap, "unused", &input, "unused.quotes", "unused.articles", "unused.dlq", "")?;
+        let config = bench_config(
+            &run.bootstrap,
+            "unused",
+            &input,
+            "unused.quotes",
+            "unused.articles",
+            "unused.dlq",
+            "",
+        )?;
         let started_at = Utc::now();
         let sent = paced_publish(&config, &input, &mix, args.rate, Duration::from_secs_f64(args.seconds))?;
         let input_ends = run.ends(&input, partitions)?;
@@ -870,7 +894,15 @@ fn backlog(run: &mut BenchRun, args: &BacklogArgs) -> anyhow::Result<Json> {
         run.topic("backlog-dlq", args.partitions, false)?,
     );
     let latest = run.topic("backlog-latest", args.partitions, false)?;
-    let config = bench_config(&run.bootstrap, "unused", &input, "unused.quotes", "unused.articles", "unused.dlq", "")?;
+    let config = bench_config(
+        &run.bootstrap,
+        "unused",
+        &input,
+        "unused.quotes",
+        "unused.articles",
+        "unused.dlq",
+        "",
+    )?;
     let preloaded = preload(&run.bootstrap, &config, &input, args.pages, &mix, Utc::now())?;
     let input_ends = run.ends(&input, args.partitions)?;
     eprintln!(
