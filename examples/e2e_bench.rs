@@ -1891,3 +1891,53 @@ fn round2(value: f64) -> f64 {
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The throughput harness on a few pages against the test broker: each contender works
+    /// through every page, writes every expected record and nothing to the dead-letter topic,
+    /// and the ratios are reported.
+    #[test]
+    fn the_throughput_harness_runs_on_a_few_pages() {
+        let bootstrap = std::env::var("PAGESPLIT_TEST_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".to_owned());
+        let out = std::env::temp_dir().join(format!("pagesplit-bench-test-{}", std::process::id()));
+        std::fs::create_dir_all(&out).unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut run = BenchRun::new(&bootstrap, &out, runtime.handle().clone()).unwrap();
+        let args = ThroughputArgs {
+            pages: 3_000,
+            partitions: 2,
+            python: None,
+            worker: PathBuf::from("target/release/pagesplit"),
+            contenders: vec![Contender::PassThrough, Contender::Pagesplit],
+        };
+        let report = throughput(&mut run, &args);
+        run.cleanup();
+        std::fs::remove_dir_all(&out).ok();
+        let report = report.unwrap();
+        assert_eq!(report["pages"], 3_000);
+        let expected = report["expected_events"].as_i64().unwrap();
+        // Two pages in three carry a 34-line ticker strip: 34 quotes and an article; the third
+        // an article only.
+        assert_eq!(expected, 2_000 * 35 + 1_000);
+        assert_eq!(report["pass_through"]["events"], 3_000);
+        assert_eq!(report["pass_through_fanned_out"]["events"], 3_000 * 24);
+        assert_eq!(report["pagesplit"]["events"], expected);
+        assert_eq!(report["pagesplit_with_latest"]["events"], 2 * expected - 3_000);
+        for name in ["pagesplit", "pagesplit_with_latest"] {
+            assert_eq!(report[name]["dead_letters"], 0, "{name}");
+            assert!(report[name]["decoded_sample"].as_u64().unwrap() > 0, "{name}");
+        }
+        for ratio in [
+            "ratio_pagesplit_to_pass_through",
+            "ratio_pagesplit_to_pass_through_fanned_out",
+        ] {
+            assert!(report[ratio].as_f64().unwrap() > 0.0, "{ratio}");
+        }
+    }
+}
