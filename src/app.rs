@@ -352,8 +352,8 @@ pub async fn prepare_topics(config: &Config) -> anyhow::Result<()> {
     .await
     .context("metadata task panicked")?;
     exist?;
-    if let Some(latest) = latest {
-        check_compacted(&admin, latest).await;
+    for warning in topic_warnings(&admin, config).await {
+        tracing::warn!("{warning}");
     }
     Ok(())
 }
@@ -361,39 +361,64 @@ pub async fn prepare_topics(config: &Config) -> anyhow::Result<()> {
 /// The topic config that makes a topic compacted.
 const CLEANUP_POLICY: &str = "cleanup.policy";
 
-/// Warns when the latest-quote topic is not compacted: it then keeps every quote for its
-/// retention, and a reader from the start reads them all instead of about one per symbol.
-async fn check_compacted(admin: &AdminClient<DefaultClientContext>, topic: &str) {
+/// The topic config that bounds a record batch.
+const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
+
+/// What is wrong with the existing output topics' configuration, as warnings: a latest-quote
+/// topic that is not compacted (it keeps every quote for its retention, and a reader from the
+/// start reads them all instead of about one per symbol); an article or dead-letter topic whose
+/// `max.message.bytes` is below [`Config::max_record_bytes`] (a large page's article is refused
+/// there and its page dead-lettered; its dead letter loses the page's bytes).
+pub async fn topic_warnings(admin: &AdminClient<DefaultClientContext>, config: &Config) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if let Some(topic) = config.topics.quotes_latest() {
+        match topic_config(admin, topic, CLEANUP_POLICY).await {
+            Ok(policy) if policy.split(',').any(|policy| policy.trim() == "compact") => {}
+            Ok(policy) => warnings.push(format!(
+                "the latest-quote topic `{topic}` (topics.quotes_latest) has cleanup.policy={policy}, not \
+                 compact: it keeps every quote for its retention; set cleanup.policy=compact on it"
+            )),
+            Err(error) => warnings.push(error),
+        }
+    }
+    let needed = config.max_record_bytes();
+    for (key, topic) in [
+        ("topics.articles", &config.topics.articles),
+        ("topics.dead_letter", &config.topics.dead_letter),
+    ] {
+        match topic_config(admin, topic, MAX_MESSAGE_BYTES).await {
+            Ok(limit) => match limit.parse::<usize>() {
+                Ok(limit) if limit < needed => warnings.push(format!(
+                    "topic `{topic}` ({key}) has max.message.bytes={limit}, below the {needed} bytes a page \
+                     of parse.max_page_bytes may need: larger records are refused there (and dead letters \
+                     written without the page); raise it with kafka-configs.sh --alter --entity-type topics \
+                     --entity-name {topic} --add-config max.message.bytes={needed}"
+                )),
+                _ => {}
+            },
+            Err(error) => warnings.push(error),
+        }
+    }
+    warnings
+}
+
+/// One config value of a topic, as the broker describes it.
+async fn topic_config(admin: &AdminClient<DefaultClientContext>, topic: &str, key: &str) -> Result<String, String> {
     let options = AdminOptions::new().request_timeout(Some(METADATA_TIMEOUT));
-    let policy = match admin
+    let cannot = |error: &dyn std::fmt::Display| format!("cannot read {key} of topic `{topic}`: {error}");
+    match admin
         .describe_configs([&ResourceSpecifier::Topic(topic)], &options)
         .await
     {
         Ok(mut results) => match results.pop() {
-            Some(Ok(resource)) => resource
-                .get(CLEANUP_POLICY)
+            Some(Ok(resource)) => Ok(resource
+                .get(key)
                 .and_then(|entry| entry.value.clone())
-                .unwrap_or_default(),
-            Some(Err(code)) => {
-                tracing::warn!(topic, error = %code, "cannot read the latest-quote topic's cleanup.policy");
-                return;
-            }
-            None => return,
+                .unwrap_or_default()),
+            Some(Err(code)) => Err(cannot(&code)),
+            None => Err(cannot(&"no answer")),
         },
-        Err(error) => {
-            tracing::warn!(topic, error = %error, "cannot read the latest-quote topic's cleanup.policy");
-            return;
-        }
-    };
-    if policy.split(',').any(|policy| policy.trim() == "compact") {
-        tracing::debug!(topic, cleanup_policy = %policy, "latest-quote topic is compacted");
-    } else {
-        tracing::warn!(
-            topic,
-            cleanup_policy = %policy,
-            "the latest-quote topic (topics.quotes_latest) is not compacted: it keeps every quote for its \
-             retention; set cleanup.policy=compact on it"
-        );
+        Err(error) => Err(cannot(&error)),
     }
 }
 

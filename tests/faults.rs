@@ -363,6 +363,17 @@ async fn records_refused_as_too_large(mode: DeliveryMode) {
 
     let shutdown = CancellationToken::new();
     let running = pagesplit::app::start(config.clone(), shutdown.clone()).await.unwrap();
+    // The topics pagesplit created fit a page; the one created here does not, and startup says so.
+    let warnings = pagesplit::app::topic_warnings(&admin, &config).await;
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with(&format!(
+            "topic `{}` (topics.dead_letter) has max.message.bytes=10000, below the {} bytes",
+            config.topics.dead_letter,
+            config.max_record_bytes()
+        )),
+        "{warnings:?}"
+    );
     let bootstrap = config.kafka.bootstrap_servers.clone();
     let good = pages("too-large", 2);
     // An article of 60,000 bytes of words: refused when enqueued, and so is its dead letter.
