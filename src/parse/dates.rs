@@ -34,8 +34,18 @@ pub(crate) fn parse_iso(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(d) = DateTime::parse_from_rfc3339(s) {
         return Some(d.with_timezone(&Utc));
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%dT%H:%M%z"] {
-        if let Ok(d) = DateTime::parse_from_str(s, fmt) {
+    // `Z` for UTC, and offsets without minutes (`+05`), which chrono's `%z` does not take.
+    let zoned = match s.strip_suffix(['Z', 'z']) {
+        Some(local) => format!("{local}+00:00"),
+        None => s.to_owned(),
+    };
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f%#z",
+        "%Y-%m-%d %H:%M:%S%.f%#z",
+        "%Y-%m-%dT%H:%M%#z",
+        "%Y-%m-%d %H:%M%#z",
+    ] {
+        if let Ok(d) = DateTime::parse_from_str(&zoned, fmt) {
             return Some(d.with_timezone(&Utc));
         }
     }
@@ -51,6 +61,10 @@ pub(crate) fn parse_iso(s: &str) -> Option<DateTime<Utc>> {
     }
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return pkt_to_utc(d, None);
+    }
+    if s.len() > 10 && s.as_bytes()[10] == b'T' {
+        // An ISO timestamp none of the shapes above took: not its date alone at midnight.
+        return None;
     }
     // Printed shapes as a last resort (`28 Mar, 2024 11:04am`).
     let tokens: Vec<&str> = s.split_whitespace().collect();
@@ -441,6 +455,18 @@ mod tests {
         assert_eq!(parse_iso("2023-12-13T17:02:00"), Some(utc("2023-12-13T12:02:00Z")));
         assert_eq!(parse_iso("2023-12-13"), Some(utc("2023-12-12T19:00:00Z")));
         assert_eq!(parse_iso("28 Mar, 2024 11:04am"), Some(utc("2024-03-28T06:04:00Z")));
+        assert_eq!(parse_iso("2024-03-28T11:04Z"), Some(utc("2024-03-28T11:04:00Z")));
+        assert_eq!(parse_iso("2024-03-28T11:04:00+05"), Some(utc("2024-03-28T06:04:00Z")));
+        assert_eq!(parse_iso("2024-03-28T11:04+0500"), Some(utc("2024-03-28T06:04:00Z")));
+        assert_eq!(
+            parse_iso("2024-03-28 11:04:30.250+05:00"),
+            Some(utc("2024-03-28T06:04:30.250Z"))
+        );
+        assert_eq!(
+            parse_iso("2024-03-28T11:04:00.5z"),
+            Some(utc("2024-03-28T11:04:00.500Z"))
+        );
+        assert_eq!(parse_iso("2024-03-28T25:04Z"), None, "not the date alone");
         assert_eq!(parse_iso("yesterday"), None);
         assert_eq!(parse_iso(""), None);
     }

@@ -19,14 +19,18 @@ use super::{ArticleParts, ParseOptions, QuoteCollector};
 
 /// Whether the markup nests elements deeper than `limit`, judged by a linear scan that follows
 /// the parser's rules closely enough: void elements and elements whose end tag may be left out
-/// do not nest, an end tag closes every element opened after its start tag, and the contents
-/// of comments, scripts and styles are skipped.
+/// do not nest, an end tag closes every element opened after its start tag, the contents of
+/// comments, scripts and styles are skipped, and `<x/>` closes itself only in SVG and MathML
+/// (an HTML parser ignores the slash: `<div/>` stays open).
 pub(crate) fn nesting_depth_exceeds(html: &str, limit: usize) -> bool {
     let b = html.as_bytes();
     // Names of the open elements (hashed), and how many open elements fall in each hash bucket,
     // so that an end tag without a matching start tag costs O(1).
     let mut stack: Vec<u64> = Vec::new();
     let mut buckets = [0u32; 256];
+    // Open `svg` and `math` elements: inside them, `<x/>` closes itself.
+    let foreign_roots = [hash_name(b"svg"), hash_name(b"math")];
+    let mut foreign = 0usize;
     let mut pos = 0;
     while let Some(off) = memchr::memchr(b'<', &b[pos..]) {
         let lt = pos + off;
@@ -55,6 +59,9 @@ pub(crate) fn nesting_depth_exceeds(html: &str, limit: usize) -> bool {
                 if let Some(i) = stack.iter().rposition(|&x| x == h) {
                     for x in stack.drain(i..) {
                         buckets[(x & 0xff) as usize] -= 1;
+                        if foreign_roots.contains(&x) {
+                            foreign -= 1;
+                        }
                     }
                 }
             }
@@ -67,10 +74,14 @@ pub(crate) fn nesting_depth_exceeds(html: &str, limit: usize) -> bool {
                     pos = raw_end;
                     continue;
                 }
-                if self_closing || ignored_for_depth(name) {
+                let h = hash_name(name);
+                let foreign_root = foreign_roots.contains(&h);
+                if (self_closing && (foreign > 0 || foreign_root)) || ignored_for_depth(name) {
                     continue;
                 }
-                let h = hash_name(name);
+                if foreign_root {
+                    foreign += 1;
+                }
                 stack.push(h);
                 buckets[(h & 0xff) as usize] += 1;
                 if stack.len() > limit {
@@ -417,7 +428,12 @@ impl Walker {
                 self.flush();
                 return true;
             }
-            "time" if self.meta.time_published.is_none() && !self.state.comments => {
+            "time"
+                if self.meta.time_published.is_none()
+                    && !self.state.comments
+                    && !self.state.excluded
+                    && !self.state.related =>
+            {
                 if let Some(d) = el.attr("datetime").and_then(dates::parse_iso) {
                     self.meta.time_published = Some(d);
                 }
@@ -498,7 +514,13 @@ impl Walker {
         {
             self.state.excluded = true;
         }
-        if has_any(&words, &["author", "byline", "reporter"]) && !self.state.comments {
+        // Labels are small elements: a page container (`<article class="post category-markets">`,
+        // `<body class="author-jane">`) is not one, and neither is anything in a sidebar.
+        let label_candidate = !matches!(name, "article" | "main" | "body" | "html")
+            && !self.state.comments
+            && !self.state.excluded
+            && !self.state.related;
+        if has_any(&words, &["author", "byline", "reporter"]) && label_candidate {
             self.state.byline = true;
             if self.byline_text.is_none() {
                 self.byline_text = Some(String::new());
@@ -506,7 +528,7 @@ impl Walker {
             }
         }
         if has_any(&words, &["section", "category", "kicker", "eyebrow"])
-            && !self.state.comments
+            && label_candidate
             && self.section_text.is_none()
         {
             self.state.section = true;
@@ -761,8 +783,14 @@ pub(crate) fn parse_html(html: &str, options: &ParseOptions, quotes: &mut QuoteC
                 parts.byline = Some(name.to_string());
             }
         }
-        for b in w.blocks.iter_mut().filter(|b| b.state.byline && !b.used) {
-            b.used = true;
+        // The byline's own blocks are not paragraphs; a marker on a large element (an author box
+        // around the text) gave no byline, and its blocks stay.
+        if (parts.byline.is_some() || byline_date.is_some()) && raw.split_whitespace().count() <= 40 {
+            for b in w.blocks.iter_mut().filter(|b| b.state.byline && !b.used) {
+                if raw.contains(collapse(&b.text).as_str()) {
+                    b.used = true;
+                }
+            }
         }
     }
     if parts.byline.is_none() {
@@ -777,9 +805,12 @@ pub(crate) fn parse_html(html: &str, options: &ParseOptions, quotes: &mut QuoteC
             .map(collapse)
             .filter(|s| !s.is_empty() && s.split_whitespace().count() <= 4)
     });
-    if parts.section.is_some() {
+    if let Some(section) = &parts.section {
+        // Only the label itself: whatever else sat inside a marked element stays.
         for b in w.blocks.iter_mut().filter(|b| b.state.section && !b.used) {
-            b.used = true;
+            if collapse(&b.text).eq_ignore_ascii_case(section) {
+                b.used = true;
+            }
         }
     }
 
@@ -884,6 +915,18 @@ mod tests {
         assert!(!nesting_depth_exceeds(&attrs, 512));
         let stray = "</section>".repeat(100_000);
         assert!(!nesting_depth_exceeds(&stray, 512));
+        // An HTML parser ignores the slash of `<div/>`: each stays open.
+        let slashed = "<div/>".repeat(1000);
+        assert!(nesting_depth_exceeds(&slashed, 512));
+        let unquoted = "<div class=x/>".repeat(1000);
+        assert!(nesting_depth_exceeds(&unquoted, 512));
+        // In SVG and MathML it closes the element.
+        let icons = format!("<svg>{}</svg>", "<path d='M0 0'/>".repeat(1000)).repeat(3);
+        assert!(!nesting_depth_exceeds(&icons, 512));
+        let formulas = format!("<math>{}</math><p>after", "<mi/>".repeat(1000));
+        assert!(!nesting_depth_exceeds(&formulas, 512));
+        let empty_icons = "<svg/>".repeat(1000);
+        assert!(!nesting_depth_exceeds(&empty_icons, 512));
     }
 
     #[test]

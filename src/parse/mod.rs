@@ -433,4 +433,77 @@ mod tests {
         assert_eq!(parsed.quotes.len(), 1);
         assert_eq!(parsed.article.paragraphs, ["KARACHI: The market rose today."]);
     }
+
+    #[test]
+    fn a_category_class_on_the_article_is_not_its_section_label() {
+        let html = r#"<html><head><meta property="article:section" content="Markets"></head><body class="single category-markets">
+            <article class="post category-markets"><h1>Gold rises</h1>
+            <div class="category">Markets</div>
+            <p>KARACHI: Gold rose Rs500 per tola on Monday, traders said.</p>
+            <p>Silver was unchanged at Rs2,100 per tola.</p></article></body></html>"#;
+        let parsed = parse_page(
+            &page(html.as_bytes(), ContentType::Html, None),
+            &ParseOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(parsed.article.section.as_deref(), Some("Markets"));
+        assert_eq!(
+            parsed.article.paragraphs,
+            [
+                "KARACHI: Gold rose Rs500 per tola on Monday, traders said.",
+                "Silver was unchanged at Rs2,100 per tola."
+            ]
+        );
+    }
+
+    #[test]
+    fn times_and_authors_in_sidebars_are_not_the_article_s() {
+        let html = r#"<html><body>
+            <aside class="sidebar"><ul><li><a href="/old">An old story from last year</a>
+              <time datetime="2023-01-05T09:00:00+05:00">5 Jan 2023</time> <span class="author">Someone Else</span></li></ul></aside>
+            <article><h1>Gold rises</h1>
+            <div class="byline">Recorder Report Published 28 Mar, 2024 11:04am</div>
+            <p>KARACHI: Gold rose Rs500 per tola on Monday, traders said.</p></article></body></html>"#;
+        let parsed = parse_page(
+            &page(html.as_bytes(), ContentType::Html, None),
+            &ParseOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(parsed.article.byline.as_deref(), Some("Recorder Report"));
+        assert_eq!(
+            parsed.article.published_at,
+            Some(DateTime::parse_from_rfc3339("2024-03-28T06:04:00Z").unwrap().to_utc())
+        );
+        assert_eq!(
+            parsed.article.paragraphs,
+            ["KARACHI: Gold rose Rs500 per tola on Monday, traders said."]
+        );
+    }
+
+    #[test]
+    fn an_author_box_around_the_text_keeps_its_paragraphs() {
+        let html = r#"<html><body><article><h1>Gold rises</h1>
+            <div class="author-content">
+            <p>KARACHI: Gold rose Rs500 per tola on Monday, traders said in a statement issued after the close.</p>
+            <p>Silver was unchanged at Rs2,100 per tola, the association said in its evening statement.</p>
+            </div></article></body></html>"#;
+        let parsed = parse_page(
+            &page(html.as_bytes(), ContentType::Html, None),
+            &ParseOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(parsed.article.paragraphs.len(), 2, "{:?}", parsed.article);
+        assert_eq!(parsed.article.byline, None);
+    }
+
+    #[test]
+    fn self_closing_divs_count_as_open_elements() {
+        let html = format!("<html><body>{}<p>x</p></body></html>", "<div/>".repeat(600));
+        let error = parse_page(
+            &page(html.as_bytes(), ContentType::Html, None),
+            &ParseOptions::default(),
+        )
+        .unwrap_err();
+        assert_eq!(error.code(), "html_too_deep");
+    }
 }
