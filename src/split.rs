@@ -114,10 +114,7 @@ pub fn pages_from_bytes(
         .and_then(|p| p.extension())
         .and_then(|e| e.to_str())
         .is_some_and(|e| e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm"))
-        || trimmed
-            .get(..15)
-            .is_some_and(|head| head.eq_ignore_ascii_case(b"<!doctype html>"))
-        || trimmed.get(..5).is_some_and(|head| head.eq_ignore_ascii_case(b"<html"));
+        || looks_like_html(trimmed);
     let url = defaults.url.clone().unwrap_or_else(|| match path {
         Some(path) => format!(
             "file://{}",
@@ -140,6 +137,33 @@ pub fn pages_from_bytes(
         charset: None,
         body: bytes.to_vec(),
     })]
+}
+
+/// Whether markup read from a file or stdin is HTML: it starts (after whitespace, an XML
+/// declaration and comments) with `<!doctype html` (HTML 5, XHTML and HTML 4 doctypes alike) or
+/// `<html`.
+fn looks_like_html(mut bytes: &[u8]) -> bool {
+    loop {
+        bytes = bytes.trim_ascii_start();
+        let skip_to = |end: &[u8], bytes: &[u8]| memchr::memmem::find(bytes, end).map(|at| at + end.len());
+        let rest = if bytes.starts_with(b"<?") {
+            skip_to(b"?>", bytes)
+        } else if bytes.starts_with(b"<!--") {
+            skip_to(b"-->", bytes)
+        } else {
+            break;
+        };
+        match rest {
+            Some(at) => bytes = &bytes[at..],
+            None => return false,
+        }
+    }
+    let starts = |prefix: &[u8]| {
+        bytes
+            .get(..prefix.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+    };
+    starts(b"<!doctype html") || starts(b"<html")
 }
 
 /// Expands directories (recursively, sorted) into files.
@@ -422,4 +446,31 @@ pub fn split_inputs_filtered(
         }
     }
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_is_told_from_text_by_its_start() {
+        for html in [
+            "<!DOCTYPE html>\n<html>",
+            "  <!doctype HTML><p>x",
+            "<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Strict//EN\" \"x\">",
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.1//EN\">",
+            "<!-- saved from url=(0042)https://www.brecorder.com/ -->\n<html lang=\"en\">",
+            "<HTML><BODY>",
+        ] {
+            assert!(looks_like_html(html.as_bytes()), "{html}");
+        }
+        for text in [
+            "AGL 37.94 Decreased By ▼ -0.54 (-1.4%)",
+            "<!-- a comment never closed <html>",
+            "<htm",
+            "",
+        ] {
+            assert!(!looks_like_html(text.as_bytes()), "{text}");
+        }
+    }
 }

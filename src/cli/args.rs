@@ -283,10 +283,15 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{text}` is not a number of seconds"))
 }
 
+/// The slowest `--rate`: one page every 1,000 seconds.
+const MIN_RATE: f64 = 0.001;
+
 fn parse_rate(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
-        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
-        _ => Err(format!("`{text}` is not a positive number of pages per second")),
+        Ok(rate) if rate.is_finite() && rate >= MIN_RATE => Ok(rate),
+        _ => Err(format!(
+            "`{text}` is not a number of pages per second of at least {MIN_RATE}"
+        )),
     }
 }
 
@@ -322,6 +327,8 @@ mod tests {
         assert_eq!(parse_seconds("10s").unwrap(), Duration::from_secs(10));
         assert!(parse_seconds("-1").is_err());
         assert!(parse_rate("0").is_err());
+        assert!(parse_rate("1e-20").is_err(), "would overflow the pacing clock");
+        assert_eq!(parse_rate("0.001").unwrap(), 0.001);
         assert_eq!(parse_rate("12.5").unwrap(), 12.5);
     }
 }

@@ -193,12 +193,17 @@ pub async fn replay(
             .payload(&value);
         let delivery = loop {
             match producer.send_result(record) {
-                Ok(delivery) => break delivery,
+                Ok(delivery) => break Ok(delivery),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
                     // The local queue is full: let acknowledgements come in.
                     acknowledge_ready(&mut deliveries, &mut summary, progress, &options.topic);
                     tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err((KafkaError::MessageProduction(code), _)) if code != RDKafkaErrorCode::Fatal => {
+                    // This page cannot be published (larger than the producer's
+                    // message.max.bytes): counted, and the replay goes on.
+                    break Err(code);
                 }
                 Err((error, _)) => {
                     anyhow::bail!(
@@ -207,6 +212,14 @@ pub async fn replay(
                         options.topic
                     )
                 }
+            }
+        };
+        let delivery = match delivery {
+            Ok(delivery) => delivery,
+            Err(code) => {
+                summary.failed += 1;
+                progress.println(&format!("{}: not published: {code}", page.url));
+                continue;
             }
         };
         summary.sent += 1;
@@ -281,7 +294,7 @@ pub fn envelope_for(page: &RawPage) -> Vec<u8> {
         })
         .or_else(|| {
             (is_html && std::str::from_utf8(&page.body).is_err())
-                .then(|| meta_charset(&page.body))
+                .then(|| crate::parse::sniff_meta_charset(&page.body))
                 .flatten()
         })
         .unwrap_or(encoding_rs::UTF_8);
@@ -289,39 +302,6 @@ pub fn envelope_for(page: &RawPage) -> Vec<u8> {
     let body = text.into_owned();
     let content_type = if is_html { "text/html" } else { "text/plain" };
     encode_envelope(&page.url, page.fetched_at, content_type, &body)
-}
-
-/// The encoding named by a `<meta charset=…>` or `<meta http-equiv … content="…; charset=…">`
-/// in the first 1024 bytes of an HTML page.
-fn meta_charset(body: &[u8]) -> Option<&'static encoding_rs::Encoding> {
-    let head = &body[..body.len().min(1024)];
-    let lower = head.to_ascii_lowercase();
-    let mut from = 0;
-    while let Some(found) = memchr::memmem::find(&lower[from..], b"charset") {
-        let mut at = from + found + "charset".len();
-        from = at;
-        while lower.get(at).is_some_and(u8::is_ascii_whitespace) {
-            at += 1;
-        }
-        if lower.get(at) != Some(&b'=') {
-            continue;
-        }
-        at += 1;
-        while lower
-            .get(at)
-            .is_some_and(|b| b.is_ascii_whitespace() || *b == b'"' || *b == b'\'')
-        {
-            at += 1;
-        }
-        let end = lower[at..]
-            .iter()
-            .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':')))
-            .map_or(lower.len(), |length| at + length);
-        if let Some(encoding) = encoding_rs::Encoding::for_label(&lower[at..end]) {
-            return Some(encoding);
-        }
-    }
-    None
 }
 
 #[cfg(test)]
@@ -363,9 +343,17 @@ mod tests {
         assert_same_split(&page(body.clone(), ContentType::Html, None));
         assert_same_split(&page(body, ContentType::Html, Some("windows-1252")));
         assert_eq!(
-            meta_charset(&fixture("html/windows-1252.html")),
+            crate::parse::sniff_meta_charset(&fixture("html/windows-1252.html")),
             Some(encoding_rs::WINDOWS_1252)
         );
+        // A charset declared past the first kilobyte, as the worker reads it.
+        let mut late = b"<html><head><title>x</title>".to_vec();
+        late.extend(std::iter::repeat_n(b' ', 1500));
+        late.extend_from_slice(b"<meta charset=windows-1252></head><body><p>Caf\xe9 society</p></body></html>");
+        assert_same_split(&page(late.clone(), ContentType::Html, None));
+        let envelope: serde_json::Value =
+            serde_json::from_slice(&envelope_for(&page(late, ContentType::Html, None))).unwrap();
+        assert!(envelope["body"].as_str().unwrap().contains("Café society"));
     }
 
     #[test]

@@ -383,8 +383,10 @@ impl Walker {
     fn flush(&mut self) {
         let text = self.line.trim();
         if !text.is_empty() {
-            let total = text.chars().count();
-            let single_link = self.links_in_line == 1 && self.link_chars >= total;
+            // A line that is one link: the link holds every letter and digit of it (punctuation
+            // such as a trailing `»` may sit outside).
+            let total = text.chars().filter(|c| c.is_alphanumeric()).count();
+            let single_link = self.links_in_line == 1 && total > 0 && self.link_chars >= total;
             let spaced = collapse(&self.spaced);
             self.blocks.push(Block {
                 text: text.to_string(),
@@ -585,7 +587,7 @@ impl Walker {
         push_collapsed(&mut self.spaced, t);
         if let Some(a) = self.anchor.as_mut() {
             push_collapsed(a, t);
-            self.link_chars += t.split_whitespace().map(|w| w.chars().count() + 1).sum::<usize>();
+            self.link_chars += t.chars().filter(|c| c.is_alphanumeric()).count();
         }
         if self.byline_open && s.byline {
             if let Some(b) = self.byline_text.as_mut() {

@@ -24,6 +24,8 @@ use crate::model::{Article, ContentType, EventIds, ParsedPage, Quote, RawPage};
 
 pub use ticker::{parse_ticker_line, TickerLine};
 
+pub(crate) use html::sniff_meta_charset;
+
 /// Symbols of the market indices printed on the ticker strip.
 pub const DEFAULT_INDEX_SYMBOLS: [&str; 4] = ["BR100", "BR30", "KSE100", "KSE30"];
 
@@ -494,6 +496,31 @@ mod tests {
         .unwrap();
         assert_eq!(parsed.article.paragraphs.len(), 2, "{:?}", parsed.article);
         assert_eq!(parsed.article.byline, None);
+    }
+
+    #[test]
+    fn a_paragraph_that_is_mostly_a_link_stays_a_paragraph() {
+        let html = r#"<html><body><article><h1>Shares</h1>
+            <p><a href="/x">The KSE-100 closed 500 points higher on Monday</a>, Reuters</p>
+            <p>KARACHI: Brokers said volumes were thin ahead of the holiday.</p>
+            <p><a href="/gold">Gold prices rise by Rs500 per tola</a> »</p>
+            </article></body></html>"#;
+        let parsed = parse_page(
+            &page(html.as_bytes(), ContentType::Html, None),
+            &ParseOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            parsed.article.paragraphs,
+            [
+                "The KSE-100 closed 500 points higher on Monday, Reuters",
+                "KARACHI: Brokers said volumes were thin ahead of the holiday."
+            ]
+        );
+        assert_eq!(
+            parsed.article.related_headlines,
+            ["Gold prices rise by Rs500 per tola »"]
+        );
     }
 
     #[test]
