@@ -3,7 +3,8 @@
 #   make demo   start Kafka + schema registry locally and run the demo pipeline
 #   make test   start Kafka + schema registry locally and run all tests
 #
-# The local stack (deploy/local/stack) needs Java 17+ and Maven; the first
+# `make deps` (run by up, test and demo) installs the missing Debian packages
+# (deploy/local/deps: Java, Maven, Prometheus, C toolchain, ...). The first
 # `make up` downloads Kafka and Apicurio Registry from Maven Central into .local/.
 
 SHELL := bash
@@ -26,16 +27,20 @@ export PAGESPLIT_TEST_REGISTRY := http://127.0.0.1:$(REGISTRY_PORT)/apis/ccompat
 VENV := .local/venv
 export PAGESPLIT_TEST_PYTHON ?= $(CURDIR)/$(VENV)/bin/python
 
-.PHONY: help up down status logs topics test demo lint fmt bench venv
+.PHONY: help deps up down status logs topics test demo lint fmt bench venv
 
 help:
 	@echo 'make demo     start the local stack and run the demo pipeline'
 	@echo 'make test     start the local stack and run all tests'
 	@echo 'make lint     rustfmt check + clippy (warnings are errors)'
 	@echo 'make bench    run the benchmarks'
+	@echo 'make deps     install the missing system packages (Prometheus, Java, Maven, ...)'
 	@echo 'make up | down | status | logs | topics   manage the local Kafka + schema registry'
 
-up:
+deps:
+	deploy/local/deps
+
+up: deps
 	$(STACK) up
 
 down:
@@ -57,11 +62,11 @@ $(VENV)/.installed: tests/python/requirements.txt
 	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt
 	touch $@
 
-test: up venv
+test: deps up venv
 	$(CARGO) test --all-targets
 	bash deploy/validate.sh
 
-demo: up
+demo: deps up
 	$(CARGO) run --release -- demo
 
 lint:
