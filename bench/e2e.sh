@@ -2,7 +2,8 @@
 # End-to-end benchmarks of pagesplit against a running broker (see README, "Benchmarks").
 #
 #   bench/e2e.sh [--bootstrap HOST:PORT] [--pages N] [--backlog-pages N] [--latency-seconds S]
-#                [--rate PAGES_PER_S] [--no-python] [--only split|throughput|latency|backlog|all]
+#                [--rate PAGES_PER_S] [--backlog-small-pages] [--no-python]
+#                [--only split|throughput|latency|backlog|all]
 #
 # 1. split: single-thread split + encode of the example page, Rust and the Python reference,
 #    side by side (examples/split_bench.rs, bench/python/split_bench.py); no Kafka.
@@ -10,7 +11,8 @@
 #    reference worker, one after the other on the same input (examples/e2e_bench.rs).
 # 3. latency: p50/p99 from fetched_at to acknowledgement at half the measured maximum (or
 #    --rate), with the worker binary as a child process and its RSS sampled.
-# 4. backlog: the worker's RSS while it works through a backlog of 1,000,000 small pages.
+# 4. backlog: the worker's RSS while it works through a backlog of 1,000,000 pages
+#    (--backlog-small-pages: five ticker lines and a paragraph each).
 #
 # Steps 2-4 create fresh topics and groups named pagesplit-bench-<time>-<pid>.* and delete them
 # at the end. Results: printed, and as JSON in target/bench-e2e/.
@@ -24,6 +26,7 @@ latency_seconds=40
 rate=
 python=1
 only=all
+small=
 
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -32,9 +35,10 @@ while [[ $# -gt 0 ]]; do
         --backlog-pages) backlog_pages=$2; shift 2 ;;
         --latency-seconds) latency_seconds=$2; shift 2 ;;
         --rate) rate=$2; shift 2 ;;
+        --backlog-small-pages) small=1; shift ;;
         --no-python) python=; shift ;;
         --only) only=$2; shift 2 ;;
-        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -67,11 +71,11 @@ case $only in
         [[ -n $rate ]] || { echo "--only latency needs --rate" >&2; exit 2; }
         "${e2e[@]}" latency --rate "$rate" --seconds "$latency_seconds" "${worker[@]}" ;;
     backlog)
-        "${e2e[@]}" backlog --pages "$backlog_pages" "${worker[@]}" ;;
+        "${e2e[@]}" backlog --pages "$backlog_pages" ${small:+--small-pages} "${worker[@]}" ;;
     all)
         echo "== end to end against $bootstrap" >&2
         "${e2e[@]}" all --pages "$pages" --latency-seconds "$latency_seconds" \
-            --backlog-pages "$backlog_pages" "${python_args[@]}" "${worker[@]}" ;;
+            --backlog-pages "$backlog_pages" ${small:+--backlog-small-pages} "${python_args[@]}" "${worker[@]}" ;;
     split) ;;
     *) echo "unknown --only $only" >&2; exit 2 ;;
 esac

@@ -87,6 +87,9 @@ enum Bench {
         /// Pages preloaded for the backlog run.
         #[arg(long, default_value_t = 1_000_000)]
         backlog_pages: u64,
+        /// Small pages for the backlog run (five ticker lines and a paragraph).
+        #[arg(long)]
+        backlog_small_pages: bool,
     },
 }
 
@@ -138,9 +141,12 @@ struct LatencyArgs {
 
 #[derive(Args, Debug, Clone)]
 struct BacklogArgs {
-    /// Small pages to preload.
+    /// Pages to preload (the throughput run's mix of full pages).
     #[arg(long, default_value_t = 1_000_000)]
     pages: u64,
+    /// Preload small pages instead (five ticker lines and a paragraph).
+    #[arg(long)]
+    small_pages: bool,
     /// Partitions of the input topic.
     #[arg(long, default_value_t = 6)]
     partitions: i32,
@@ -167,7 +173,8 @@ fn main() -> anyhow::Result<()> {
             throughput: args,
             latency_seconds,
             backlog_pages,
-        } => all(&mut run, args, *latency_seconds, *backlog_pages),
+            backlog_small_pages,
+        } => all(&mut run, args, *latency_seconds, *backlog_pages, *backlog_small_pages),
     };
     run.cleanup();
     let report = result?;
@@ -177,7 +184,13 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn all(run: &mut BenchRun, args: &ThroughputArgs, latency_seconds: f64, backlog_pages: u64) -> anyhow::Result<Json> {
+fn all(
+    run: &mut BenchRun,
+    args: &ThroughputArgs,
+    latency_seconds: f64,
+    backlog_pages: u64,
+    backlog_small_pages: bool,
+) -> anyhow::Result<Json> {
     let throughput_report = throughput(run, args)?;
     // The latency run uses the worker's defaults, which include the latest-quote topic.
     let max_rate = throughput_report["pagesplit_with_latest"]["pages_per_s"]
@@ -197,6 +210,7 @@ fn all(run: &mut BenchRun, args: &ThroughputArgs, latency_seconds: f64, backlog_
         run,
         &BacklogArgs {
             pages: backlog_pages,
+            small_pages: backlog_small_pages,
             partitions: args.partitions,
             worker: args.worker.clone(),
             in_process: false,
@@ -886,7 +900,11 @@ fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
 // ---------------------------------------------------------------------------------------------
 
 fn backlog(run: &mut BenchRun, args: &BacklogArgs) -> anyhow::Result<Json> {
-    let mix = PageMix::load(&[Path::new("tests/fixtures/pages"), Path::new("examples/pages")])?.small();
+    let mut mix = PageMix::load(&[Path::new("tests/fixtures/pages"), Path::new("examples/pages")])?;
+    if args.small_pages {
+        mix = mix.small();
+    }
+    let size = if args.small_pages { "small" } else { "full" };
     let input = run.topic("backlog-pages", args.partitions, false)?;
     let (quotes, articles, dead) = (
         run.topic("backlog-quotes", args.partitions, false)?,
@@ -906,7 +924,7 @@ fn backlog(run: &mut BenchRun, args: &BacklogArgs) -> anyhow::Result<Json> {
     let preloaded = preload(&run.bootstrap, &config, &input, args.pages, &mix, Utc::now())?;
     let input_ends = run.ends(&input, args.partitions)?;
     eprintln!(
-        "backlog: preloaded {} small pages ({:.0} MB) in {:.1} s; starting the worker with default settings",
+        "backlog: preloaded {} {size} pages ({:.0} MB) in {:.1} s; starting the worker with default settings",
         args.pages,
         preloaded.bytes as f64 / 1e6,
         preloaded.seconds
@@ -1002,6 +1020,7 @@ fn backlog(run: &mut BenchRun, args: &BacklogArgs) -> anyhow::Result<Json> {
     );
     Ok(json!({
         "pages": args.pages,
+        "small_pages": args.small_pages,
         "in_process": args.in_process,
         "envelope_bytes": preloaded.bytes,
         "seconds": round1(seconds),

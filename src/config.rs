@@ -489,7 +489,7 @@ pub struct PipelineConfig {
 impl Default for PipelineConfig {
     fn default() -> Self {
         Self {
-            max_in_flight_pages: 1_000,
+            max_in_flight_pages: 500,
             max_in_flight_bytes: 64 * 1024 * 1024,
             drain_timeout_ms: 10_000,
             retry_backoff_ms: 100,
@@ -1055,9 +1055,12 @@ impl Config {
             .set("auto.offset.reset", "earliest")
             .set("partition.assignment.strategy", "cooperative-sticky")
             .set("session.timeout.ms", self.kafka.session_timeout_ms.to_string())
-            // Bound librdkafka's prefetch queue so a backlog does not fill memory (4 MiB keeps a
-            // worker under 100 MB through a backlog of a million pages) ...
-            .set("queued.max.messages.kbytes", "4096")
+            // Bound librdkafka's prefetch queue and its fetch responses so a backlog does not
+            // fill memory: with 2 MiB and 256 KiB per partition (librdkafka: 64 MiB and 1 MiB) a
+            // worker stays near 70 MB through a backlog of a million full pages, at the same
+            // speed (a larger record still comes whole: the broker answers with at least one)...
+            .set("queued.max.messages.kbytes", "2048")
+            .set("max.partition.fetch.bytes", "262144")
             .set("queued.min.messages", "1000")
             // ... and fetch again soon once it has drained: librdkafka's default waits a whole
             // second, which capped a worker at about what that queue holds per second.
