@@ -232,15 +232,7 @@ fn throughput(run: &mut BenchRun, args: &ThroughputArgs) -> anyhow::Result<Json>
     );
     let partitions = args.partitions;
     let input = run.topic("pages", partitions, false)?;
-    let base_config = bench_config(
-        &run.bootstrap,
-        "unused",
-        &input,
-        "unused.quotes",
-        "unused.articles",
-        "unused.dlq",
-        "",
-    )?;
+    let base_config = client_config(&run.bootstrap, "unused", &input)?;
     let preloaded = preload(&run.bootstrap, &base_config, &input, args.pages, &mix, Utc::now())?;
     let input_ends = run.ends(&input, partitions)?;
     eprintln!(
@@ -337,15 +329,7 @@ fn pass_through_run(
     };
     let copy_topic = run.topic(&format!("copy-{fan_out}"), partitions, false)?;
     let group = run.group(&format!("copy-{fan_out}"));
-    let config = bench_config(
-        &run.bootstrap,
-        &group,
-        input,
-        "unused.quotes",
-        "unused.articles",
-        "unused.dlq",
-        "",
-    )?;
+    let config = client_config(&run.bootstrap, &group, input)?;
     let stop = Arc::new(AtomicBool::new(false));
     let copier = {
         let (config, input, output, stop) = (config.clone(), input.to_owned(), copy_topic.clone(), stop.clone());
@@ -687,15 +671,7 @@ fn latency(run: &mut BenchRun, args: &LatencyArgs) -> anyhow::Result<Json> {
             args.seconds,
             worker.id()
         );
-        let config = bench_config(
-            &run.bootstrap,
-            "unused",
-            &input,
-            "unused.quotes",
-            "unused.articles",
-            "unused.dlq",
-            "",
-        )?;
+        let config = client_config(&run.bootstrap, "unused", &input)?;
         let started_at = Utc::now();
         let sent = paced_publish(&config, &input, &mix, args.rate, Duration::from_secs_f64(args.seconds))?;
         let input_ends = run.ends(&input, partitions)?;
@@ -912,15 +888,7 @@ fn backlog(run: &mut BenchRun, args: &BacklogArgs) -> anyhow::Result<Json> {
         run.topic("backlog-dlq", args.partitions, false)?,
     );
     let latest = run.topic("backlog-latest", args.partitions, false)?;
-    let config = bench_config(
-        &run.bootstrap,
-        "unused",
-        &input,
-        "unused.quotes",
-        "unused.articles",
-        "unused.dlq",
-        "",
-    )?;
+    let config = client_config(&run.bootstrap, "unused", &input)?;
     let preloaded = preload(&run.bootstrap, &config, &input, args.pages, &mix, Utc::now())?;
     let input_ends = run.ends(&input, args.partitions)?;
     eprintln!(
@@ -1670,6 +1638,20 @@ fn total_with(client: &BaseConsumer, topics: &[String], partitions: i32) -> anyh
 
 /// The worker configuration of a contender: defaults, the run's topics and group, single-object
 /// encoding (no registry), no HTTP endpoint.
+/// pagesplit's client settings for a client that only reads `input` (as `group`) or writes to
+/// it: the output topics are placeholders, distinct as the configuration requires.
+fn client_config(bootstrap: &str, group: &str, input: &str) -> anyhow::Result<Config> {
+    bench_config(
+        bootstrap,
+        group,
+        input,
+        "unused.quotes",
+        "unused.articles",
+        "unused.dlq",
+        "",
+    )
+}
+
 fn bench_config(
     bootstrap: &str,
     group: &str,

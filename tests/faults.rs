@@ -44,6 +44,24 @@ fn merge(into: &mut Positions, from: Positions) {
     }
 }
 
+/// Publishes one raw record (`None`: without value) to `topic` and adds its position.
+async fn send_raw(bootstrap: &str, topic: &str, key: &str, value: Option<&[u8]>, positions: &mut Positions) {
+    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let mut record = rdkafka::producer::FutureRecord::<str, [u8]>::to(topic).key(key);
+    if let Some(value) = value {
+        record = record.payload(value);
+    }
+    let delivered = producer
+        .send(record, Duration::from_secs(10))
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+    merge(positions, BTreeMap::from([(delivered.partition, delivered.offset)]));
+}
+
 /// Per output: how many records, how many distinct keys.
 struct Accounting {
     articles_by_url: BTreeMap<String, usize>,
@@ -207,10 +225,6 @@ async fn poison_messages_are_dead_lettered_with_their_codes_and_the_worker_goes_
     let running = pagesplit::app::start(config.clone(), shutdown.clone()).await.unwrap();
     let bootstrap = config.kafka.bootstrap_servers.clone();
     let good = pages("poison", 5);
-    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .create()
-        .unwrap();
     let mut positions = Positions::new();
     let oversized = pagesplit::envelope::encode_envelope("https://big", Utc::now(), "text/plain", &"x".repeat(100_000));
     let empty_body = pagesplit::envelope::encode_envelope("https://empty", Utc::now(), "text/plain", "  \n ");
@@ -231,29 +245,18 @@ async fn poison_messages_are_dead_lettered_with_their_codes_and_the_worker_goes_
                 .await
                 .unwrap(),
         );
-        let mut record = rdkafka::producer::FutureRecord::<str, [u8]>::to(&config.topics.input).key("poison");
-        if let Some(value) = value {
-            record = record.payload(value.as_slice());
-        }
-        let delivered = producer
-            .send(record, Duration::from_secs(10))
-            .await
-            .map_err(|(e, _)| e)
-            .unwrap();
-        merge(
+        send_raw(
+            &bootstrap,
+            &config.topics.input,
+            "poison",
+            value.as_deref(),
             &mut positions,
-            BTreeMap::from([(delivered.partition, delivered.offset)]),
-        );
+        )
+        .await;
     }
     common::wait_for_commit(&config, &positions, Duration::from_secs(60)).await;
 
-    let dead = read_records(
-        &bootstrap,
-        &config.topics.dead_letter,
-        &Positions::new(),
-        Duration::from_secs(30),
-    )
-    .unwrap();
+    let dead = common::read_all(&bootstrap, &config.topics.dead_letter);
     let codes: Vec<String> = dead
         .iter()
         .map(|record| {
@@ -299,7 +302,7 @@ async fn poison_messages_are_dead_lettered_with_their_codes_and_the_worker_goes_
             omitted: 0
         }
     );
-    let replayed = read_records(&bootstrap, &replay_topic, &Positions::new(), Duration::from_secs(30)).unwrap();
+    let replayed = common::read_all(&bootstrap, &replay_topic);
     assert_eq!(replayed.len(), 1);
     assert_eq!(replayed[0].value, poison[4].1.clone().unwrap());
     assert_eq!(replayed[0].key.as_deref(), Some("poison"));
@@ -384,10 +387,6 @@ async fn records_refused_as_too_large(mode: DeliveryMode) {
         content_type: "text/plain".to_owned(),
         body: format!("KARACHI: A long report.\n\n{words}\n"),
     };
-    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .create()
-        .unwrap();
     // 20,000 bytes: its dead letter passes the producer, the dead-letter topic refuses it.
     let refused_by_topic = noise(20_000, 1);
     // 50,000 bytes: its dead letter is refused when enqueued.
@@ -396,18 +395,14 @@ async fn records_refused_as_too_large(mode: DeliveryMode) {
         .await
         .unwrap();
     for value in [&refused_by_topic, &refused_by_producer] {
-        let record = rdkafka::producer::FutureRecord::<str, [u8]>::to(&config.topics.input)
-            .key("noise")
-            .payload(value.as_slice());
-        let delivered = producer
-            .send(record, Duration::from_secs(10))
-            .await
-            .map_err(|(e, _)| e)
-            .unwrap();
-        merge(
+        send_raw(
+            &bootstrap,
+            &config.topics.input,
+            "noise",
+            Some(value.as_slice()),
             &mut positions,
-            BTreeMap::from([(delivered.partition, delivered.offset)]),
-        );
+        )
+        .await;
     }
     merge(
         &mut positions,
@@ -423,13 +418,7 @@ async fn records_refused_as_too_large(mode: DeliveryMode) {
     );
     common::wait_for_commit(&config, &positions, Duration::from_secs(60)).await;
 
-    let mut dead = read_records(
-        &bootstrap,
-        &config.topics.dead_letter,
-        &Positions::new(),
-        Duration::from_secs(30),
-    )
-    .unwrap();
+    let mut dead = common::read_all(&bootstrap, &config.topics.dead_letter);
     // A dead letter sent again without its value may land after the next page's.
     let source_offset = |record: &pagesplit::demo::ReadRecord| {
         record
@@ -478,13 +467,7 @@ async fn records_refused_as_too_large(mode: DeliveryMode) {
     );
     assert_eq!(header(2, "pagesplit.stage"), "encode");
     // The good pages went through; the long article never reached its topic.
-    let articles = read_records(
-        &bootstrap,
-        &config.topics.articles,
-        &Positions::new(),
-        Duration::from_secs(30),
-    )
-    .unwrap();
+    let articles = common::read_all(&bootstrap, &config.topics.articles);
     let urls: Vec<String> = articles.iter().filter_map(|record| record.key.clone()).collect();
     assert_eq!(urls, [good[0].url.clone(), good[1].url.clone()]);
     let metrics = running.metrics.render();

@@ -11,7 +11,7 @@ use std::time::Duration;
 use apache_avro::types::Value;
 use chrono::{TimeZone, Utc};
 use pagesplit::config::EncodingFormat;
-use pagesplit::demo::{decode_event, publish_pages, read_records, PageToPublish, Positions};
+use pagesplit::demo::{decode_event, publish_pages, PageToPublish};
 use pagesplit::encode::{decimal_from_avro, unframe, Framed, Schemas};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
@@ -64,13 +64,7 @@ async fn example_page_becomes_34_quotes_and_one_article_and_offsets_are_committe
         serde_json::from_str(&common::fixture("pages/brecorder-putin-assad.masked.expected.json")).unwrap();
     let expected_quotes = expected["quotes"].as_array().unwrap();
     assert_eq!(expected_quotes.len(), 34);
-    let records = read_records(
-        &bootstrap,
-        &config.topics.quotes,
-        &Positions::new(),
-        Duration::from_secs(30),
-    )
-    .unwrap();
+    let records = common::read_all(&bootstrap, &config.topics.quotes);
     assert_eq!(records.len(), 34, "one record per ticker line");
     let schemas = Schemas::bundled();
     let mut by_symbol = BTreeMap::new();
@@ -120,13 +114,7 @@ async fn example_page_becomes_34_quotes_and_one_article_and_offsets_are_committe
     );
 
     // The article, keyed by URL.
-    let articles = read_records(
-        &bootstrap,
-        &config.topics.articles,
-        &Positions::new(),
-        Duration::from_secs(30),
-    )
-    .unwrap();
+    let articles = common::read_all(&bootstrap, &config.topics.articles);
     assert_eq!(articles.len(), 1);
     assert_eq!(articles[0].key.as_deref(), Some(url.as_str()));
     let article = decode_event(&articles[0].value, &schemas.article).expect("article decodes");
@@ -150,13 +138,7 @@ async fn example_page_becomes_34_quotes_and_one_article_and_offsets_are_committe
     assert_eq!(field(&article, "comments_closed"), &Value::Boolean(true));
 
     // The poison message is in the dead-letter topic, with its bytes and the reason.
-    let dead = read_records(
-        &bootstrap,
-        &config.topics.dead_letter,
-        &Positions::new(),
-        Duration::from_secs(30),
-    )
-    .unwrap();
+    let dead = common::read_all(&bootstrap, &config.topics.dead_letter);
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].value, b"this is not a page");
     assert_eq!(dead[0].key.as_deref(), Some("poison"));

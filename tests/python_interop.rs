@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use pagesplit::config::EncodingFormat;
-use pagesplit::demo::{decode_event, end_offsets, read_records, Positions};
+use pagesplit::demo::{decode_event, end_offsets, Positions};
 use pagesplit::encode::{value_to_json, Schemas, ARTICLE_SCHEMA_JSON, QUOTE_SCHEMA_JSON};
 use pagesplit::registry::{value_subject, RegistryClient};
 use rust_decimal::Decimal;
@@ -228,13 +228,7 @@ async fn the_confluent_python_client_decodes_pagesplit_events_through_the_regist
     assert_eq!(article["comments_closed"], Json::Bool(true));
 
     // ... and field for field against pagesplit's own decoding of the same record.
-    let rust_side = read_records(
-        &bootstrap,
-        &config.topics.articles,
-        &Positions::new(),
-        Duration::from_secs(30),
-    )
-    .expect("article read back");
+    let rust_side = common::read_all(&bootstrap, &config.topics.articles);
     assert_eq!(rust_side.len(), 1);
     let mut rust_article = value_to_json(
         &decode_event(&rust_side[0].value, &Schemas::bundled().article)

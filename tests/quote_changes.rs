@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use pagesplit::config::{Config, DeliveryMode, EncodingFormat, QuoteEmit};
-use pagesplit::demo::{decode_event, publish_pages, read_records, PageToPublish, Positions, ReadRecord};
+use pagesplit::demo::{decode_event, publish_pages, PageToPublish, ReadRecord};
 use pagesplit::encode::{decimal_from_avro, unframe, Framed, Schemas, QUOTE_SCHEMA_JSON};
 use pagesplit::registry::{value_subject, RegistryClient};
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
@@ -75,10 +75,6 @@ async fn cleanup_policy(bootstrap: &str, topic: &str) -> String {
         .expect("cleanup.policy set")
 }
 
-fn read_all(bootstrap: &str, topic: &str) -> Vec<ReadRecord> {
-    read_records(bootstrap, topic, &Positions::new(), Duration::from_secs(30)).expect("records read back")
-}
-
 /// A decoded quote: (symbol, price, fetched_at in ms).
 fn quote_of(record: &ReadRecord) -> (String, String, i64) {
     let quote = decode_event(&record.value, &Schemas::bundled().quote).expect("quote decodes");
@@ -119,7 +115,7 @@ async fn repeated_pages_reach_the_quote_topic_once(config: Config) {
     // The quote topic: the first page's 34 quotes, then only AGL's move.
     let symbols = expected_symbols();
     assert_eq!(symbols.len(), 34);
-    let quotes: Vec<_> = read_all(&bootstrap, &config.topics.quotes)
+    let quotes: Vec<_> = common::read_all(&bootstrap, &config.topics.quotes)
         .iter()
         .map(quote_of)
         .collect();
@@ -147,7 +143,7 @@ async fn repeated_pages_reach_the_quote_topic_once(config: Config) {
     );
 
     // The latest topic: every quote of every page, and AGL's last one is the move.
-    let latest = read_all(&bootstrap, &latest_topic);
+    let latest = common::read_all(&bootstrap, &latest_topic);
     assert_eq!(latest.len(), 34 * (REPEATS as usize + 1));
     let mut per_symbol: BTreeMap<String, Vec<(String, i64)>> = BTreeMap::new();
     for record in &latest {

@@ -312,6 +312,14 @@ mod tests {
     use super::*;
     use crate::model::{Direction, QuoteKind};
 
+    /// An HTML page without a declared charset, parsed with the default options.
+    fn parse_html_page(html: &str) -> Result<ParsedPage, ParseError> {
+        parse_page(
+            &page(html.as_bytes(), ContentType::Html, None),
+            &ParseOptions::default(),
+        )
+    }
+
     fn page(body: &[u8], content_type: ContentType, charset: Option<&str>) -> RawPage {
         RawPage {
             url: "https://www.brecorder.com/news/1/test".into(),
@@ -443,11 +451,7 @@ mod tests {
             <div class="category">Markets</div>
             <p>KARACHI: Gold rose Rs500 per tola on Monday, traders said.</p>
             <p>Silver was unchanged at Rs2,100 per tola.</p></article></body></html>"#;
-        let parsed = parse_page(
-            &page(html.as_bytes(), ContentType::Html, None),
-            &ParseOptions::default(),
-        )
-        .unwrap();
+        let parsed = parse_html_page(html).unwrap();
         assert_eq!(parsed.article.section.as_deref(), Some("Markets"));
         assert_eq!(
             parsed.article.paragraphs,
@@ -466,11 +470,7 @@ mod tests {
             <article><h1>Gold rises</h1>
             <div class="byline">Recorder Report Published 28 Mar, 2024 11:04am</div>
             <p>KARACHI: Gold rose Rs500 per tola on Monday, traders said.</p></article></body></html>"#;
-        let parsed = parse_page(
-            &page(html.as_bytes(), ContentType::Html, None),
-            &ParseOptions::default(),
-        )
-        .unwrap();
+        let parsed = parse_html_page(html).unwrap();
         assert_eq!(parsed.article.byline.as_deref(), Some("Recorder Report"));
         assert_eq!(
             parsed.article.published_at,
@@ -489,11 +489,7 @@ mod tests {
             <p>KARACHI: Gold rose Rs500 per tola on Monday, traders said in a statement issued after the close.</p>
             <p>Silver was unchanged at Rs2,100 per tola, the association said in its evening statement.</p>
             </div></article></body></html>"#;
-        let parsed = parse_page(
-            &page(html.as_bytes(), ContentType::Html, None),
-            &ParseOptions::default(),
-        )
-        .unwrap();
+        let parsed = parse_html_page(html).unwrap();
         assert_eq!(parsed.article.paragraphs.len(), 2, "{:?}", parsed.article);
         assert_eq!(parsed.article.byline, None);
     }
@@ -505,11 +501,7 @@ mod tests {
             <p>KARACHI: Brokers said volumes were thin ahead of the holiday.</p>
             <p><a href="/gold">Gold prices rise by Rs500 per tola</a> »</p>
             </article></body></html>"#;
-        let parsed = parse_page(
-            &page(html.as_bytes(), ContentType::Html, None),
-            &ParseOptions::default(),
-        )
-        .unwrap();
+        let parsed = parse_html_page(html).unwrap();
         assert_eq!(
             parsed.article.paragraphs,
             [
@@ -526,11 +518,7 @@ mod tests {
     #[test]
     fn self_closing_divs_count_as_open_elements() {
         let html = format!("<html><body>{}<p>x</p></body></html>", "<div/>".repeat(600));
-        let error = parse_page(
-            &page(html.as_bytes(), ContentType::Html, None),
-            &ParseOptions::default(),
-        )
-        .unwrap_err();
+        let error = parse_html_page(&html).unwrap_err();
         assert_eq!(error.code(), "html_too_deep");
     }
 }

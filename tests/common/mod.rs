@@ -144,3 +144,14 @@ pub async fn publish_example_and_wait(config: &Config, url: &str, fetched_at: ch
         .expect("page published");
     wait_for_commit(config, &positions, Duration::from_secs(60)).await;
 }
+
+/// Every record of `topic` from its start, waiting up to 30 s for the first.
+pub fn read_all(bootstrap: &str, topic: &str) -> Vec<pagesplit::demo::ReadRecord> {
+    pagesplit::demo::read_records(
+        bootstrap,
+        topic,
+        &pagesplit::demo::Positions::new(),
+        Duration::from_secs(30),
+    )
+    .expect("records read back")
+}
