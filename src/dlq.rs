@@ -61,7 +61,10 @@ pub async fn replay(config: &Config, to_topic: &str, filter: &ReplayFilter) -> a
         .context("reader task panicked")??
     };
     // The producer's settings without a transactional id: idempotent, acks from all replicas.
-    let producer: FutureProducer = config.admin_config().create().context("failed to create a producer")?;
+    let producer: FutureProducer = config
+        .plain_producer_config()
+        .create()
+        .context("failed to create a producer")?;
     let (selected, omitted): (Vec<&ReadRecord>, Vec<&ReadRecord>) = records
         .iter()
         .filter(|record| filter.accepts(record))

@@ -231,3 +231,130 @@ async fn sasl_ssl_and_ssl_workers_deliver_and_the_password_never_shows() {
     );
     common::delete_topics(&config).await;
 }
+
+/// `config check` with a configuration file holding `toml`, plus flags and environment.
+fn config_check_file(toml: &str, sets: &[(&str, String)], env: &[(&str, String)]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pagesplit.toml");
+    std::fs::write(&path, toml).unwrap();
+    let mut env = env.to_vec();
+    env.push(("PAGESPLIT_CONFIG", path.display().to_string()));
+    config_check(sets, &env)
+}
+
+#[test]
+fn config_check_shows_the_registry_url_without_its_password() {
+    let password = random_password();
+    let url = format!("http://user:{password}@registry.example:8081/apis/ccompat/v7");
+    // Credentials over http:// are refused, and the refusal does not show them either.
+    let (code, refused) = config_check(&[("registry.url", url.clone())], &[]);
+    assert_eq!(code, Some(2), "{refused}");
+    assert!(
+        refused.contains("registry.url") && refused.contains("registry.allow_insecure_credentials"),
+        "{refused}"
+    );
+    // Allowed: shown redacted, with a warning.
+    let (code, allowed) = config_check(
+        &[
+            ("registry.url", url.clone()),
+            ("registry.allow_insecure_credentials", "true".to_owned()),
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(0), "{allowed}");
+    assert!(
+        allowed.contains("url = \"http://user:***@registry.example:8081/apis/ccompat/v7\""),
+        "{allowed}"
+    );
+    assert!(
+        allowed.contains("# WARNING: registry.allow_insecure_credentials"),
+        "{allowed}"
+    );
+    let (code, https) = config_check(&[("registry.url", url.replace("http://", "https://"))], &[]);
+    assert_eq!(code, Some(0), "{https}");
+    assert!(
+        https.contains("url = \"https://user:***@registry.example:8081/apis/ccompat/v7\""),
+        "{https}"
+    );
+    for (what, text) in [("refused", &refused), ("allowed", &allowed), ("https", &https)] {
+        assert!(!text.contains(&password), "{what} shows the password:\n{text}");
+    }
+}
+
+#[test]
+fn config_check_refuses_raw_options_that_weaken_security() {
+    let secure = "[kafka]\nsecurity_protocol = \"SASL_SSL\"\nsasl_username = \"u\"\nsasl_password = \"p\"\n";
+    for (option, typed) in [
+        ("\"security.protocol\" = \"PLAINTEXT\"", "use kafka.security_protocol"),
+        (
+            "\"enable.ssl.certificate.verification\" = \"false\"",
+            "kafka.ssl_ca_location",
+        ),
+        (
+            "\"ssl.endpoint.identification.algorithm\" = \"none\"",
+            "always verified",
+        ),
+        ("\"sasl.mechanisms\" = \"PLAIN\"", "use kafka.sasl_mechanism"),
+    ] {
+        let (code, output) = config_check_file(&format!("{secure}[kafka.options]\n{option}\n"), &[], &[]);
+        assert_eq!(code, Some(2), "{option}: {output}");
+        assert!(
+            output.contains("invalid value for `kafka.options`") && output.contains(typed),
+            "{option}: {output}"
+        );
+    }
+}
+
+#[test]
+fn config_check_refuses_credentials_without_tls_unless_allowed() {
+    let password = random_password();
+    let sets = vec![
+        ("kafka.security_protocol", "SASL_PLAINTEXT".to_owned()),
+        ("kafka.sasl_mechanism", "PLAIN".to_owned()),
+        ("kafka.sasl_username", "pagesplit".to_owned()),
+    ];
+    let env = [("PAGESPLIT_KAFKA__SASL_PASSWORD", password.clone())];
+    let (code, refused) = config_check(&sets, &env);
+    assert_eq!(code, Some(2), "{refused}");
+    assert!(
+        refused.contains("kafka.security_protocol") && refused.contains("kafka.allow_insecure_credentials"),
+        "{refused}"
+    );
+    let mut allowed_sets = sets.clone();
+    allowed_sets.push(("kafka.allow_insecure_credentials", "true".to_owned()));
+    let (code, allowed) = config_check(&allowed_sets, &env);
+    assert_eq!(code, Some(0), "{allowed}");
+    assert!(
+        allowed.starts_with("# WARNING: kafka.allow_insecure_credentials"),
+        "{allowed}"
+    );
+    assert!(!refused.contains(&password) && !allowed.contains(&password));
+}
+
+#[test]
+fn config_errors_do_not_show_values() {
+    let password = random_password();
+    let (code, misspelt) = config_check(&[], &[("PAGESPLIT_KAFKA__SASL_PASWORD", password.clone())]);
+    assert_eq!(code, Some(2), "{misspelt}");
+    assert!(misspelt.contains("`kafka.sasl_pasword`"), "{misspelt}");
+    let (code, unknown) = config_check_file(&format!("[kafka.options]\n\"client.idd\" = \"{password}\"\n"), &[], &[]);
+    assert_eq!(code, Some(2), "{unknown}");
+    assert!(
+        unknown.contains("`client.idd` is not a librdkafka configuration property"),
+        "{unknown}"
+    );
+    let (code, syntax) = config_check_file(&format!("[registry]\npassword = \"{password}\n"), &[], &[]);
+    assert_eq!(code, Some(2), "{syntax}");
+    assert!(syntax.contains("line 2"), "{syntax}");
+    let (code, wrong_type) = config_check_file(&format!("[registry]\npassword = [\"{password}\"]\n"), &[], &[]);
+    assert_eq!(code, Some(2), "{wrong_type}");
+    assert!(wrong_type.contains("`registry.password`"), "{wrong_type}");
+    for (what, text) in [
+        ("misspelt variable", misspelt),
+        ("unknown property", unknown),
+        ("syntax error", syntax),
+        ("wrong type", wrong_type),
+    ] {
+        assert!(!text.contains(&password), "{what} shows the value:\n{text}");
+    }
+}
