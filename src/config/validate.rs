@@ -643,7 +643,7 @@ mod tests {
                 "kafka.ssl_key_location",
             ),
             (
-                format!("[kafka]\nsecurity_protocol = \"SSL\"\nssl_key_location = \"/nowhere.key\"\n"),
+                "[kafka]\nsecurity_protocol = \"SSL\"\nssl_key_location = \"/nowhere.key\"\n".to_owned(),
                 "kafka.ssl_key_location",
             ),
             (
