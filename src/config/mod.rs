@@ -2,11 +2,11 @@
 //!
 //! Unknown keys and bad values stop startup with a message naming the key, never its value.
 //!
-//! - [`tree`]: the sections and their defaults;
-//! - [`load`]: reading and layering the file, the environment and the flags;
-//! - [`validate`]: cross-field checks, one function per section;
-//! - [`clients`]: librdkafka settings of each Kafka client role (consumer, producer, admin);
-//! - [`secrets`]: secret values, redaction of the tree for display, credentials without TLS.
+//! - `tree.rs`: the sections and their defaults;
+//! - `load.rs`: reading and layering the file, the environment and the flags;
+//! - `validate.rs`: cross-field checks, one function per section;
+//! - `clients.rs`: librdkafka settings of each Kafka client role (consumer, producer, admin);
+//! - `secrets.rs`: secret values, redaction of the tree for display, credentials without TLS.
 
 mod clients;
 mod load;
