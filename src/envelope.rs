@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use crate::metrics::FailureCode;
 use crate::model::{ContentType, RawPage};
 
 /// Why a message is not a page.
@@ -38,14 +39,19 @@ pub enum DecodeError {
 impl DecodeError {
     /// Stable code for metrics and dead-letter headers.
     pub fn code(&self) -> &'static str {
+        self.failure_code().as_str()
+    }
+
+    /// The failure code of a message that is not a page.
+    pub fn failure_code(&self) -> FailureCode {
         match self {
-            DecodeError::EmptyMessage => "empty_message",
-            DecodeError::InvalidEnvelope(_) => "invalid_envelope",
-            DecodeError::NotAnEnvelope => "not_an_envelope",
-            DecodeError::MissingHeader(_) => "missing_header",
-            DecodeError::InvalidHeader(_) => "invalid_header",
-            DecodeError::InvalidFetchedAt(_) => "invalid_fetched_at",
-            DecodeError::UnsupportedContentType(_) => "unsupported_content_type",
+            DecodeError::EmptyMessage => FailureCode::EmptyMessage,
+            DecodeError::InvalidEnvelope(_) => FailureCode::InvalidEnvelope,
+            DecodeError::NotAnEnvelope => FailureCode::NotAnEnvelope,
+            DecodeError::MissingHeader(_) => FailureCode::MissingHeader,
+            DecodeError::InvalidHeader(_) => FailureCode::InvalidHeader,
+            DecodeError::InvalidFetchedAt(_) => FailureCode::InvalidFetchedAt,
+            DecodeError::UnsupportedContentType(_) => FailureCode::UnsupportedContentType,
         }
     }
 }

@@ -33,6 +33,7 @@
 //! ```
 
 pub mod app;
+pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod demo;

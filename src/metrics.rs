@@ -76,6 +76,64 @@ impl Stage {
     }
 }
 
+/// Why a message was dead-lettered: a stable code, the `code` label of
+/// `pagesplit_pages_dead_lettered_total` and the dead letter's error-code header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureCode {
+    /// The message has no value.
+    EmptyMessage,
+    /// The value looks like JSON but is not a valid envelope.
+    InvalidEnvelope,
+    /// Neither a JSON envelope nor a bare body with page headers.
+    NotAnEnvelope,
+    /// A bare body misses a page header.
+    MissingHeader,
+    /// A page header is not UTF-8.
+    InvalidHeader,
+    /// `fetched_at` is not an RFC 3339 timestamp.
+    InvalidFetchedAt,
+    /// The content type is neither text nor HTML.
+    UnsupportedContentType,
+    /// The page could not be split: the parser's code (`ParseError::code`).
+    Parse(&'static str),
+    /// An event could not be encoded: the encoder's code (`EncodeError::code`).
+    Encode(&'static str),
+    /// Splitting the page panicked (a parser bug this page runs into).
+    SplitPanicked,
+    /// The broker refused one of the page's events for good (e.g. too large).
+    EventRejectedByBroker,
+}
+
+impl FailureCode {
+    /// Label and header value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            FailureCode::EmptyMessage => "empty_message",
+            FailureCode::InvalidEnvelope => "invalid_envelope",
+            FailureCode::NotAnEnvelope => "not_an_envelope",
+            FailureCode::MissingHeader => "missing_header",
+            FailureCode::InvalidHeader => "invalid_header",
+            FailureCode::InvalidFetchedAt => "invalid_fetched_at",
+            FailureCode::UnsupportedContentType => "unsupported_content_type",
+            FailureCode::Parse(code) | FailureCode::Encode(code) => code,
+            FailureCode::SplitPanicked => "split_panicked",
+            FailureCode::EventRejectedByBroker => "event_rejected_by_broker",
+        }
+    }
+}
+
+impl std::fmt::Display for FailureCode {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for FailureCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 impl Metrics {
     /// Creates and registers all metrics.
     pub fn new() -> Self {
@@ -263,7 +321,8 @@ impl Metrics {
     }
 
     /// A message was written to the dead-letter topic.
-    pub fn page_dead_lettered(&self, stage: Stage, code: &str, error: &str) {
+    pub fn page_dead_lettered(&self, stage: Stage, code: FailureCode, error: &str) {
+        let code = code.as_str();
         tracing::warn!(stage = stage.as_str(), code, error, "message dead-lettered");
         self.pages_dead_lettered
             .with_label_values(&[stage.as_str(), code])
@@ -435,7 +494,7 @@ mod tests {
             Some(Duration::from_millis(20)),
         );
         metrics.quote_symbols(34, 0);
-        metrics.page_dead_lettered(Stage::Parse, "empty_body", "page body is empty");
+        metrics.page_dead_lettered(Stage::Parse, FailureCode::Parse("empty_body"), "page body is empty");
         metrics.page_finished();
         let text = metrics.render();
         assert!(

@@ -2,6 +2,7 @@
 //! transactions.
 
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
@@ -109,6 +110,34 @@ pub const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(5);
 /// Whether an enqueue failed only because the producer's local queue is full.
 pub fn is_queue_full(error: &KafkaError) -> bool {
     matches!(error, KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull))
+}
+
+/// Hands `record` to a producer through `send` (`ThreadedProducer::send`,
+/// `FutureProducer::send_result`, ...), waiting [`QUEUE_FULL_BACKOFF`] and trying again while
+/// the producer's local queue is full. `while_full` runs before each wait (e.g. to take in the
+/// acknowledgements that make room); returning `ControlFlow::Break` ends the waiting, and the
+/// `QueueFull` error is returned with the record. Any other outcome is returned as it is.
+#[allow(
+    clippy::result_large_err,
+    reason = "the shape of rdkafka's `send`: the record comes back"
+)]
+pub async fn send_waiting_while_queue_full<R, T>(
+    mut record: R,
+    mut send: impl FnMut(R) -> Result<T, (KafkaError, R)>,
+    mut while_full: impl FnMut() -> ControlFlow<()>,
+) -> Result<T, (KafkaError, R)> {
+    loop {
+        match send(record) {
+            Err((error, back)) if is_queue_full(&error) => {
+                if while_full().is_break() {
+                    return Err((error, back));
+                }
+                record = back;
+                tokio::time::sleep(QUEUE_FULL_BACKOFF).await;
+            }
+            result => return result,
+        }
+    }
 }
 
 /// A record the broker did not acknowledge, as its delivery report gave it back.
@@ -226,17 +255,22 @@ impl Sink {
     /// Enqueues one record, waiting while the local queue is full; its delivery report goes to
     /// `acks`.
     pub async fn enqueue(&self, record: &OutRecord, acks: &Arc<Acks>) -> Result<(), KafkaError> {
-        loop {
-            match self.try_enqueue(record, acks) {
-                Err(error) if is_queue_full(&error) => tokio::time::sleep(QUEUE_FULL_BACKOFF).await,
-                result => return result,
-            }
-        }
+        self.enqueue_with(record, acks, || ControlFlow::Continue(())).await
     }
 
-    /// Enqueues one record, or fails at once (with `QueueFull` when the local queue has no
-    /// room); its delivery report goes to `acks`.
-    pub fn try_enqueue(&self, record: &OutRecord, acks: &Arc<Acks>) -> Result<(), KafkaError> {
+    /// Enqueues one record as [`send_waiting_while_queue_full`] does: `while_full` runs before
+    /// each wait for room and may end the waiting (the `QueueFull` error is then returned). Its
+    /// delivery report goes to `acks`.
+    #[allow(
+        clippy::result_large_err,
+        reason = "the shape of rdkafka's `send`: the record comes back"
+    )]
+    pub async fn enqueue_with(
+        &self,
+        record: &OutRecord,
+        acks: &Arc<Acks>,
+        while_full: impl FnMut() -> ControlFlow<()>,
+    ) -> Result<(), KafkaError> {
         let mut base: BaseRecord<'_, [u8], [u8], Arc<Acks>> = BaseRecord::with_opaque_to(&record.topic, acks.clone());
         if let Some(key) = &record.key {
             base = base.key(key.as_slice());
@@ -248,11 +282,13 @@ impl Sink {
             base = base.headers(headers.clone());
         }
         acks.sending();
-        self.producer.send(base).map_err(|(error, _)| {
-            // Not enqueued: no report will come for it.
-            acks.settle_one();
-            error
-        })
+        send_waiting_while_queue_full(base, |base| self.producer.send(base), while_full)
+            .await
+            .map_err(|(error, _)| {
+                // Not enqueued: no report will come for it.
+                acks.settle_one();
+                error
+            })
     }
 
     /// The producer's fatal error, if it has one.

@@ -18,23 +18,21 @@
 //! transaction: a quote is left out only when an equal one of its symbol was committed before,
 //! or is earlier in the same transaction.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::Consumer as _;
+use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::mpsc;
 
-use super::{
-    dead_letter, dead_letter_without_value, select_changed_quotes, Failure, InFlight, InMessage, LatestQuotes,
-    PageCounts, PanicStreak, SharedQuoteFilter, Topics,
-};
-use crate::metrics::{Metrics, Stage};
-use crate::offsets::{OffsetTracker, Ticket};
-use crate::quote_filter::QuoteValue;
-use crate::sink::{classify, classify_transaction, is_fencing, Acks, FailureKind, OutRecord, Sink, TransactionFailure};
-use crate::source::{Handover, PageConsumer};
+use super::context::{DeliveryContext, InFlight, Page};
+use super::fatal::Stopped;
+use super::records::select_changed_quotes;
+use super::split_pool::PanicStreak;
+use crate::offsets::Ticket;
+use crate::sink::{classify, classify_transaction, is_fencing, Acks, FailureKind, TransactionFailure};
+use crate::source::Handover;
 
 /// Longest a single transactional call (offsets, commit, abort) may block; a call that times out
 /// is made again, so this bounds how long a revoke may wait for a commit in progress.
@@ -45,57 +43,37 @@ const PURGED_REPORT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The transactional producing stage.
 pub(super) struct Transactions {
-    pub consumer: Arc<PageConsumer>,
-    pub sink: Sink,
-    pub tracker: Arc<Mutex<OffsetTracker>>,
+    /// What deliveries need.
+    pub context: DeliveryContext,
+    /// The consumer's handover (revokes wait for commits in progress).
     pub handover: Arc<Handover>,
-    pub metrics: Arc<Metrics>,
-    pub topics: Topics,
-    pub latest: Option<LatestQuotes>,
-    pub quote_filter: Option<SharedQuoteFilter>,
-    pub stop: CancellationToken,
-    pub fatal: Arc<Mutex<Option<anyhow::Error>>>,
-    pub backoff: Duration,
-    pub backoff_max: Duration,
+    /// Most pages in one transaction.
     pub max_pages: usize,
+    /// Longest a transaction stays open for more pages.
     pub max_open: Duration,
+    /// The producer's `transactional.id` (for the fencing message).
     pub transactional_id: String,
+    /// Pages in a row whose split panicked.
     pub panics: PanicStreak,
 }
 
 /// A page in the open transaction.
-struct Page {
-    ticket: Ticket,
-    message: InMessage,
-    /// Every record of the page (unfiltered).
-    records: Vec<OutRecord>,
-    /// The compared values of the first records (the quotes), for the quote change filter.
-    quote_values: Vec<QuoteValue>,
+struct Pending {
+    page: Page,
     /// Delivery reports of the records sent in the current attempt.
     acks: Arc<Acks>,
     /// Whether a record of the current attempt could not be enqueued.
     unsent: bool,
     /// Why a record of the current attempt was refused for good when enqueued.
-    rejected: Option<rdkafka::error::KafkaError>,
-    /// Why the page is dead-lettered, when `records` is its dead letter.
-    dead_lettered: Option<Failure>,
-    /// Whether `records` is its dead letter without the page's bytes.
-    without_value: bool,
-    /// What the current attempt sends (quotes left out as unchanged are not counted).
-    counts: PageCounts,
-    fetched_at: Option<chrono::DateTime<chrono::Utc>>,
-    _permits: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+    rejected: Option<KafkaError>,
 }
-
-/// Why the stage stopped early.
-struct Stopped;
 
 /// The result of one commit attempt.
 enum Attempt {
     Committed(Duration),
     /// A page's partition was revoked: the transaction must not commit.
     Stale,
-    Failed(rdkafka::error::KafkaError),
+    Failed(KafkaError),
 }
 
 impl Transactions {
@@ -108,34 +86,14 @@ impl Transactions {
         loop {
             let first = tokio::select! {
                 item = ordered.recv() => item,
-                _ = self.stop.cancelled() => None,
+                _ = self.context.fatal.stopped() => None,
             };
             let Some(first) = first else { return Ok(()) };
             let Some(first) = self.prepare(first).await? else {
                 continue;
             };
             self.begin()?;
-            let opened = tokio::time::Instant::now();
-            let mut batch = vec![first];
-            self.enqueue(&mut batch[0]).await;
-            let mut closed = false;
-            while batch.len() < self.max_pages && !self.handover.revoke_waiting() {
-                let item = tokio::select! {
-                    biased;
-                    _ = self.stop.cancelled() => break,
-                    _ = self.handover.revoke_started() => break,
-                    _ = tokio::time::sleep_until(opened + self.max_open) => break,
-                    item = ordered.recv() => item,
-                };
-                let Some(item) = item else {
-                    closed = true;
-                    break;
-                };
-                if let Some(mut page) = self.prepare(item).await? {
-                    self.enqueue(&mut page).await;
-                    batch.push(page);
-                }
-            }
+            let (batch, closed) = self.fill(first, ordered).await?;
             self.commit(batch).await?;
             if closed {
                 return Ok(());
@@ -143,83 +101,71 @@ impl Transactions {
         }
     }
 
-    /// Waits for a page's split; `None` when its partition was revoked meanwhile.
-    async fn prepare(&self, item: InFlight) -> Result<Option<Page>, Stopped> {
-        let InFlight {
-            ticket,
-            work,
-            _pages,
-            _bytes,
-        } = item;
-        let (message, outcome, took) = match work.await {
-            Ok(done) => done,
-            Err(error) => {
-                return Err(self.fail(anyhow::anyhow!("a split thread ended without answering: {error}")));
+    /// Enqueues pages into the open transaction until it holds `max_pages`, has been open
+    /// `max_open`, a revoke waits or the stage stops; `true` when the channel closed.
+    async fn fill(
+        &self,
+        first: Pending,
+        ordered: &mut mpsc::Receiver<InFlight>,
+    ) -> Result<(Vec<Pending>, bool), Stopped> {
+        let opened = tokio::time::Instant::now();
+        let mut batch = vec![first];
+        self.enqueue(&mut batch[0]).await;
+        while batch.len() < self.max_pages && !self.handover.revoke_waiting() {
+            let item = tokio::select! {
+                biased;
+                _ = self.context.fatal.stopped() => break,
+                _ = self.handover.revoke_started() => break,
+                _ = tokio::time::sleep_until(opened + self.max_open) => break,
+                item = ordered.recv() => item,
+            };
+            let Some(item) = item else {
+                return Ok((batch, true));
+            };
+            if let Some(mut page) = self.prepare(item).await? {
+                self.enqueue(&mut page).await;
+                batch.push(page);
             }
-        };
-        if let Err(error) = self.panics.observe(&outcome) {
-            return Err(self.fail(error));
         }
-        if !self.tracker.lock().expect("tracker lock").is_current(&ticket) {
+        Ok((batch, false))
+    }
+
+    /// Waits for a page's split; `None` when its partition was revoked meanwhile.
+    async fn prepare(&self, item: InFlight) -> Result<Option<Pending>, Stopped> {
+        let InFlight { ticket, work, permits } = item;
+        let outcome = self.context.split_answer(work.await, &self.panics)?;
+        if !self.context.tracker.lock().expect("tracker lock").is_current(&ticket) {
             tracing::debug!(
                 topic = %ticket.topic,
                 partition = ticket.partition,
                 offset = ticket.offset,
                 "page of a revoked partition left to its new owner"
             );
-            self.metrics.page_finished();
+            self.context.metrics.page_finished();
             return Ok(None);
         }
-        let (records, quote_values, counts, fetched_at, dead_lettered) = match outcome {
-            Ok(split) => {
-                self.metrics.page_processed(took, split.boilerplate_lines);
-                let counts = PageCounts::of(&split);
-                (split.records, split.quote_values, counts, Some(split.fetched_at), None)
-            }
-            Err(failure) => {
-                let record = dead_letter(&message, &failure, &self.topics.dead_letter);
-                tracing::info_span!(
-                    "page",
-                    topic = %message.topic,
-                    partition = message.partition,
-                    offset = message.offset
-                )
-                .in_scope(|| {
-                    self.metrics
-                        .page_dead_lettered(failure.stage, failure.code, &failure.message)
-                });
-                (vec![record], Vec::new(), PageCounts::default(), None, Some(failure))
-            }
-        };
-        Ok(Some(Page {
-            ticket,
-            message,
+        Ok(Some(Pending {
+            page: self.context.page(ticket, outcome, permits),
             acks: Acks::new(),
             unsent: false,
             rejected: None,
-            dead_lettered,
-            without_value: false,
-            counts,
-            records,
-            quote_values,
-            fetched_at,
-            _permits: (_pages, _bytes),
         }))
     }
 
     /// Enqueues a page's records into the open transaction, but the quotes whose value did not
     /// change (`quotes.emit = "changed"`).
-    async fn enqueue(&self, page: &mut Page) {
+    async fn enqueue(&self, pending: &mut Pending) {
         // Reports still due from an aborted attempt must not count against this one.
-        page.acks = Acks::new();
-        page.unsent = false;
-        page.rejected = None;
+        pending.acks = Acks::new();
+        pending.unsent = false;
+        pending.rejected = None;
+        let page = &mut pending.page;
         let mut send = Vec::new();
-        if let Some(filter) = &self.quote_filter {
+        if let Some(filter) = &self.context.quote_filter {
             let mut filter = filter.lock().expect("quote filter lock");
             let unchanged;
             (send, unchanged) = select_changed_quotes(&page.records, &page.quote_values, &mut filter);
-            self.metrics.quote_symbols(filter.len(), filter.evicted());
+            self.context.metrics.quote_symbols(filter.len(), filter.evicted());
             page.counts.quotes = page.quote_values.len() - unchanged;
             page.counts.unchanged_quotes = unchanged;
         }
@@ -227,13 +173,13 @@ impl Transactions {
             if !send.get(index).copied().unwrap_or(true) {
                 continue;
             }
-            if let Err(error) = self.sink.enqueue(record, &page.acks).await {
+            if let Err(error) = self.context.sink.enqueue(record, &pending.acks).await {
                 tracing::debug!(error = %error, "enqueue failed; the transaction will be aborted");
-                page.unsent = true;
+                pending.unsent = true;
                 if classify(&error) == FailureKind::Permanent {
                     // Refused for good (larger than `message.max.bytes`): dead-lettered after
                     // the abort.
-                    page.rejected = Some(error);
+                    pending.rejected = Some(error);
                     break;
                 }
             }
@@ -241,89 +187,100 @@ impl Transactions {
     }
 
     fn begin(&self) -> Result<(), Stopped> {
-        if let Some(filter) = &self.quote_filter {
+        if let Some(filter) = &self.context.quote_filter {
             filter.lock().expect("quote filter lock").begin();
         }
-        self.sink
-            .begin_transaction()
-            .map_err(|error| self.fail(self.describe(&error, "failed to begin a transaction")))
+        self.context.sink.begin_transaction().map_err(|error| {
+            self.context
+                .fatal
+                .fail(self.describe(&error, "failed to begin a transaction"))
+        })
     }
 
     /// Commits the batch with its offsets, aborting and sending it again after abortable
     /// failures, until it is committed or the stage is stopped.
-    async fn commit(&self, mut batch: Vec<Page>) -> Result<(), Stopped> {
-        let mut backoff = self.backoff;
+    async fn commit(&self, mut batch: Vec<Pending>) -> Result<(), Stopped> {
+        let mut backoff = self.context.backoff;
         loop {
-            if self.stop.is_cancelled() {
+            if self.context.fatal.is_stopped() {
                 self.abandon(batch).await;
                 return Err(Stopped);
             }
-            let attempt = if batch.iter().any(|page| page.unsent) {
+            let attempt = if batch.iter().any(|pending| pending.unsent) {
                 // A record is missing from the transaction: committing would lose it.
-                Attempt::Failed(rdkafka::error::KafkaError::MessageProduction(
-                    rdkafka::types::RDKafkaErrorCode::State,
-                ))
+                Attempt::Failed(KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::State))
             } else {
                 self.try_commit(&batch).await
             };
             let error = match attempt {
                 Attempt::Committed(took) => {
-                    if let Some(filter) = &self.quote_filter {
-                        filter.lock().expect("quote filter lock").commit();
-                    }
-                    self.metrics.transaction_committed(batch.len(), took);
-                    self.finish(batch);
+                    self.committed(batch, took);
                     return Ok(());
                 }
                 Attempt::Stale => {
-                    self.abort(batch.len(), "a partition of the transaction was revoked")
-                        .await?;
-                    let before = batch.len();
-                    {
-                        let tracker = self.tracker.lock().expect("tracker lock");
-                        batch.retain(|page| tracker.is_current(&page.ticket));
-                    }
-                    for _ in batch.len()..before {
-                        self.metrics.page_finished();
-                    }
-                    if batch.is_empty() {
+                    if self.drop_revoked(&mut batch).await? {
                         return Ok(());
                     }
-                    self.resend(&mut batch).await?;
                     continue;
                 }
                 Attempt::Failed(error) => error,
             };
             match classify_transaction(&error) {
                 TransactionFailure::Retry => {
-                    self.metrics
-                        .produce_retried(&format!("transaction commit: {error}"), backoff);
-                    self.sleep(backoff).await?;
+                    let wait = backoff.next_wait();
+                    self.context
+                        .metrics
+                        .produce_retried(&format!("transaction commit: {error}"), wait);
+                    self.context.fatal.sleep(wait).await?;
                 }
                 TransactionFailure::Abort => {
                     self.abort(batch.len(), &error.to_string()).await?;
                     self.dead_letter_rejected(&mut batch).await?;
-                    self.metrics
-                        .produce_retried(&format!("transaction aborted: {error}"), backoff);
-                    self.sleep(backoff).await?;
+                    let wait = backoff.next_wait();
+                    self.context
+                        .metrics
+                        .produce_retried(&format!("transaction aborted: {error}"), wait);
+                    self.context.fatal.sleep(wait).await?;
                     self.resend(&mut batch).await?;
                 }
                 TransactionFailure::Fatal { .. } => {
-                    return Err(self.fail(self.describe(&error, "failed to commit a transaction")));
+                    return Err(self
+                        .context
+                        .fatal
+                        .fail(self.describe(&error, "failed to commit a transaction")));
                 }
             }
-            backoff = (backoff * 2).min(self.backoff_max);
         }
+    }
+
+    /// A partition of the transaction was revoked: aborts it and sends the pages still owned
+    /// again; `true` when none is left.
+    async fn drop_revoked(&self, batch: &mut Vec<Pending>) -> Result<bool, Stopped> {
+        self.abort(batch.len(), "a partition of the transaction was revoked")
+            .await?;
+        let before = batch.len();
+        {
+            let tracker = self.context.tracker.lock().expect("tracker lock");
+            batch.retain(|pending| tracker.is_current(&pending.page.ticket));
+        }
+        for _ in batch.len()..before {
+            self.context.metrics.page_finished();
+        }
+        if batch.is_empty() {
+            return Ok(true);
+        }
+        self.resend(batch).await?;
+        Ok(false)
     }
 
     /// Checks under the commit gate that every page's partition is still owned, then adds the
     /// offsets to the transaction and commits it.
-    async fn try_commit(&self, batch: &[Page]) -> Attempt {
-        let tickets: Vec<Ticket> = batch.iter().map(|page| page.ticket.clone()).collect();
+    async fn try_commit(&self, batch: &[Pending]) -> Attempt {
+        let tickets: Vec<Ticket> = batch.iter().map(|pending| pending.page.ticket.clone()).collect();
         let (sink, consumer, tracker, handover) = (
-            self.sink.clone(),
-            self.consumer.clone(),
-            self.tracker.clone(),
+            self.context.sink.clone(),
+            self.context.consumer.clone(),
+            self.context.tracker.clone(),
             self.handover.clone(),
         );
         let attempt = tokio::task::spawn_blocking(move || {
@@ -335,9 +292,7 @@ impl Transactions {
                 return Attempt::Stale;
             }
             let Some(group) = consumer.group_metadata() else {
-                return Attempt::Failed(rdkafka::error::KafkaError::MessageProduction(
-                    rdkafka::types::RDKafkaErrorCode::State,
-                ));
+                return Attempt::Failed(KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::State));
             };
             let started = Instant::now();
             let offsets = next_offsets(&tickets);
@@ -350,32 +305,31 @@ impl Transactions {
             }
         })
         .await;
-        attempt.unwrap_or_else(|_| {
-            Attempt::Failed(rdkafka::error::KafkaError::MessageProduction(
-                rdkafka::types::RDKafkaErrorCode::Fail,
-            ))
-        })
+        attempt
+            .unwrap_or_else(|_| Attempt::Failed(KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::Fail)))
     }
 
     /// Aborts the open transaction (retrying while the call times out).
     async fn abort(&self, pages: usize, reason: &str) -> Result<(), Stopped> {
-        self.metrics.transaction_aborted(pages, reason);
+        self.context.metrics.transaction_aborted(pages, reason);
         self.rollback_quote_filter();
-        let mut backoff = self.backoff;
+        let mut backoff = self.context.backoff;
         loop {
-            let sink = self.sink.clone();
+            let sink = self.context.sink.clone();
             let result = tokio::task::spawn_blocking(move || sink.abort_transaction(TRANSACTION_CALL_TIMEOUT))
                 .await
-                .unwrap_or(Err(rdkafka::error::KafkaError::Canceled));
+                .unwrap_or(Err(KafkaError::Canceled));
             let Err(error) = result else { return Ok(()) };
             match classify_transaction(&error) {
                 TransactionFailure::Fatal { .. } => {
-                    return Err(self.fail(self.describe(&error, "failed to abort a transaction")))
+                    return Err(self
+                        .context
+                        .fatal
+                        .fail(self.describe(&error, "failed to abort a transaction")))
                 }
-                TransactionFailure::Retry if !self.stop.is_cancelled() => {
+                TransactionFailure::Retry if !self.context.fatal.is_stopped() => {
                     tracing::warn!(error = %error, "aborting the transaction timed out; retrying");
-                    self.sleep(backoff).await?;
-                    backoff = (backoff * 2).min(self.backoff_max);
+                    self.context.fatal.sleep(backoff.next_wait()).await?;
                 }
                 _ => {
                     tracing::warn!(error = %error, "transaction could not be aborted");
@@ -388,118 +342,84 @@ impl Transactions {
     /// After an abort: pages with a record refused for good (too large) go to the dead-letter
     /// topic instead, as in at-least-once mode; a dead letter refused for good goes once more
     /// without the page's bytes, and if that is refused too, the worker stops.
-    async fn dead_letter_rejected(&self, batch: &mut [Page]) -> Result<(), Stopped> {
-        for page in batch.iter_mut() {
-            let reported = tokio::time::timeout(PURGED_REPORT_TIMEOUT, page.acks.settled())
+    async fn dead_letter_rejected(&self, batch: &mut [Pending]) -> Result<(), Stopped> {
+        for pending in batch.iter_mut() {
+            let reported = tokio::time::timeout(PURGED_REPORT_TIMEOUT, pending.acks.settled())
                 .await
                 .unwrap_or_default();
-            let rejected = page.rejected.take().or_else(|| {
+            let rejected = pending.rejected.take().or_else(|| {
                 reported
                     .into_iter()
                     .map(|report| report.error)
                     .find(|error| classify(error) == FailureKind::Permanent)
             });
             let Some(error) = rejected else { continue };
-            if let Some(failure) = &page.dead_lettered {
-                if page.without_value {
-                    return Err(self.fail(anyhow::anyhow!(
-                        "topic {} rejected the dead letter of {}/{} offset {} even without its value: {error}",
-                        self.topics.dead_letter,
-                        page.message.topic,
-                        page.message.partition,
-                        page.message.offset
-                    )));
-                }
-                self.metrics.dead_letter_without_value(&error.to_string());
-                let why = format!("the dead letter was rejected: {error}");
-                page.records = vec![dead_letter_without_value(
-                    &page.message,
-                    failure,
-                    &self.topics.dead_letter,
-                    &why,
-                )];
-                page.without_value = true;
-                continue;
-            }
-            {
-                let failure = Failure {
-                    stage: Stage::Encode,
-                    code: "event_rejected_by_broker",
-                    message: error.to_string(),
-                };
-                self.metrics
-                    .page_dead_lettered(failure.stage, failure.code, &failure.message);
-                page.records = vec![dead_letter(&page.message, &failure, &self.topics.dead_letter)];
-                page.dead_lettered = Some(failure);
-                page.quote_values.clear();
-                page.counts = PageCounts::default();
+            if pending.page.dead_lettered.is_some() {
+                self.context.dead_letter_refused(&mut pending.page, &error)?;
+            } else {
+                self.context.dead_letter_instead(&mut pending.page, &error);
             }
         }
         Ok(())
     }
 
     /// Opens a new transaction and enqueues every page of the batch again.
-    async fn resend(&self, batch: &mut [Page]) -> Result<(), Stopped> {
+    async fn resend(&self, batch: &mut [Pending]) -> Result<(), Stopped> {
         self.begin()?;
-        for page in batch.iter_mut() {
-            self.enqueue(page).await;
+        for pending in batch.iter_mut() {
+            self.enqueue(pending).await;
         }
         Ok(())
     }
 
-    /// The batch is committed: its pages are done.
-    fn finish(&self, batch: Vec<Page>) {
-        let mut tracker = self.tracker.lock().expect("tracker lock");
-        for page in &batch {
+    /// The batch is committed: its pages are done (their offsets were committed with it).
+    fn committed(&self, batch: Vec<Pending>, took: Duration) {
+        if let Some(filter) = &self.context.quote_filter {
+            filter.lock().expect("quote filter lock").commit();
+        }
+        self.context.metrics.transaction_committed(batch.len(), took);
+        let mut tracker = self.context.tracker.lock().expect("tracker lock");
+        for pending in &batch {
             // Nothing to store: the offsets were committed with the transaction.
-            let _ = tracker.complete(&page.ticket);
+            let _ = tracker.complete(&pending.page.ticket);
         }
         drop(tracker);
-        for page in batch {
-            let since_fetch = page.fetched_at.and_then(|at| (chrono::Utc::now() - at).to_std().ok());
-            self.metrics
-                .events_delivered(&page.counts.delivered(&self.topics, self.latest.as_ref()), since_fetch);
-            self.metrics.page_finished();
+        for pending in batch {
+            self.context.page_delivered(&pending.page);
         }
     }
 
     /// The open transaction's quotes were never published: the filter forgets them.
     fn rollback_quote_filter(&self) {
-        if let Some(filter) = &self.quote_filter {
+        if let Some(filter) = &self.context.quote_filter {
             let mut filter = filter.lock().expect("quote filter lock");
             filter.rollback();
-            self.metrics.quote_symbols(filter.len(), filter.evicted());
+            self.context.metrics.quote_symbols(filter.len(), filter.evicted());
         }
     }
 
     /// Stopping: the open transaction is aborted; its pages are consumed again later.
-    async fn abandon(&self, batch: Vec<Page>) {
+    async fn abandon(&self, batch: Vec<Pending>) {
         self.rollback_quote_filter();
-        let sink = self.sink.clone();
+        let sink = self.context.sink.clone();
         if let Ok(Err(error)) =
             tokio::task::spawn_blocking(move || sink.abort_transaction(TRANSACTION_CALL_TIMEOUT)).await
         {
             tracing::warn!(error = %error, "open transaction not aborted; the broker aborts it after transaction_timeout_ms");
         } else {
-            self.metrics.transaction_aborted(batch.len(), "stopping");
+            self.context.metrics.transaction_aborted(batch.len(), "stopping");
         }
         for _ in &batch {
-            self.metrics.page_finished();
-        }
-    }
-
-    async fn sleep(&self, duration: Duration) -> Result<(), Stopped> {
-        tokio::select! {
-            _ = tokio::time::sleep(duration) => Ok(()),
-            _ = self.stop.cancelled() => Err(Stopped),
+            self.context.metrics.page_finished();
         }
     }
 
     /// A clear message for a fatal producer error.
-    fn describe(&self, error: &rdkafka::error::KafkaError, what: &str) -> anyhow::Error {
+    fn describe(&self, error: &KafkaError, what: &str) -> anyhow::Error {
+        let sink = &self.context.sink;
         let fenced = matches!(classify_transaction(error), TransactionFailure::Fatal { fenced: true })
-            || self.sink.fatal_error_code().is_some_and(is_fencing);
-        let reason = self.sink.fatal_error().unwrap_or_else(|| error.to_string());
+            || sink.fatal_error_code().is_some_and(is_fencing);
+        let reason = sink.fatal_error().unwrap_or_else(|| error.to_string());
         if fenced {
             anyhow::anyhow!(
                 "producer fenced: another worker started with transactional.id `{}` (each worker needs its own \
@@ -509,17 +429,6 @@ impl Transactions {
         } else {
             anyhow::anyhow!("fatal producer error: {what}: {reason}")
         }
-    }
-
-    /// Records a fatal error and stops the worker.
-    fn fail(&self, error: anyhow::Error) -> Stopped {
-        tracing::error!(error = %format!("{error:#}"), "stopping");
-        let mut fatal = self.fatal.lock().expect("fatal lock");
-        if fatal.is_none() {
-            *fatal = Some(error);
-        }
-        self.stop.cancel();
-        Stopped
     }
 }
 
@@ -540,6 +449,7 @@ fn next_offsets(tickets: &[Ticket]) -> TopicPartitionList {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::offsets::OffsetTracker;
 
     #[test]
     fn a_batch_commits_the_offset_after_its_highest_page_per_partition() {

@@ -1,0 +1,208 @@
+//! Consuming with back-pressure: each message waits for room under the in-flight bounds (pages
+//! and bytes) before it is tracked and handed to the split pool; while the wait is long, fetching
+//! is paused but the consumer keeps polling.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::consumer::Consumer as _;
+use rdkafka::error::KafkaError;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use super::context::{InFlight, Permits};
+use super::fatal::Fatal;
+use super::records::InMessage;
+use super::split_pool::Splitter;
+use crate::metrics::Metrics;
+use crate::offsets::{OffsetTracker, Ticket};
+use crate::source::PageConsumer;
+
+/// How long consumption may wait for room under the in-flight bound before fetching is paused
+/// (well under librdkafka's default `max.poll.interval.ms` of 300 s).
+const PAUSE_AFTER: Duration = Duration::from_secs(5);
+
+/// The bounds on pages in flight (consumed and not yet done): their number and their bytes.
+pub(super) struct InFlightBound {
+    pages: Arc<Semaphore>,
+    bytes: Arc<Semaphore>,
+    max_bytes: usize,
+}
+
+impl InFlightBound {
+    /// At most `max_pages` pages and `max_bytes` bytes (capped at `u32::MAX`) in flight.
+    pub fn new(max_pages: usize, max_bytes: usize) -> Self {
+        let max_bytes = max_bytes.min(u32::MAX as usize);
+        Self {
+            pages: Arc::new(Semaphore::new(max_pages)),
+            bytes: Arc::new(Semaphore::new(max_bytes)),
+            max_bytes,
+        }
+    }
+
+    /// Waits for room for one message (a message larger than the bound takes all of it).
+    async fn room_for(&self, message: &InMessage) -> Permits {
+        let size = message.size().clamp(1, self.max_bytes) as u32;
+        let pages = self.pages.clone().acquire_owned().await.expect("semaphore open");
+        let bytes = self
+            .bytes
+            .clone()
+            .acquire_many_owned(size)
+            .await
+            .expect("semaphore open");
+        (pages, bytes)
+    }
+}
+
+/// The consuming stage: consume, wait for room, track, hand to the split pool, pass on in order.
+pub(super) struct Consume {
+    /// The consumer, subscribed to the input topic.
+    pub consumer: Arc<PageConsumer>,
+    /// Offsets of owned partitions.
+    pub tracker: Arc<Mutex<OffsetTracker>>,
+    /// Telemetry.
+    pub metrics: Arc<Metrics>,
+    /// The split pool.
+    pub splitter: Splitter,
+    /// The in-flight bounds.
+    pub bound: InFlightBound,
+    /// Cancelled when shutdown is requested.
+    pub shutdown: CancellationToken,
+    /// The worker's stop.
+    pub fatal: Fatal,
+    /// The pages in consumption order, to the delivery stage.
+    pub ordered: mpsc::Sender<InFlight>,
+}
+
+impl Consume {
+    /// Consumes until shutdown, a stop, or the delivery stage is gone.
+    pub async fn run(self) {
+        // Messages received while paused: they come before anything received later.
+        let mut stash: VecDeque<InMessage> = VecDeque::new();
+        loop {
+            let Some(message) = self.next_message(&mut stash).await else {
+                break;
+            };
+            let Some(permits) = self.wait_for_room(&message, &mut stash).await else {
+                break;
+            };
+            let Some(ticket) = self.track(&message) else {
+                continue;
+            };
+            self.metrics.page_consumed(&message.topic);
+            let (done, work) = oneshot::channel();
+            self.splitter.start(message, done);
+            let page = InFlight { ticket, work, permits };
+            if self.ordered.send(page).await.is_err() {
+                break;
+            }
+        }
+        tracing::info!("stopped consuming");
+    }
+
+    /// The next message, stashed or received; `None` when stopping.
+    async fn next_message(&self, stash: &mut VecDeque<InMessage>) -> Option<InMessage> {
+        if let Some(message) = stash.pop_front() {
+            return Some(message);
+        }
+        loop {
+            let received = tokio::select! {
+                _ = self.shutdown.cancelled() => return None,
+                _ = self.fatal.stopped() => return None,
+                received = self.consumer.recv() => received,
+            };
+            match received {
+                Ok(message) => return Some(InMessage::from_borrowed(&message)),
+                Err(error) => self.consumer_error(error).ok()?,
+            }
+        }
+    }
+
+    /// Logs a consumer error; a fatal one stops the worker (`Err`).
+    fn consumer_error(&self, error: KafkaError) -> Result<(), ()> {
+        tracing::warn!(error = %error, "consumer error");
+        if let KafkaError::MessageConsumptionFatal(_) = error {
+            let _ = self.fatal.fail(anyhow::anyhow!("fatal consumer error: {error}"));
+            return Err(());
+        }
+        Ok(())
+    }
+
+    /// Waits for room under the in-flight bound; librdkafka's bounded prefetch queue holds
+    /// further messages meanwhile. `None` when stopping.
+    async fn wait_for_room(&self, message: &InMessage, stash: &mut VecDeque<InMessage>) -> Option<Permits> {
+        tokio::select! {
+            _ = self.shutdown.cancelled() => return None,
+            _ = self.fatal.stopped() => return None,
+            permits = self.bound.room_for(message) => return Some(permits),
+            _ = tokio::time::sleep(PAUSE_AFTER) => {}
+        }
+        // Still no room (the output is slow or down): pause fetching but keep polling, so the
+        // group does not evict this worker for exceeding max.poll.interval.ms. (Pausing drops
+        // librdkafka's prefetched messages, so it is only worth it for long waits.)
+        set_paused(&self.consumer, true);
+        let permits = loop {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => break None,
+                _ = self.fatal.stopped() => break None,
+                permits = self.bound.room_for(message) => break Some(permits),
+                received = self.consumer.recv() => match received {
+                    Ok(received) => {
+                        stash.push_back(InMessage::from_borrowed(&received));
+                        // From a partition assigned since the pause (or prefetched before it):
+                        // pause the whole assignment again, so the stash holds at most what was
+                        // fetched.
+                        set_paused(&self.consumer, true);
+                    }
+                    Err(error) => {
+                        if self.consumer_error(error).is_err() {
+                            break None;
+                        }
+                    }
+                }
+            }
+        };
+        set_paused(&self.consumer, false);
+        permits
+    }
+
+    /// Tracks a message's offset; `None` when its partition was revoked since it was received
+    /// (its new owner consumes it).
+    fn track(&self, message: &InMessage) -> Option<Ticket> {
+        let ticket =
+            self.tracker
+                .lock()
+                .expect("tracker lock")
+                .track(&message.topic, message.partition, message.offset);
+        if ticket.is_none() {
+            tracing::debug!(
+                topic = %message.topic,
+                partition = message.partition,
+                offset = message.offset,
+                "message of a revoked partition skipped"
+            );
+        }
+        ticket
+    }
+}
+
+/// Pauses or resumes fetching of every partition currently assigned.
+fn set_paused(consumer: &PageConsumer, paused: bool) {
+    let Ok(assignment) = consumer.assignment() else {
+        return;
+    };
+    let result = if paused {
+        consumer.pause(&assignment)
+    } else {
+        consumer.resume(&assignment)
+    };
+    match result {
+        Ok(()) => tracing::debug!(
+            paused,
+            partitions = assignment.count(),
+            "in-flight bound: fetching paused/resumed"
+        ),
+        Err(error) => tracing::warn!(error = %error, paused, "failed to pause or resume fetching"),
+    }
+}

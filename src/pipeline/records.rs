@@ -1,0 +1,551 @@
+//! Pure record building: a consumed message becomes the records of its events
+//! ([`split_message`], [`add_latest_quotes`]), the quotes worth sending ([`select_changed_quotes`]),
+//! or its dead letter ([`dead_letter`]).
+
+use std::sync::{Arc, Mutex};
+
+use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
+use rdkafka::Message as _;
+
+use crate::encode::Encoder;
+use crate::envelope::decode_message;
+use crate::metrics::{FailureCode, Stage};
+use crate::parse::{parse_page, ParseOptions};
+use crate::quote_filter::{QuoteFilter, QuoteValue};
+use crate::sink::OutRecord;
+
+#[derive(Debug, Clone)]
+pub struct Topics {
+    /// Quote events.
+    pub quotes: Arc<str>,
+    /// Article events.
+    pub articles: Arc<str>,
+    /// Dead letters.
+    pub dead_letter: Arc<str>,
+}
+
+/// The compacted topic that gets every quote, keyed by symbol.
+#[derive(Debug, Clone)]
+pub struct LatestQuotes {
+    /// Its name.
+    pub topic: Arc<str>,
+    /// The framing header of its values, replacing the quote topic's (Confluent wire format: the
+    /// schema id registered under this topic's subject); `None`: the same values as the quote
+    /// topic (single-object encoding).
+    pub header: Option<Vec<u8>>,
+}
+
+/// A consumed message, detached from the consumer.
+#[derive(Debug, Clone)]
+pub struct InMessage {
+    /// Source topic.
+    pub topic: String,
+    /// Source partition.
+    pub partition: i32,
+    /// Source offset.
+    pub offset: i64,
+    /// Broker timestamp in milliseconds, if any.
+    pub timestamp_ms: Option<i64>,
+    /// Record key.
+    pub key: Option<Vec<u8>>,
+    /// Record value.
+    pub payload: Option<Vec<u8>>,
+    /// Record headers (name, value).
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl InMessage {
+    /// Copies a borrowed consumer message.
+    pub fn from_borrowed(message: &BorrowedMessage<'_>) -> Self {
+        let headers = message
+            .headers()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .map(|header| (header.key.to_owned(), header.value.map(<[u8]>::to_vec)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+            timestamp_ms: message.timestamp().to_millis(),
+            key: message.key().map(<[u8]>::to_vec),
+            payload: message.payload().map(<[u8]>::to_vec),
+            headers,
+        }
+    }
+
+    /// Bytes of its key and value.
+    pub(super) fn size(&self) -> usize {
+        self.payload.as_ref().map_or(0, Vec::len) + self.key.as_ref().map_or(0, Vec::len)
+    }
+}
+
+/// A message that could not be turned into events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// Where it failed.
+    pub stage: Stage,
+    /// Stable error code.
+    pub code: FailureCode,
+    /// Human-readable reason.
+    pub message: String,
+}
+
+/// The records one page becomes.
+#[derive(Debug)]
+pub struct Split {
+    /// Records in publishing order: the `quotes` quotes, the article, then the `latest` copies
+    /// of the quotes for the latest-quote topic ([`add_latest_quotes`]).
+    pub records: Vec<OutRecord>,
+    /// Number of quote records.
+    pub quotes: usize,
+    /// Number of article records.
+    pub articles: usize,
+    /// Number of latest-quote records.
+    pub latest: usize,
+    /// The compared values of the quote records, in the same order.
+    pub quote_values: Vec<QuoteValue>,
+    /// The page's url.
+    pub url: String,
+    /// When the page was fetched.
+    pub fetched_at: chrono::DateTime<chrono::Utc>,
+    /// Lines dropped as boilerplate.
+    pub boilerplate_lines: usize,
+}
+
+/// Pure: decodes, splits and encodes one message into the records to publish.
+pub fn split_message(
+    message: &InMessage,
+    options: &ParseOptions,
+    encoder: &Encoder,
+    topics: &Topics,
+) -> Result<Split, Failure> {
+    let headers = message
+        .headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_deref()));
+    let page = decode_message(message.payload.as_deref(), headers).map_err(|error| Failure {
+        stage: Stage::Decode,
+        code: error.failure_code(),
+        message: error.to_string(),
+    })?;
+    let parsed = parse_page(&page, options).map_err(|error| Failure {
+        stage: Stage::Parse,
+        code: FailureCode::Parse(error.code()),
+        message: error.to_string(),
+    })?;
+    let encode_failure = |error: crate::encode::EncodeError| Failure {
+        stage: Stage::Encode,
+        code: FailureCode::Encode(error.code()),
+        message: error.to_string(),
+    };
+    let mut records = Vec::with_capacity(parsed.quotes.len() + 1);
+    let quote_values = parsed.quotes.iter().map(QuoteValue::of).collect();
+    for quote in &parsed.quotes {
+        records.push(OutRecord {
+            topic: topics.quotes.clone(),
+            key: Some(quote.symbol.as_bytes().to_vec()),
+            payload: Some(encoder.encode_quote(quote).map_err(encode_failure)?),
+            headers: None,
+        });
+    }
+    records.push(OutRecord {
+        topic: topics.articles.clone(),
+        key: Some(parsed.article.url.as_bytes().to_vec()),
+        payload: Some(encoder.encode_article(&parsed.article).map_err(encode_failure)?),
+        headers: None,
+    });
+    Ok(Split {
+        quotes: parsed.quotes.len(),
+        articles: 1,
+        latest: 0,
+        quote_values,
+        records,
+        url: page.url,
+        fetched_at: page.fetched_at,
+        boilerplate_lines: parsed.boilerplate_lines_dropped,
+    })
+}
+
+/// Pure: appends to a page's records a copy of each quote for the latest-quote topic, keyed by
+/// symbol, its value reframed with the topic's schema id when it has its own.
+pub fn add_latest_quotes(split: &mut Split, latest: &LatestQuotes) {
+    split.records.reserve(split.quotes);
+    for index in 0..split.quotes {
+        let quote = &split.records[index];
+        let payload = match (
+            &latest.header,
+            quote.payload.as_deref().and_then(crate::encode::unframe),
+        ) {
+            (Some(header), Some(crate::encode::Framed::Confluent { datum, .. })) => {
+                let mut payload = Vec::with_capacity(header.len() + datum.len());
+                payload.extend_from_slice(header);
+                payload.extend_from_slice(datum);
+                Some(payload)
+            }
+            _ => quote.payload.clone(),
+        };
+        let record = OutRecord {
+            topic: latest.topic.clone(),
+            key: quote.key.clone(),
+            payload,
+            headers: None,
+        };
+        split.records.push(record);
+    }
+    split.latest = split.quotes;
+}
+
+/// Pure (but for the filter's memory): which of a page's records to send. With `quotes.emit =
+/// "changed"`, a quote record whose value equals the last one published for its symbol is left
+/// out (`false`); every other record is sent. Returns the mask and the number left out.
+pub fn select_changed_quotes(
+    records: &[OutRecord],
+    quote_values: &[QuoteValue],
+    filter: &mut QuoteFilter,
+) -> (Vec<bool>, usize) {
+    let mut unchanged = 0;
+    let send = records
+        .iter()
+        .enumerate()
+        .map(|(index, record)| {
+            let Some(value) = quote_values.get(index) else {
+                return true;
+            };
+            let symbol = record.key.as_deref().and_then(|key| std::str::from_utf8(key).ok());
+            let publish = symbol.is_none_or(|symbol| filter.admit(symbol, *value));
+            unchanged += usize::from(!publish);
+            publish
+        })
+        .collect();
+    (send, unchanged)
+}
+
+/// The quote change filter of a worker, shared by the ordered stage and the deliveries.
+pub type SharedQuoteFilter = Arc<Mutex<QuoteFilter>>;
+
+/// How many events of a page go to which topic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct PageCounts {
+    /// Quotes sent to the quote topic.
+    pub quotes: usize,
+    /// Quotes left out as unchanged.
+    pub unchanged_quotes: usize,
+    /// Copies sent to the latest-quote topic.
+    pub latest_quotes: usize,
+    /// Articles.
+    pub articles: usize,
+}
+
+impl PageCounts {
+    /// What a page's split sends, before any quote is left out.
+    pub fn of(split: &Split) -> Self {
+        Self {
+            quotes: split.quotes,
+            unchanged_quotes: 0,
+            latest_quotes: split.latest,
+            articles: split.articles,
+        }
+    }
+
+    /// As the metrics take them.
+    pub fn delivered<'a>(
+        &self,
+        topics: &'a Topics,
+        latest: Option<&'a LatestQuotes>,
+    ) -> crate::metrics::DeliveredEvents<'a> {
+        crate::metrics::DeliveredEvents {
+            quotes_topic: &topics.quotes,
+            quotes: self.quotes,
+            unchanged_quotes: self.unchanged_quotes,
+            latest_topic: latest.map(|latest| &*latest.topic),
+            latest_quotes: self.latest_quotes,
+            articles_topic: &topics.articles,
+            articles: self.articles,
+        }
+    }
+}
+
+/// Header names of dead letters.
+pub mod dead_letter_headers {
+    /// Topic the message was consumed from.
+    pub const SOURCE_TOPIC: &str = "pagesplit.source.topic";
+    /// Its partition.
+    pub const SOURCE_PARTITION: &str = "pagesplit.source.partition";
+    /// Its offset.
+    pub const SOURCE_OFFSET: &str = "pagesplit.source.offset";
+    /// Its broker timestamp (ms since the epoch).
+    pub const SOURCE_TIMESTAMP: &str = "pagesplit.source.timestamp";
+    /// `decode`, `parse` or `encode`.
+    pub const STAGE: &str = "pagesplit.stage";
+    /// Stable error code.
+    pub const ERROR_CODE: &str = "pagesplit.error.code";
+    /// Human-readable reason.
+    pub const ERROR_MESSAGE: &str = "pagesplit.error.message";
+    /// Version of pagesplit that wrote it.
+    pub const VERSION: &str = "pagesplit.version";
+    /// Present when the original value is left out (the dead letter with it was rejected, e.g.
+    /// as too large): its size in bytes and why. The page is still at its source offset.
+    pub const VALUE_OMITTED: &str = "pagesplit.value.omitted";
+}
+
+/// Pure: the dead letter of a message: its original key, value and headers, plus the reason.
+pub fn dead_letter(message: &InMessage, failure: &Failure, topic: &str) -> OutRecord {
+    dead_letter_with(message, failure, topic, None)
+}
+
+/// Pure: the dead letter of a message whose full dead letter was rejected for good (`why`, e.g.
+/// too large for the dead-letter topic): the same key and pagesplit's headers (the error message
+/// cut to [`OMITTED_MESSAGE_BYTES`]), neither the message's own headers nor its value, and a
+/// [`VALUE_OMITTED`](dead_letter_headers::VALUE_OMITTED) header with the value's size and `why`.
+pub fn dead_letter_without_value(message: &InMessage, failure: &Failure, topic: &str, why: &str) -> OutRecord {
+    let size = message.payload.as_ref().map_or(0, Vec::len);
+    dead_letter_with(message, failure, topic, Some(format!("{size} bytes: {why}")))
+}
+
+/// The longest error message in a dead letter without its value.
+pub const OMITTED_MESSAGE_BYTES: usize = 1024;
+
+fn dead_letter_with(message: &InMessage, failure: &Failure, topic: &str, omitted: Option<String>) -> OutRecord {
+    use dead_letter_headers as h;
+    let mut headers = OwnedHeaders::new_with_capacity(message.headers.len() + 9);
+    let mut error_message = failure.message.as_str();
+    if omitted.is_none() {
+        for (name, value) in &message.headers {
+            headers = headers.insert(Header {
+                key: name,
+                value: value.as_deref(),
+            });
+        }
+    } else if error_message.len() > OMITTED_MESSAGE_BYTES {
+        let mut end = OMITTED_MESSAGE_BYTES;
+        while !error_message.is_char_boundary(end) {
+            end -= 1;
+        }
+        error_message = &error_message[..end];
+    }
+    let partition = message.partition.to_string();
+    let offset = message.offset.to_string();
+    let timestamp = message.timestamp_ms.map(|ms| ms.to_string()).unwrap_or_default();
+    for (key, value) in [
+        (h::SOURCE_TOPIC, message.topic.as_str()),
+        (h::SOURCE_PARTITION, partition.as_str()),
+        (h::SOURCE_OFFSET, offset.as_str()),
+        (h::SOURCE_TIMESTAMP, timestamp.as_str()),
+        (h::STAGE, failure.stage.as_str()),
+        (h::ERROR_CODE, failure.code.as_str()),
+        (h::ERROR_MESSAGE, error_message),
+        (h::VERSION, env!("CARGO_PKG_VERSION")),
+    ] {
+        headers = headers.insert(Header {
+            key,
+            value: Some(value),
+        });
+    }
+    let payload = match &omitted {
+        None => message.payload.clone(),
+        Some(omitted) => {
+            headers = headers.insert(Header {
+                key: h::VALUE_OMITTED,
+                value: Some(omitted.as_str()),
+            });
+            None
+        }
+    };
+    OutRecord {
+        topic: topic.into(),
+        key: message.key.clone(),
+        payload,
+        headers: Some(headers),
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::encode::{unframe, Framed, Framing};
+
+    pub(in crate::pipeline) const PAGE: &str =
+        include_str!("../../tests/fixtures/pages/brecorder-putin-assad.masked.txt");
+
+    pub(in crate::pipeline) fn topics() -> Topics {
+        Topics {
+            quotes: "market.quotes.v1".into(),
+            articles: "news.articles.v1".into(),
+            dead_letter: "pagesplit.dlq.v1".into(),
+        }
+    }
+
+    pub(in crate::pipeline) fn message(body: &str, minute: u32) -> InMessage {
+        use chrono::TimeZone as _;
+        let fetched_at = chrono::Utc.with_ymd_and_hms(2024, 12, 8, 10, minute, 0).unwrap();
+        InMessage {
+            topic: "pages.raw".to_owned(),
+            partition: 0,
+            offset: i64::from(minute),
+            timestamp_ms: None,
+            key: None,
+            payload: Some(crate::envelope::encode_envelope(
+                "https://www.brecorder.com/news/1",
+                fetched_at,
+                "text/plain",
+                body,
+            )),
+            headers: Vec::new(),
+        }
+    }
+
+    fn split(body: &str, minute: u32, encoder: &Encoder, latest: &LatestQuotes) -> Split {
+        let mut split = split_message(&message(body, minute), &ParseOptions::default(), encoder, &topics()).unwrap();
+        add_latest_quotes(&mut split, latest);
+        split
+    }
+
+    fn sent_topics(split: &Split, send: &[bool]) -> Vec<(String, String)> {
+        split
+            .records
+            .iter()
+            .zip(send)
+            .filter(|(_, send)| **send)
+            .map(|(record, _)| {
+                let key = String::from_utf8(record.key.clone().unwrap()).unwrap();
+                (record.topic.to_string(), key)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_dead_letter_without_value_keeps_the_reason_but_not_the_page() {
+        let mut page = message(PAGE, 4);
+        page.headers = vec![("crawler".to_owned(), Some(b"x".repeat(2000)))];
+        let failure = Failure {
+            stage: Stage::Parse,
+            code: FailureCode::SplitPanicked,
+            message: "é".repeat(600),
+        };
+        let whole = dead_letter(&page, &failure, "pagesplit.dlq.v1");
+        assert_eq!(whole.payload, page.payload);
+        let header = |record: &OutRecord, name: &str| {
+            record
+                .headers
+                .as_ref()
+                .unwrap()
+                .iter()
+                .find(|header| header.key == name)
+                .and_then(|header| header.value.map(|value| String::from_utf8_lossy(value).into_owned()))
+        };
+        assert_eq!(header(&whole, "crawler").map(|value| value.len()), Some(2000));
+        assert_eq!(header(&whole, dead_letter_headers::ERROR_MESSAGE).unwrap().len(), 1200);
+        assert_eq!(header(&whole, dead_letter_headers::VALUE_OMITTED), None);
+
+        let bare = dead_letter_without_value(&page, &failure, "pagesplit.dlq.v1", "too large");
+        assert_eq!(bare.payload, None);
+        assert_eq!(bare.key, page.key);
+        assert_eq!(header(&bare, "crawler"), None, "the message's own headers are left out");
+        assert_eq!(
+            header(&bare, dead_letter_headers::ERROR_MESSAGE).unwrap(),
+            "é".repeat(512)
+        );
+        assert_eq!(
+            header(&bare, dead_letter_headers::ERROR_CODE).unwrap(),
+            "split_panicked"
+        );
+        assert_eq!(header(&bare, dead_letter_headers::SOURCE_OFFSET).unwrap(), "4");
+        let size = page.payload.as_ref().unwrap().len();
+        assert_eq!(
+            header(&bare, dead_letter_headers::VALUE_OMITTED).unwrap(),
+            format!("{size} bytes: too large")
+        );
+    }
+
+    #[test]
+    fn every_quote_is_copied_to_the_latest_topic_with_its_own_schema_id() {
+        let encoder = Encoder::new(Framing::Confluent {
+            quote_schema_id: 7,
+            article_schema_id: 8,
+        });
+        let latest = LatestQuotes {
+            topic: "market.quotes.latest.v1".into(),
+            header: Some(crate::encode::confluent_header(9)),
+        };
+        let split = split(PAGE, 0, &encoder, &latest);
+        assert_eq!((split.quotes, split.articles, split.latest), (34, 1, 34));
+        assert_eq!(split.records.len(), 69);
+        assert_eq!(split.quote_values.len(), 34);
+        for (quote, copy) in split.records[..34].iter().zip(&split.records[35..]) {
+            assert_eq!(&*quote.topic, "market.quotes.v1");
+            assert_eq!(&*copy.topic, "market.quotes.latest.v1");
+            assert_eq!(quote.key, copy.key);
+            let (
+                Some(Framed::Confluent { schema_id: 7, datum }),
+                Some(Framed::Confluent {
+                    schema_id: 9,
+                    datum: copied,
+                }),
+            ) = (
+                unframe(quote.payload.as_deref().unwrap()),
+                unframe(copy.payload.as_deref().unwrap()),
+            )
+            else {
+                panic!("not reframed: {quote:?} {copy:?}")
+            };
+            assert_eq!(datum, copied);
+        }
+        assert_eq!(&*split.records[34].topic, "news.articles.v1");
+        // Single-object values carry the schema's fingerprint, the same for both topics.
+        let encoder = Encoder::new(Framing::SingleObject);
+        let latest = LatestQuotes { header: None, ..latest };
+        let single = super::tests::split(PAGE, 0, &encoder, &latest);
+        assert_eq!(single.records[0].payload, single.records[35].payload);
+    }
+
+    #[test]
+    fn a_repeated_page_sends_only_its_changed_quotes_and_every_latest_copy() {
+        let encoder = Encoder::new(Framing::SingleObject);
+        let latest = LatestQuotes {
+            topic: "market.quotes.latest.v1".into(),
+            header: None,
+        };
+        let mut filter = QuoteFilter::new(1000);
+
+        let first = split(PAGE, 0, &encoder, &latest);
+        let (send, unchanged) = select_changed_quotes(&first.records, &first.quote_values, &mut filter);
+        assert_eq!(unchanged, 0);
+        assert_eq!(send.iter().filter(|send| **send).count(), 69);
+
+        let again = split(PAGE, 1, &encoder, &latest);
+        let (send, unchanged) = select_changed_quotes(&again.records, &again.quote_values, &mut filter);
+        assert_eq!(unchanged, 34);
+        let sent = sent_topics(&again, &send);
+        assert_eq!(sent.len(), 35, "the article and the 34 latest copies");
+        assert_eq!(sent[0].0, "news.articles.v1");
+        assert!(sent[1..].iter().all(|(topic, _)| topic == "market.quotes.latest.v1"));
+
+        // AGL moves; BOP's line keeps its numbers but says "No Change" now.
+        let moved = PAGE
+            .replacen(
+                "AGL 37.94 Decreased By ▼ -0.54 (-1.4%)",
+                "AGL 38.10 Decreased By ▼ -0.38 (-0.99%)",
+                1,
+            )
+            .replacen(
+                "BOP 9.32 Decreased By ▼ -0.85 (-8.36%)",
+                "BOP 9.32 No Change ▼ -0.85 (-8.36%)",
+                1,
+            );
+        assert_ne!(moved, PAGE);
+        let moved = split(&moved, 2, &encoder, &latest);
+        let (send, unchanged) = select_changed_quotes(&moved.records, &moved.quote_values, &mut filter);
+        assert_eq!(unchanged, 32);
+        let quotes: Vec<String> = sent_topics(&moved, &send)
+            .into_iter()
+            .filter(|(topic, _)| topic == "market.quotes.v1")
+            .map(|(_, symbol)| symbol)
+            .collect();
+        assert_eq!(quotes, ["AGL", "BOP"]);
+        assert_eq!(filter.len(), 34);
+    }
+}
