@@ -92,12 +92,6 @@ impl Progress {
         self.refresh();
     }
 
-    /// Adds to the position.
-    pub fn add_position(&self, delta: u64) {
-        self.inner.position.fetch_add(delta, Ordering::Relaxed);
-        self.refresh();
-    }
-
     /// Adds items done (pages, events); with [`Measure::Items`] this is also the position.
     pub fn add_items(&self, delta: u64) {
         self.inner.items.fetch_add(delta, Ordering::Relaxed);
@@ -181,6 +175,22 @@ impl Progress {
             }
         }
         eprintln!("{line}");
+    }
+}
+
+/// Offline splitting draws its progress here: bytes read as the position, pages as the items,
+/// failures as lines that do not tear the bar.
+impl crate::split::SplitProgress for Progress {
+    fn bytes_read(&self, bytes: u64) {
+        self.set_position(bytes);
+    }
+
+    fn page_done(&self) {
+        self.add_items(1);
+    }
+
+    fn failed(&self, line: &str) {
+        self.println(line);
     }
 }
 
