@@ -81,11 +81,6 @@ impl Progress {
         }
     }
 
-    /// Whether a bar is drawn.
-    pub fn is_bar(&self) -> bool {
-        self.inner.bar.is_some()
-    }
-
     /// Sets the position (bytes read, or items when the measure is items).
     pub fn set_position(&self, position: u64) {
         self.inner.position.store(position, Ordering::Relaxed);
@@ -243,7 +238,6 @@ mod tests {
         progress.add_items(3);
         progress.set_position(10);
         progress.set_detail("x".to_owned());
-        assert!(!progress.is_bar());
         assert_eq!(progress.around_stdout(|| 7), 7);
         progress.finish();
     }
