@@ -18,10 +18,14 @@
 //! src/metrics.rs   Prometheus metrics, one function per telemetry event
 //! src/http.rs      /metrics, /healthz, /readyz
 //! src/app.rs       startup checks and wiring
-//! src/split.rs     offline splitting of files (JSON lines or Avro container files)
-//! src/warc.rs      pure: WARC / WARC.gz archives → pages
-//! src/cli/         command line: arguments, replay, tail, progress
+//! src/input/       pages from files, directories, stdin, gzip, JSON lines and WARC archives
+//!                  (input/warc.rs pure: WARC records → pages)
+//! src/split.rs     offline splitting of inputs (JSON lines or Avro container files); reports
+//!                  progress through a trait, knows nothing of the command line
+//! src/client.rs    client-side tools: publish pages, wait for commits, read topics back
 //! src/dlq.rs       dead-letter replay
+//! src/cli/         the command line: arguments, one module per command, progress bar, logs;
+//!                  nothing outside it (and main.rs) uses it
 //! ```
 //!
 //! Data flow:
@@ -35,21 +39,25 @@
 pub mod app;
 pub mod backoff;
 pub mod cli;
+pub mod client;
 pub mod config;
-pub mod demo;
 pub mod dlq;
 pub mod encode;
 pub mod envelope;
-pub mod http;
-pub mod metrics;
+mod http;
+mod input;
+mod metrics;
 pub mod model;
-pub mod offsets;
+mod offsets;
 pub mod parse;
 pub mod pipeline;
-pub mod quote_filter;
+mod quote_filter;
 pub mod registry;
-pub mod shutdown;
-pub mod sink;
-pub mod source;
-pub mod split;
-pub mod warc;
+mod shutdown;
+mod sink;
+mod source;
+mod split;
+
+/// The client-side tools under the name the integration tests still use.
+#[doc(hidden)]
+pub use client as demo;

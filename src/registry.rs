@@ -71,6 +71,16 @@ struct IdResponse {
     id: u32,
 }
 
+/// A schema fetched by its id.
+#[derive(Debug, Deserialize)]
+pub struct SchemaById {
+    /// The schema text.
+    pub schema: String,
+    /// `AVRO`, `JSON` or `PROTOBUF`; absent means Avro.
+    #[serde(default, rename = "schemaType")]
+    pub schema_type: Option<String>,
+}
+
 #[derive(Deserialize)]
 struct CompatibilityResponse {
     is_compatible: bool,
@@ -110,12 +120,14 @@ impl RegistryClient {
     async fn call(
         &self,
         request: reqwest::RequestBuilder,
-        body: serde_json::Value,
+        body: Option<serde_json::Value>,
     ) -> Result<(u16, String), RegistryError> {
-        let mut request = request
-            .header("Content-Type", "application/vnd.schemaregistry.v1+json")
-            .header("Accept", "application/vnd.schemaregistry.v1+json, application/json")
-            .json(&body);
+        let mut request = request.header("Accept", "application/vnd.schemaregistry.v1+json, application/json");
+        if let Some(body) = body {
+            request = request
+                .header("Content-Type", "application/vnd.schemaregistry.v1+json")
+                .json(&body);
+        }
         if !self.username.is_empty() {
             request = request.basic_auth(&self.username, Some(self.password.expose()));
         }
@@ -149,7 +161,7 @@ impl RegistryClient {
         let what = format!("registering subject `{subject}`");
         let url = format!("{}/subjects/{}/versions", self.base, subject);
         let (status, text) = self
-            .call(self.http.post(url), json!({"schema": schema, "schemaType": "AVRO"}))
+            .call(self.http.post(url), Some(json!({"schema": schema, "schemaType": "AVRO"})))
             .await?;
         if status == 200 {
             if let Ok(IdResponse { id }) = serde_json::from_str(&text) {
@@ -164,7 +176,7 @@ impl RegistryClient {
         let what = format!("looking up subject `{subject}`");
         let url = format!("{}/subjects/{}", self.base, subject);
         let (status, text) = self
-            .call(self.http.post(url), json!({"schema": schema, "schemaType": "AVRO"}))
+            .call(self.http.post(url), Some(json!({"schema": schema, "schemaType": "AVRO"})))
             .await?;
         match status {
             200 => serde_json::from_str::<IdResponse>(&text)
@@ -174,6 +186,18 @@ impl RegistryClient {
                 url: self.base.clone(),
                 subject: subject.to_owned(),
             }),
+            _ => Err(self.status_error(&what, status, &text)),
+        }
+    }
+
+    /// The schema registered under `id` (`GET /schemas/ids/{id}`), as consumers fetch a writer
+    /// schema by the id framed into a record.
+    pub async fn schema_by_id(&self, id: u32) -> Result<SchemaById, RegistryError> {
+        let what = format!("schema id {id}");
+        let url = format!("{}/schemas/ids/{id}", self.base);
+        let (status, text) = self.call(self.http.get(url), None).await?;
+        match status {
+            200 => serde_json::from_str(&text).map_err(|_| self.status_error(&what, status, &text)),
             _ => Err(self.status_error(&what, status, &text)),
         }
     }
@@ -191,7 +215,7 @@ impl RegistryClient {
             self.base, subject
         );
         let (status, text) = self
-            .call(self.http.post(url), json!({"schema": schema, "schemaType": "AVRO"}))
+            .call(self.http.post(url), Some(json!({"schema": schema, "schemaType": "AVRO"})))
             .await?;
         match status {
             200 => {
@@ -212,7 +236,7 @@ impl RegistryClient {
     pub async fn set_compatibility(&self, subject: &str, level: &str) -> Result<(), RegistryError> {
         let what = format!("setting compatibility of subject `{subject}`");
         let url = format!("{}/config/{}", self.base, subject);
-        let (status, text) = self.call(self.http.put(url), json!({"compatibility": level})).await?;
+        let (status, text) = self.call(self.http.put(url), Some(json!({"compatibility": level}))).await?;
         if status == 200 {
             Ok(())
         } else {

@@ -1,5 +1,6 @@
 //! Offline splitting of pages (no Kafka): what the worker would publish, as JSON lines or as
-//! Avro object container files.
+//! Avro object container files. Progress is reported through [`SplitProgress`]; how it is shown
+//! is up to the caller.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -7,14 +8,11 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::cli::inputs::{read_input, Input, Item};
-use crate::cli::progress::Progress;
 use crate::encode::{article_value, quote_value, Schemas};
-use crate::envelope::decode_message;
-use crate::model::{Article, ContentType, ParsedPage, Quote, RawPage};
+use crate::input::{read_input, Input, Item, PageDefaults};
+use crate::model::{Article, ParsedPage, Quote, RawPage};
 use crate::parse::{parse_page, ParseOptions};
 use crate::quote_filter::{QuoteFilter, QuoteValue};
 
@@ -82,143 +80,6 @@ impl std::fmt::Display for Summary {
     }
 }
 
-/// Where a page read from a file claims to come from.
-#[derive(Debug, Clone, Default)]
-pub struct PageDefaults {
-    /// Overrides the `file://` URL of plain files.
-    pub url: Option<String>,
-    /// Overrides the fetch time of plain files (default: the file's modification time).
-    pub fetched_at: Option<DateTime<Utc>>,
-}
-
-/// Reads the pages of one input: a JSON envelope, JSON lines of envelopes, or a plain text or
-/// HTML page (by extension).
-pub fn pages_from_bytes(
-    bytes: &[u8],
-    path: Option<&Path>,
-    defaults: &PageDefaults,
-) -> Vec<Result<RawPage, crate::envelope::DecodeError>> {
-    let trimmed = bytes.trim_ascii_start();
-    if trimmed.first() == Some(&b'{') {
-        let whole = decode_message(Some(bytes), []);
-        if whole.is_ok() {
-            return vec![whole];
-        }
-        return bytes
-            .split(|byte| *byte == b'\n')
-            .filter(|line| !line.trim_ascii().is_empty())
-            .map(|line| decode_message(Some(line), []))
-            .collect();
-    }
-    let is_html = path
-        .and_then(|p| p.extension())
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm"))
-        || looks_like_html(trimmed);
-    let url = defaults.url.clone().unwrap_or_else(|| match path {
-        Some(path) => format!(
-            "file://{}",
-            std::fs::canonicalize(path)
-                .unwrap_or_else(|_| path.to_path_buf())
-                .display()
-        ),
-        None => "stdin:".to_owned(),
-    });
-    let fetched_at = defaults.fetched_at.unwrap_or_else(|| {
-        path.and_then(|p| std::fs::metadata(p).ok())
-            .and_then(|m| m.modified().ok())
-            .map(DateTime::<Utc>::from)
-            .unwrap_or_else(Utc::now)
-    });
-    vec![Ok(RawPage {
-        url,
-        fetched_at,
-        content_type: if is_html { ContentType::Html } else { ContentType::Text },
-        charset: None,
-        body: bytes.to_vec(),
-    })]
-}
-
-/// Whether markup read from a file or stdin is HTML: it starts (after whitespace, an XML
-/// declaration and comments) with `<!doctype html` (HTML 5, XHTML and HTML 4 doctypes alike) or
-/// `<html`.
-fn looks_like_html(mut bytes: &[u8]) -> bool {
-    loop {
-        bytes = bytes.trim_ascii_start();
-        let skip_to = |end: &[u8], bytes: &[u8]| memchr::memmem::find(bytes, end).map(|at| at + end.len());
-        let rest = if bytes.starts_with(b"<?") {
-            skip_to(b"?>", bytes)
-        } else if bytes.starts_with(b"<!--") {
-            skip_to(b"-->", bytes)
-        } else {
-            break;
-        };
-        match rest {
-            Some(at) => bytes = &bytes[at..],
-            None => return false,
-        }
-    }
-    let starts = |prefix: &[u8]| {
-        bytes
-            .get(..prefix.len())
-            .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
-    };
-    starts(b"<!doctype html") || starts(b"<html")
-}
-
-/// Expands directories (recursively, sorted) into files.
-pub fn expand_inputs(inputs: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for input in inputs {
-        if input.is_dir() {
-            let mut entries: Vec<PathBuf> = std::fs::read_dir(input)?
-                .map(|e| e.map(|e| e.path()))
-                .collect::<Result<_, _>>()?;
-            entries.sort();
-            files.extend(expand_inputs(&entries)?);
-        } else {
-            files.push(input.clone());
-        }
-    }
-    Ok(files)
-}
-
-/// Splits every page of `bytes` and writes its events as JSON lines to `out`.
-pub fn split_into(
-    bytes: &[u8],
-    path: Option<&Path>,
-    defaults: &PageDefaults,
-    options: &ParseOptions,
-    out: &mut impl Write,
-    summary: &mut Summary,
-) -> std::io::Result<()> {
-    for page in pages_from_bytes(bytes, path, defaults) {
-        summary.pages += 1;
-        let parsed = match page {
-            Ok(page) => parse_page(&page, options).map_err(|error| (error.code(), error.to_string())),
-            Err(error) => Err((error.code(), error.to_string())),
-        };
-        match parsed {
-            Ok(parsed) => write_events(&parsed, out, summary)?,
-            Err((code, message)) => {
-                *summary.errors.entry(code).or_default() += 1;
-                let name = path
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_else(|| "stdin".to_owned());
-                eprintln!("{name}: {code}: {message}");
-            }
-        }
-    }
-    Ok(())
-}
-
-fn write_events(parsed: &ParsedPage, out: &mut impl Write, summary: &mut Summary) -> std::io::Result<()> {
-    write_json_events(parsed, out)?;
-    summary.quotes += parsed.quotes.len();
-    summary.articles += 1;
-    Ok(())
-}
-
 fn write_json_events(parsed: &ParsedPage, out: &mut impl Write) -> std::io::Result<()> {
     for quote in &parsed.quotes {
         serde_json::to_writer(&mut *out, &JsonEvent::Quote(quote))?;
@@ -244,32 +105,23 @@ pub trait EventSink {
 /// Avro schemas' field names and decimals as strings, exactly as printed on the page.
 pub struct JsonLines<W: Write> {
     out: W,
-    progress: Progress,
     flush_each_page: bool,
 }
 
 impl<W: Write> JsonLines<W> {
     /// JSON lines to `out`; with `flush_each_page` (for a terminal) every page is flushed as soon
-    /// as it is written, without tearing the progress bar.
-    pub fn new(out: W, progress: Progress, flush_each_page: bool) -> Self {
-        Self {
-            out,
-            progress,
-            flush_each_page,
-        }
+    /// as it is written.
+    pub fn new(out: W, flush_each_page: bool) -> Self {
+        Self { out, flush_each_page }
     }
 }
 
 impl<W: Write> EventSink for JsonLines<W> {
     fn write_page(&mut self, parsed: &ParsedPage) -> anyhow::Result<Result<(), (&'static str, String)>> {
-        let (out, flush) = (&mut self.out, self.flush_each_page);
-        self.progress.around_stdout(|| {
-            write_json_events(parsed, out)?;
-            if flush {
-                out.flush()?;
-            }
-            Ok::<_, std::io::Error>(())
-        })?;
+        write_json_events(parsed, &mut self.out)?;
+        if self.flush_each_page {
+            self.out.flush()?;
+        }
         Ok(Ok(()))
     }
 
@@ -363,114 +215,194 @@ impl EventSink for AvroFiles {
     }
 }
 
+/// What offline splitting reports while it works; the caller decides how to show it.
+pub trait SplitProgress {
+    /// Bytes of all inputs read so far (as stored: compressed inputs count compressed).
+    fn bytes_read(&self, bytes: u64);
+    /// One more page was split or failed.
+    fn page_done(&self);
+    /// A page or an input failed: one line, `input: code: message`.
+    fn failed(&self, line: &str);
+}
+
 /// Splits every page of `inputs` into `sink`, reporting progress (input bytes read, pages) and
-/// failed pages (on stderr, through `progress`). Failed pages are counted, not fatal; an error
-/// of the output is.
+/// failed pages through `progress`. Failed pages are counted, not fatal; an error of the output
+/// is. With `quote_filter` (`quotes.emit = "changed"`), quotes that equal the last quote of their
+/// symbol written are left out, as the worker leaves them out of the quote topic.
 pub fn split_inputs(
     inputs: &[Input],
     defaults: &PageDefaults,
     options: &ParseOptions,
+    quote_filter: Option<&mut QuoteFilter>,
     sink: &mut dyn EventSink,
-    progress: &Progress,
+    progress: &dyn SplitProgress,
 ) -> anyhow::Result<Summary> {
-    split_inputs_filtered(inputs, defaults, options, None, sink, progress)
-}
-
-/// [`split_inputs`], leaving out with `quote_filter` (`quotes.emit = "changed"`) the quotes that
-/// equal the last quote of their symbol written, as the worker leaves them out of the quote topic.
-pub fn split_inputs_filtered(
-    inputs: &[Input],
-    defaults: &PageDefaults,
-    options: &ParseOptions,
-    mut quote_filter: Option<&mut QuoteFilter>,
-    sink: &mut dyn EventSink,
-    progress: &Progress,
-) -> anyhow::Result<Summary> {
-    let mut summary = Summary {
-        unchanged_quotes: quote_filter.as_ref().map(|_| 0),
-        ..Summary::default()
+    let mut run = SplitRun {
+        summary: Summary {
+            unchanged_quotes: quote_filter.as_ref().map(|_| 0),
+            ..Summary::default()
+        },
+        options,
+        quote_filter,
+        sink,
+        progress,
     };
     let mut done_before = 0u64;
     for input in inputs {
-        let mut position = |read: u64| progress.set_position(done_before + read);
-        read_input(input, defaults, &mut position, &mut |name,
-                                                         item|
-         -> anyhow::Result<()> {
-            let failure = match item {
-                Item::Skipped(code) => {
-                    *summary.skipped.entry(code).or_default() += 1;
-                    return Ok(());
-                }
-                Item::Failed { code, message } => {
-                    // An input that cannot be read at all is not a page; anything else that
-                    // failed (an envelope line, a WARC record) was meant to be one.
-                    if code != "unreadable_input" {
-                        summary.pages += 1;
-                        progress.add_items(1);
-                    }
-                    (code, message)
-                }
-                Item::Page(page) => {
-                    let result = match parse_page(&page, options) {
-                        Ok(mut parsed) => {
-                            if let Some(filter) = quote_filter.as_deref_mut() {
-                                let before = parsed.quotes.len();
-                                parsed
-                                    .quotes
-                                    .retain(|quote| filter.admit(&quote.symbol, QuoteValue::of(quote)));
-                                *summary.unchanged_quotes.get_or_insert(0) += before - parsed.quotes.len();
-                            }
-                            sink.write_page(&parsed)?.map(|()| (parsed.quotes.len(), 1))
-                        }
-                        Err(error) => Err((error.code(), error.to_string())),
-                    };
-                    summary.pages += 1;
-                    progress.add_items(1);
-                    match result {
-                        Ok((quotes, articles)) => {
-                            summary.quotes += quotes;
-                            summary.articles += articles;
-                            return Ok(());
-                        }
-                        Err((code, message)) if page.url.starts_with("file://") => (code, message),
-                        Err((code, message)) => (code, format!("{}: {message}", page.url)),
-                    }
-                }
-            };
-            *summary.errors.entry(failure.0).or_default() += 1;
-            progress.println(&format!("{name}: {}: {}", failure.0, failure.1));
-            Ok(())
-        })?;
+        let mut position = |read: u64| progress.bytes_read(done_before + read);
+        read_input(input, defaults, &mut position, &mut |name, item| run.item(name, item))?;
         if let Input::File { size, .. } = input {
             done_before += size;
         }
     }
-    Ok(summary)
+    Ok(run.summary)
+}
+
+/// The state of one [`split_inputs`].
+struct SplitRun<'a> {
+    summary: Summary,
+    options: &'a ParseOptions,
+    quote_filter: Option<&'a mut QuoteFilter>,
+    sink: &'a mut dyn EventSink,
+    progress: &'a dyn SplitProgress,
+}
+
+impl SplitRun<'_> {
+    /// Counts one item of an input; splits it when it is a page.
+    fn item(&mut self, name: &str, item: Item) -> anyhow::Result<()> {
+        let (code, message) = match item {
+            Item::Skipped(code) => {
+                *self.summary.skipped.entry(code).or_default() += 1;
+                return Ok(());
+            }
+            Item::Failed { code, message } => {
+                // An input that cannot be read at all is not a page; anything else that failed
+                // (an envelope line, a WARC record) was meant to be one.
+                if code != crate::input::UNREADABLE_INPUT {
+                    self.page_done();
+                }
+                (code, message)
+            }
+            Item::Page(page) => {
+                let result = self.page(&page)?;
+                self.page_done();
+                match result {
+                    Ok(()) => return Ok(()),
+                    Err((code, message)) if page.url.starts_with("file://") => (code, message),
+                    Err((code, message)) => (code, format!("{}: {message}", page.url)),
+                }
+            }
+        };
+        *self.summary.errors.entry(code).or_default() += 1;
+        self.progress.failed(&format!("{name}: {code}: {message}"));
+        Ok(())
+    }
+
+    fn page_done(&mut self) {
+        self.summary.pages += 1;
+        self.progress.page_done();
+    }
+
+    /// Splits one page and writes its events; `Ok(Err(..))` when the page failed.
+    fn page(&mut self, page: &RawPage) -> anyhow::Result<Result<(), (&'static str, String)>> {
+        let mut parsed = match parse_page(page, self.options) {
+            Ok(parsed) => parsed,
+            Err(error) => return Ok(Err((error.code(), error.to_string()))),
+        };
+        if let Some(filter) = self.quote_filter.as_deref_mut() {
+            let before = parsed.quotes.len();
+            parsed
+                .quotes
+                .retain(|quote| filter.admit(&quote.symbol, QuoteValue::of(quote)));
+            *self.summary.unchanged_quotes.get_or_insert(0) += before - parsed.quotes.len();
+        }
+        let written = self.sink.write_page(&parsed)?;
+        if written.is_ok() {
+            self.summary.quotes += parsed.quotes.len();
+            self.summary.articles += 1;
+        }
+        Ok(written)
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::cell::RefCell;
+
     use super::*;
 
+    /// Keeps what splitting reported.
+    #[derive(Default)]
+    struct Recorded {
+        bytes: RefCell<Vec<u64>>,
+        pages: RefCell<u64>,
+        failures: RefCell<Vec<String>>,
+    }
+
+    impl SplitProgress for Recorded {
+        fn bytes_read(&self, bytes: u64) {
+            self.bytes.borrow_mut().push(bytes);
+        }
+        fn page_done(&self) {
+            *self.pages.borrow_mut() += 1;
+        }
+        fn failed(&self, line: &str) {
+            self.failures.borrow_mut().push(line.to_owned());
+        }
+    }
+
     #[test]
-    fn html_is_told_from_text_by_its_start() {
-        for html in [
-            "<!DOCTYPE html>\n<html>",
-            "  <!doctype HTML><p>x",
-            "<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Strict//EN\" \"x\">",
-            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.1//EN\">",
-            "<!-- saved from url=(0042)https://www.brecorder.com/ -->\n<html lang=\"en\">",
-            "<HTML><BODY>",
-        ] {
-            assert!(looks_like_html(html.as_bytes()), "{html}");
-        }
-        for text in [
-            "AGL 37.94 Decreased By ▼ -0.54 (-1.4%)",
-            "<!-- a comment never closed <html>",
-            "<htm",
-            "",
-        ] {
-            assert!(!looks_like_html(text.as_bytes()), "{text}");
-        }
+    fn splitting_reports_bytes_pages_and_failures_through_the_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let page = std::fs::read(format!(
+            "{}/tests/fixtures/pages/brecorder-putin-assad.masked.txt",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let (good, bad) = (dir.path().join("a.txt"), dir.path().join("b.jsonl"));
+        std::fs::write(&good, &page).unwrap();
+        std::fs::write(&bad, "{\"not\": \"an envelope\"}\n").unwrap();
+        let inputs = crate::input::collect_inputs(&[dir.path().to_path_buf()]).unwrap();
+        let total = crate::input::total_size(&inputs).unwrap();
+        let mut out = Vec::new();
+        let progress = Recorded::default();
+        let summary = split_inputs(
+            &inputs,
+            &PageDefaults::default(),
+            &ParseOptions::default(),
+            None,
+            &mut JsonLines::new(&mut out, false),
+            &progress,
+        )
+        .unwrap();
+        assert_eq!((summary.pages, summary.articles), (2, 1));
+        assert_eq!(summary.quotes, 34);
+        assert_eq!(summary.errors.values().sum::<usize>(), 1);
+        assert_eq!(String::from_utf8(out).unwrap().lines().count(), 35);
+        assert_eq!(*progress.pages.borrow(), 2);
+        assert_eq!(progress.bytes.borrow().last(), Some(&total));
+        let failures = progress.failures.borrow();
+        assert_eq!(failures.len(), 1);
+        assert!(failures[0].starts_with(&format!("{}: invalid_envelope: ", bad.display())), "{failures:?}");
+    }
+
+    #[test]
+    fn unchanged_quotes_are_left_out_with_a_filter() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.txt");
+        std::fs::write(&path, "AGL 37.94 Decreased By ▼ -0.54 (-1.4%)\nMOSCOW: Something happened today.\n").unwrap();
+        let inputs = crate::input::collect_inputs(&[path.clone(), path]).unwrap();
+        let mut filter = QuoteFilter::new(100);
+        let mut out = Vec::new();
+        let summary = split_inputs(
+            &inputs,
+            &PageDefaults::default(),
+            &ParseOptions::default(),
+            Some(&mut filter),
+            &mut JsonLines::new(&mut out, false),
+            &Recorded::default(),
+        )
+        .unwrap();
+        assert_eq!((summary.pages, summary.quotes, summary.unchanged_quotes), (2, 1, Some(1)));
     }
 }

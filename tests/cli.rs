@@ -1036,3 +1036,48 @@ fn progress_is_a_bar_on_a_terminal_and_log_lines_elsewhere() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.starts_with("pages=200 "), "{stderr}");
 }
+
+#[test]
+fn logs_are_coloured_only_on_a_terminal_without_no_color() {
+    script_available();
+    // The worker logs its configuration, then fails at once: the registry does not answer and
+    // may not be waited for.
+    let arguments = [
+        "run",
+        "--set",
+        "registry.url=http://127.0.0.1:9",
+        "--set",
+        "registry.startup_timeout_ms=1",
+        "--set",
+        "kafka.bootstrap_servers=127.0.0.1:1",
+    ];
+    let logged = |output: &str| output.contains("effective configuration");
+
+    // Piped (CI, files, `kubectl logs`): no escape codes.
+    let output = run(pagesplit().args(arguments).env_remove("NO_COLOR"), Duration::from_secs(60));
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(logged(&stderr), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+
+    // JSON logs are JSON, one object a line.
+    let output = run(
+        pagesplit().args(arguments).args(["--set", "log.format=json"]),
+        Duration::from_secs(60),
+    );
+    let first = text(&output.stderr).lines().next().unwrap_or_default().to_owned();
+    let line: Json = serde_json::from_str(&first).unwrap_or_else(|e| panic!("not JSON: {first}: {e}"));
+    assert_eq!(line["message"], "effective configuration", "{first}");
+
+    // On a terminal: coloured, unless NO_COLOR is set.
+    let command_line = std::iter::once(env!("CARGO_BIN_EXE_pagesplit"))
+        .chain(arguments)
+        .map(shell_quote)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let (terminal, _) = in_terminal(&format!("env -u NO_COLOR {command_line}"), Duration::from_secs(60));
+    assert!(logged(&terminal) && terminal.contains('\u{1b}'), "{terminal:?}");
+    let (terminal, _) = in_terminal(&format!("env NO_COLOR=1 {command_line}"), Duration::from_secs(60));
+    assert!(logged(&terminal), "{terminal:?}");
+    assert!(!terminal.contains('\u{1b}'), "{terminal:?}");
+}

@@ -62,18 +62,7 @@ Examples:
   pagesplit split examples/pages/brecorder-putin-assad.masked.txt
   pagesplit split crawl-2024-12-08.warc.gz --out /tmp/events     # quotes.avro, articles.avro
   cat pages.jsonl | pagesplit split > events.jsonl")]
-    Split {
-        /// Files or directories (standard input when none, or `-`).
-        #[arg(value_name = "INPUT")]
-        inputs: Vec<PathBuf>,
-        /// Directory to write quotes.avro and articles.avro to, instead of JSON lines on stdout.
-        #[arg(long, value_name = "DIR")]
-        out: Option<PathBuf>,
-        #[command(flatten)]
-        page: PageArgs,
-        #[command(flatten)]
-        progress: ProgressArgs,
-    },
+    Split(SplitArgs),
     /// Publishes pages to the raw topic as JSON envelopes keyed by URL (backfills, demos).
     ///
     /// Takes the same inputs as `split`. Prints how many pages were read, sent and acknowledged
@@ -82,23 +71,7 @@ Examples:
 Examples:
   pagesplit replay examples/pages
   pagesplit replay crawl.warc.gz --topic pages.raw --rate 50 --set kafka.bootstrap_servers=broker:9092")]
-    Replay {
-        /// Files or directories (standard input when none, or `-`).
-        #[arg(value_name = "SOURCE")]
-        sources: Vec<PathBuf>,
-        /// Topic to publish to (default: topics.input, `pages.raw`).
-        #[arg(long)]
-        topic: Option<String>,
-        /// Publish at most this many pages per second.
-        #[arg(long, value_name = "PAGES_PER_SEC", value_parser = parse_rate)]
-        rate: Option<f64>,
-        #[command(flatten)]
-        page: PageArgs,
-        #[command(flatten)]
-        kafka: KafkaArgs,
-        #[command(flatten)]
-        progress: ProgressArgs,
-    },
+    Replay(ReplayArgs),
     /// Prints the events of an output topic as JSON lines, decoded as downstream sees them.
     ///
     /// Confluent-framed records are decoded with the writer schema fetched from the registry
@@ -109,24 +82,7 @@ Examples:
   pagesplit tail                                   follow new quotes
   pagesplit tail --topic news.articles.v1 --from-beginning -n 1
   pagesplit tail --from-beginning -n 34 --metadata | jq -c '{symbol, price, partition, offset}'")]
-    Tail {
-        /// Topic to read (default: topics.quotes, `market.quotes.v1`).
-        #[arg(long)]
-        topic: Option<String>,
-        /// Start at the beginning of the topic instead of its end.
-        #[arg(long)]
-        from_beginning: bool,
-        /// Stop after printing N events.
-        #[arg(short = 'n', long = "count", value_name = "N")]
-        count: Option<u64>,
-        /// Add topic, partition, offset and key to every line.
-        #[arg(long)]
-        metadata: bool,
-        #[command(flatten)]
-        kafka: KafkaArgs,
-        #[command(flatten)]
-        progress: ProgressArgs,
-    },
+    Tail(TailArgs),
     /// Publishes the example pages to a local broker, runs the worker until they are
     /// committed, and prints the events read back from the output topics.
     #[command(after_help = "\
@@ -181,6 +137,71 @@ Examples:
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+
+// The arguments of `split` (described by its variant of [`Command`]).
+#[derive(Args, Debug, Clone)]
+pub struct SplitArgs {
+    /// Files or directories (standard input when none, or `-`).
+    #[arg(value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// Directory to write quotes.avro and articles.avro to, instead of JSON lines on stdout.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub page: PageArgs,
+    #[command(flatten)]
+    pub progress: ProgressArgs,
+}
+
+// The arguments of `replay` (described by its variant of [`Command`]).
+#[derive(Args, Debug, Clone)]
+pub struct ReplayArgs {
+    /// Files or directories (standard input when none, or `-`).
+    #[arg(value_name = "SOURCE")]
+    pub sources: Vec<PathBuf>,
+    /// Topic to publish to (default: topics.input, `pages.raw`).
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Publish at most this many pages per second.
+    #[arg(long, value_name = "PAGES_PER_SEC", value_parser = parse_rate)]
+    pub rate: Option<f64>,
+    #[command(flatten)]
+    pub page: PageArgs,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub progress: ProgressArgs,
+}
+
+// The arguments of `tail` (described by its variant of [`Command`]).
+#[derive(Args, Debug, Clone)]
+pub struct TailArgs {
+    /// Topic to read (default: topics.quotes, `market.quotes.v1`).
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Start at the beginning of the topic instead of its end.
+    #[arg(long)]
+    pub from_beginning: bool,
+    /// Stop after printing N events.
+    #[arg(short = 'n', long = "count", value_name = "N")]
+    pub count: Option<u64>,
+    /// Add topic, partition, offset and key to every line.
+    #[arg(long)]
+    pub metadata: bool,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub progress: ProgressArgs,
+}
+
+impl Command {
+    /// Whether the command is a Kafka client that reports broker trouble in its own words:
+    /// librdkafka's log lines (one per reconnect attempt) would drown them.
+    pub fn quiets_kafka_logs(&self) -> bool {
+        matches!(self, Command::Replay(_) | Command::Tail(_))
+    }
 }
 
 /// Where pages read from plain files claim to come from.
@@ -249,17 +270,21 @@ pub enum DlqCommand {
     #[command(after_help = "\
 Example:
   pagesplit dlq replay --code no_content --code empty_body")]
-    Replay {
-        /// Only dead letters with this error code (repeatable; all when absent).
-        #[arg(long = "code")]
-        codes: Vec<String>,
-        /// Only dead letters of this stage (decode, parse, encode).
-        #[arg(long)]
-        stage: Option<String>,
-        /// Topic to publish to (default: topics.input).
-        #[arg(long)]
-        to: Option<String>,
-    },
+    Replay(DlqReplayArgs),
+}
+
+// The arguments of `dlq replay` (described by its variant of [`DlqCommand`]).
+#[derive(Args, Debug, Clone)]
+pub struct DlqReplayArgs {
+    /// Only dead letters with this error code (repeatable; all when absent).
+    #[arg(long = "code")]
+    pub codes: Vec<String>,
+    /// Only dead letters of this stage (decode, parse, encode).
+    #[arg(long)]
+    pub stage: Option<String>,
+    /// Topic to publish to (default: topics.input).
+    #[arg(long)]
+    pub to: Option<String>,
 }
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {

@@ -1,16 +1,35 @@
-//! The client-side commands around the worker: what `split`, `replay` and `tail` do, their
-//! inputs and their progress display. `main.rs` only parses the command line and calls these.
+//! The command line: its arguments, one module per command, the progress display and the logs.
+//! The library core knows nothing of it; `main.rs` parses the arguments and calls the command.
 
 pub mod args;
-pub mod inputs;
-pub mod progress;
+pub mod completions;
+pub mod config;
+pub mod demo;
+pub mod dlq;
+pub mod healthcheck;
+pub mod logs;
+mod progress;
 pub mod replay;
+pub mod run;
+pub mod schemas;
+pub mod split;
 pub mod tail;
 
+use std::future::Future;
+use std::path::Path;
+use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{bail, Context as _};
 use rdkafka::client::{Client, ClientContext};
+
+use crate::config::Config;
+use crate::input::{Input, PageDefaults};
+
+/// Exit code of a runtime failure.
+const EXIT_RUNTIME: u8 = 1;
+/// Exit code of a usage or configuration error.
+const EXIT_USAGE: u8 = 2;
 
 /// A mistake in how the command was called (a missing input file, say): exit code 2, like
 /// any other usage or configuration error.
@@ -18,10 +37,68 @@ use rdkafka::client::{Client, ClientContext};
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// A command's result when some of its work failed but it went on with the rest.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct PartialFailure(String);
+
+/// The configuration from defaults, `file`, `PAGESPLIT_*` variables and `--set` flags; a
+/// configuration error is reported on stderr and becomes exit code 2.
+pub fn load_config(file: Option<&Path>, overrides: &[(String, String)]) -> Result<Config, ExitCode> {
+    Config::load(file, std::env::vars(), overrides).map_err(|error| {
+        eprintln!("error: {error}");
+        ExitCode::from(EXIT_USAGE)
+    })
+}
+
+/// Runs an asynchronous command on a multi-threaded runtime.
+pub fn block_on(command: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("failed to start the runtime")?;
+    let result = runtime.block_on(command);
+    // A reader still blocked on standard input (after Ctrl-C) must not keep the process alive.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+/// 0 for success, 2 for a usage error, 1 for anything else; the error goes to stderr.
+pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader of stdout went away (`pagesplit split … | head`): it has what it wanted.
+        Err(error)
+            if error.chain().any(|cause| {
+                cause.downcast_ref::<std::io::Error>().map(std::io::Error::kind) == Some(std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            if error.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::from(EXIT_RUNTIME)
+            }
+        }
+    }
+}
+
+/// The inputs named on the command line; a path that does not exist is a usage error.
+fn collect_inputs(arguments: &[std::path::PathBuf]) -> Result<Vec<Input>, UsageError> {
+    crate::input::collect_inputs(arguments).map_err(|error| UsageError(error.to_string()))
+}
+
+fn page_defaults(page: &args::PageArgs) -> PageDefaults {
+    PageDefaults {
+        url: page.url.clone(),
+        fetched_at: page.fetched_at,
+    }
+}
+
 /// Checks that the brokers answer within `timeout` and that `topic` exists; returns its
 /// partitions. Lists all topics rather than asking for this one, so that the question cannot
 /// create the topic on brokers that auto-create topics.
-pub fn check_topic<C: ClientContext>(
+fn check_topic<C: ClientContext>(
     client: &Client<C>,
     bootstrap: &str,
     topic: &str,
@@ -48,7 +125,7 @@ pub fn check_topic<C: ClientContext>(
 }
 
 /// How long a run took, for summaries: `12 ms`, `3.4 s`.
-pub fn elapsed_text(elapsed: Duration) -> String {
+fn elapsed_text(elapsed: Duration) -> String {
     if elapsed < Duration::from_secs(1) {
         format!("{} ms", elapsed.as_millis())
     } else {

@@ -81,20 +81,9 @@ impl Progress {
         }
     }
 
-    /// Whether a bar is drawn.
-    pub fn is_bar(&self) -> bool {
-        self.inner.bar.is_some()
-    }
-
     /// Sets the position (bytes read, or items when the measure is items).
     pub fn set_position(&self, position: u64) {
         self.inner.position.store(position, Ordering::Relaxed);
-        self.refresh();
-    }
-
-    /// Adds to the position.
-    pub fn add_position(&self, delta: u64) {
-        self.inner.position.fetch_add(delta, Ordering::Relaxed);
         self.refresh();
     }
 
@@ -184,6 +173,22 @@ impl Progress {
     }
 }
 
+/// Offline splitting draws its progress here: bytes read as the position, pages as the items,
+/// failures as lines that do not tear the bar.
+impl crate::split::SplitProgress for Progress {
+    fn bytes_read(&self, bytes: u64) {
+        self.set_position(bytes);
+    }
+
+    fn page_done(&self) {
+        self.add_items(1);
+    }
+
+    fn failed(&self, line: &str) {
+        self.println(line);
+    }
+}
+
 /// How often a bar's position and message are updated.
 const BAR_UPDATE_EVERY: Duration = Duration::from_millis(50);
 
@@ -233,7 +238,6 @@ mod tests {
         progress.add_items(3);
         progress.set_position(10);
         progress.set_detail("x".to_owned());
-        assert!(!progress.is_bar());
         assert_eq!(progress.around_stdout(|| 7), 7);
         progress.finish();
     }

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt as _, StreamExt as _};
 use rdkafka::error::KafkaError;
@@ -16,47 +17,90 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::inputs::{read_input, Input, Item};
-use crate::cli::progress::Progress;
+use super::args::ReplayArgs;
+use super::progress::{Measure, Progress};
+use super::{check_topic, collect_inputs, elapsed_text, page_defaults, PartialFailure};
 use crate::config::Config;
 use crate::envelope::encode_envelope;
+use crate::input::{read_input, total_size, Input, Item, PageDefaults};
 use crate::model::{ContentType, RawPage};
-use crate::split::PageDefaults;
+
+/// Publishes the inputs `args` name; fails when a page was not acknowledged, an input could not
+/// be read, or the replay was interrupted.
+pub async fn run(config: &Config, args: ReplayArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let inputs = collect_inputs(&args.sources)?;
+    let total = total_size(&inputs);
+    let progress = Progress::new("replay", "pages", Measure::Bytes, total, args.progress.progress_interval);
+    let options = ReplayOptions {
+        topic: args.topic.unwrap_or_else(|| config.topics.input.clone()),
+        rate: args.rate,
+        timeout: args.kafka.timeout,
+    };
+    let shutdown = crate::shutdown::signal_token();
+    let summary = replay(config, inputs, page_defaults(&args.page), &options, &progress, shutdown).await;
+    progress.finish();
+    let summary = summary?;
+    eprintln!(
+        "replay to `{}` at {}: {summary} in {}",
+        options.topic,
+        config.kafka.bootstrap_servers,
+        elapsed_text(started.elapsed())
+    );
+    Ok(summary.outcome()?)
+}
 
 /// How a replay publishes.
 #[derive(Debug, Clone)]
-pub struct ReplayOptions {
+struct ReplayOptions {
     /// The topic to publish to.
-    pub topic: String,
+    topic: String,
     /// At most this many pages per second, when set.
-    pub rate: Option<f64>,
+    rate: Option<f64>,
     /// How long to wait for the brokers to answer at the start.
-    pub timeout: Duration,
+    timeout: Duration,
 }
 
 /// What a replay did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ReplaySummary {
+struct ReplaySummary {
     /// Pages read from the inputs.
-    pub pages: usize,
+    pages: usize,
     /// Pages enqueued for publishing.
-    pub sent: usize,
+    sent: usize,
     /// Pages the brokers acknowledged.
-    pub acknowledged: usize,
+    acknowledged: usize,
     /// Pages the brokers did not take (delivery failed).
-    pub failed: usize,
+    failed: usize,
     /// Inputs or records that could not be read as pages, by code.
-    pub errors: BTreeMap<&'static str, usize>,
+    errors: BTreeMap<&'static str, usize>,
     /// WARC records that are not pages, by reason.
-    pub skipped: BTreeMap<&'static str, usize>,
+    skipped: BTreeMap<&'static str, usize>,
     /// Whether the replay was stopped (Ctrl-C) before it read everything.
-    pub interrupted: bool,
+    interrupted: bool,
 }
 
 impl ReplaySummary {
-    /// Whether every page read was acknowledged and nothing failed.
-    pub fn is_complete(&self) -> bool {
-        !self.interrupted && self.failed == 0 && self.errors.is_empty() && self.acknowledged == self.pages
+    /// Success when every page read was acknowledged and every input was read to its end.
+    fn outcome(&self) -> Result<(), PartialFailure> {
+        let unreadable: usize = self.errors.values().sum();
+        if self.interrupted {
+            Err(PartialFailure(format!(
+                "interrupted after {} pages were acknowledged",
+                self.acknowledged
+            )))
+        } else if self.failed > 0 {
+            Err(PartialFailure(format!(
+                "{} of {} pages were not acknowledged",
+                self.failed, self.pages
+            )))
+        } else if unreadable > 0 {
+            Err(PartialFailure(format!(
+                "{unreadable} input(s) or record(s) could not be read as pages (see above)"
+            )))
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -93,7 +137,7 @@ struct ReadItem {
 
 /// Publishes the pages of `inputs` to `options.topic`. Fails before publishing anything when the
 /// brokers do not answer within `options.timeout` or the topic does not exist.
-pub async fn replay(
+async fn replay(
     config: &Config,
     inputs: Vec<Input>,
     defaults: PageDefaults,
@@ -101,138 +145,40 @@ pub async fn replay(
     progress: &Progress,
     shutdown: CancellationToken,
 ) -> anyhow::Result<ReplaySummary> {
-    let bootstrap = config.kafka.bootstrap_servers.clone();
-    let producer: FutureProducer = config
-        .producer_config()
-        .set("statistics.interval.ms", "0")
-        .set("message.timeout.ms", DELIVERY_TIMEOUT.as_millis().to_string())
-        .create()
-        .context("failed to create the Kafka producer")?;
-    {
-        let (producer, bootstrap, topic, timeout) = (
-            producer.clone(),
-            bootstrap.clone(),
-            options.topic.clone(),
-            options.timeout,
-        );
-        tokio::task::spawn_blocking(move || crate::cli::check_topic(producer.client(), &bootstrap, &topic, timeout))
-            .await
-            .context("metadata task panicked")??;
-    }
-
-    let (sender, mut receiver) = tokio::sync::mpsc::channel::<ReadItem>(256);
-    let reader = {
-        tokio::task::spawn_blocking(move || {
-            let mut done_before = 0u64;
-            for input in &inputs {
-                let position = std::cell::Cell::new(done_before);
-                let sent = read_input(
-                    input,
-                    &defaults,
-                    &mut |read| position.set(done_before + read),
-                    &mut |name, item| {
-                        sender.blocking_send(ReadItem {
-                            name: name.to_owned(),
-                            item,
-                            position: position.get(),
-                        })
-                    },
-                );
-                if sent.is_err() {
-                    return; // The producer loop stopped listening.
-                }
-                if let Input::File { size, .. } = input {
-                    done_before += size;
-                }
-            }
-        })
+    let producer = connect(config, options).await?;
+    let (reader, mut receiver) = spawn_reader(inputs, defaults);
+    let mut publisher = Publisher {
+        producer,
+        bootstrap: &config.kafka.bootstrap_servers,
+        options,
+        progress,
+        summary: ReplaySummary::default(),
+        deliveries: FuturesUnordered::new(),
+        started: Instant::now(),
     };
-
-    let mut summary = ReplaySummary::default();
-    let mut deliveries = FuturesUnordered::new();
-    let started = Instant::now();
     loop {
         let next = tokio::select! {
             biased;
             () = shutdown.cancelled() => {
-                summary.interrupted = true;
+                publisher.summary.interrupted = true;
                 break;
             }
             next = receiver.recv() => next,
         };
-        let Some(ReadItem { name, item, position }) = next else {
+        let Some(read) = next else {
             break;
         };
-        progress.set_position(position);
-        let page = match item {
-            Item::Page(page) => page,
-            Item::Skipped(code) => {
-                *summary.skipped.entry(code).or_default() += 1;
-                continue;
-            }
-            Item::Failed { code, message } => {
-                *summary.errors.entry(code).or_default() += 1;
-                progress.println(&format!("{name}: {code}: {message}"));
-                continue;
-            }
+        let Some(page) = publisher.page_of(read) else {
+            continue;
         };
-        summary.pages += 1;
-        if let Some(rate) = options.rate {
-            let due = started + Duration::from_secs_f64(summary.sent as f64 / rate);
-            tokio::select! {
-                () = shutdown.cancelled() => {
-                    summary.interrupted = true;
-                    break;
-                }
-                () = tokio::time::sleep_until(due.into()) => {}
-            }
+        if !publisher.pace(&shutdown).await {
+            publisher.summary.interrupted = true;
+            break;
         }
-        let value = envelope_for(&page);
-        let mut record = FutureRecord::to(&options.topic)
-            .key(page.url.as_bytes())
-            .payload(&value);
-        let delivery = loop {
-            match producer.send_result(record) {
-                Ok(delivery) => break Ok(delivery),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    // The local queue is full: let acknowledgements come in.
-                    acknowledge_ready(&mut deliveries, &mut summary, progress, &options.topic);
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                Err((KafkaError::MessageProduction(code), _)) if code != RDKafkaErrorCode::Fatal => {
-                    // This page cannot be published (larger than the producer's
-                    // message.max.bytes): counted, and the replay goes on.
-                    break Err(code);
-                }
-                Err((error, _)) => {
-                    anyhow::bail!(
-                        "failed to publish {} to `{}` at {bootstrap}: {error}",
-                        page.url,
-                        options.topic
-                    )
-                }
-            }
-        };
-        let delivery = match delivery {
-            Ok(delivery) => delivery,
-            Err(code) => {
-                summary.failed += 1;
-                progress.println(&format!("{}: not published: {code}", page.url));
-                continue;
-            }
-        };
-        summary.sent += 1;
-        progress.add_items(1);
-        let url = page.url;
-        deliveries.push(delivery.map(move |result| (url, result)));
-        acknowledge_ready(&mut deliveries, &mut summary, progress, &options.topic);
-        progress.set_detail(format!("{} acknowledged", summary.acknowledged));
+        publisher.publish(page).await?;
     }
     drop(receiver);
-    while let Some((url, result)) = deliveries.next().await {
-        count_delivery(&url, result, &mut summary, progress, &options.topic);
-    }
+    let summary = publisher.finish().await;
     if !summary.interrupted {
         reader.await.context("reader task panicked")?;
     }
@@ -241,38 +187,181 @@ pub async fn replay(
     Ok(summary)
 }
 
+/// A producer for the replay, once the brokers answered and the topic was found.
+async fn connect(config: &Config, options: &ReplayOptions) -> anyhow::Result<FutureProducer> {
+    let producer: FutureProducer = config
+        .producer_config()
+        .set("statistics.interval.ms", "0")
+        .set("message.timeout.ms", DELIVERY_TIMEOUT.as_millis().to_string())
+        .create()
+        .context("failed to create the Kafka producer")?;
+    let (client, bootstrap, topic, timeout) = (
+        producer.clone(),
+        config.kafka.bootstrap_servers.clone(),
+        options.topic.clone(),
+        options.timeout,
+    );
+    tokio::task::spawn_blocking(move || check_topic(client.client(), &bootstrap, &topic, timeout))
+        .await
+        .context("metadata task panicked")??;
+    Ok(producer)
+}
+
+/// Reads the inputs on a blocking thread, handing their items over a bounded channel.
+fn spawn_reader(
+    inputs: Vec<Input>,
+    defaults: PageDefaults,
+) -> (tokio::task::JoinHandle<()>, tokio::sync::mpsc::Receiver<ReadItem>) {
+    let (sender, receiver) = tokio::sync::mpsc::channel::<ReadItem>(256);
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut done_before = 0u64;
+        for input in &inputs {
+            let position = std::cell::Cell::new(done_before);
+            let sent = read_input(
+                input,
+                &defaults,
+                &mut |read| position.set(done_before + read),
+                &mut |name, item| {
+                    sender.blocking_send(ReadItem {
+                        name: name.to_owned(),
+                        item,
+                        position: position.get(),
+                    })
+                },
+            );
+            if sent.is_err() {
+                return; // The producer loop stopped listening.
+            }
+            if let Input::File { size, .. } = input {
+                done_before += size;
+            }
+        }
+    });
+    (reader, receiver)
+}
+
+/// A page's delivery report, with its URL.
 type Delivery = (
     String,
     Result<rdkafka::producer::future_producer::OwnedDeliveryResult, futures::channel::oneshot::Canceled>,
 );
 
-fn acknowledge_ready(
-    deliveries: &mut FuturesUnordered<impl std::future::Future<Output = Delivery> + Unpin>,
-    summary: &mut ReplaySummary,
-    progress: &Progress,
-    topic: &str,
-) {
-    while let Some(Some((url, result))) = deliveries.next().now_or_never() {
-        count_delivery(&url, result, summary, progress, topic);
-    }
+/// The producer side of a replay: publishes pages and counts what the brokers acknowledge.
+struct Publisher<'a> {
+    producer: FutureProducer,
+    bootstrap: &'a str,
+    options: &'a ReplayOptions,
+    progress: &'a Progress,
+    summary: ReplaySummary,
+    deliveries: FuturesUnordered<BoxFuture<'static, Delivery>>,
+    started: Instant,
 }
 
-fn count_delivery(
-    url: &str,
-    result: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, futures::channel::oneshot::Canceled>,
-    summary: &mut ReplaySummary,
-    progress: &Progress,
-    topic: &str,
-) {
-    match result {
-        Ok(Ok(_)) => summary.acknowledged += 1,
-        Ok(Err((error, _))) => {
-            summary.failed += 1;
-            progress.println(&format!("failed to publish {url} to `{topic}`: {error}"));
+impl Publisher<'_> {
+    /// Counts an item read; the page to publish, when it is one.
+    fn page_of(&mut self, read: ReadItem) -> Option<RawPage> {
+        let ReadItem { name, item, position } = read;
+        self.progress.set_position(position);
+        match item {
+            Item::Page(page) => {
+                self.summary.pages += 1;
+                Some(page)
+            }
+            Item::Skipped(code) => {
+                *self.summary.skipped.entry(code).or_default() += 1;
+                None
+            }
+            Item::Failed { code, message } => {
+                *self.summary.errors.entry(code).or_default() += 1;
+                self.progress.println(&format!("{name}: {code}: {message}"));
+                None
+            }
         }
-        Err(_) => {
-            summary.failed += 1;
-            progress.println(&format!("failed to publish {url} to `{topic}`: the producer went away"));
+    }
+
+    /// With a rate, waits until the next page is due; false when `shutdown` came first.
+    async fn pace(&self, shutdown: &CancellationToken) -> bool {
+        let Some(rate) = self.options.rate else {
+            return true;
+        };
+        let due = self.started + Duration::from_secs_f64(self.summary.sent as f64 / rate);
+        tokio::select! {
+            () = shutdown.cancelled() => false,
+            () = tokio::time::sleep_until(due.into()) => true,
+        }
+    }
+
+    /// Enqueues one page; a page the producer refuses is counted as failed. Fails only when the
+    /// producer cannot publish at all.
+    async fn publish(&mut self, page: RawPage) -> anyhow::Result<()> {
+        let topic = &self.options.topic;
+        let value = envelope_for(&page);
+        let mut record = FutureRecord::to(topic).key(page.url.as_bytes()).payload(&value);
+        let delivery = loop {
+            match self.producer.send_result(record) {
+                Ok(delivery) => break delivery,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    // The local queue is full: let acknowledgements come in.
+                    self.acknowledge_ready();
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err((KafkaError::MessageProduction(code), _)) if code != RDKafkaErrorCode::Fatal => {
+                    // This page cannot be published (larger than the producer's
+                    // message.max.bytes): counted, and the replay goes on.
+                    self.summary.failed += 1;
+                    self.progress.println(&format!("{}: not published: {code}", page.url));
+                    return Ok(());
+                }
+                Err((error, _)) => {
+                    anyhow::bail!(
+                        "failed to publish {} to `{topic}` at {}: {error}",
+                        page.url,
+                        self.bootstrap
+                    )
+                }
+            }
+        };
+        self.summary.sent += 1;
+        self.progress.add_items(1);
+        let url = page.url;
+        self.deliveries
+            .push(delivery.map(move |result| (url, result)).boxed());
+        self.acknowledge_ready();
+        self.progress
+            .set_detail(format!("{} acknowledged", self.summary.acknowledged));
+        Ok(())
+    }
+
+    /// Counts the acknowledgements that have come in.
+    fn acknowledge_ready(&mut self) {
+        while let Some(Some(delivery)) = self.deliveries.next().now_or_never() {
+            self.count(delivery);
+        }
+    }
+
+    /// Waits for every acknowledgement still due; the summary.
+    async fn finish(mut self) -> ReplaySummary {
+        while let Some(delivery) = self.deliveries.next().await {
+            self.count(delivery);
+        }
+        self.summary
+    }
+
+    fn count(&mut self, (url, result): Delivery) {
+        let topic = &self.options.topic;
+        match result {
+            Ok(Ok(_)) => self.summary.acknowledged += 1,
+            Ok(Err((error, _))) => {
+                self.summary.failed += 1;
+                self.progress
+                    .println(&format!("failed to publish {url} to `{topic}`: {error}"));
+            }
+            Err(_) => {
+                self.summary.failed += 1;
+                self.progress
+                    .println(&format!("failed to publish {url} to `{topic}`: the producer went away"));
+            }
         }
     }
 }
@@ -283,7 +372,7 @@ fn count_delivery(
 /// (by its byte-order mark, its declared charset, for HTML its `<meta>` charset, else UTF-8 with
 /// invalid bytes replaced: the order the worker decodes in). The worker reads an envelope's body
 /// as UTF-8 whatever `<meta charset>` the page still names.
-pub fn envelope_for(page: &RawPage) -> Vec<u8> {
+fn envelope_for(page: &RawPage) -> Vec<u8> {
     let is_html = page.content_type == ContentType::Html;
     let encoding = encoding_rs::Encoding::for_bom(&page.body)
         .map(|(encoding, _)| encoding)
@@ -375,12 +464,41 @@ mod tests {
             acknowledged: 3,
             ..ReplaySummary::default()
         };
-        assert!(summary.is_complete());
+        assert!(summary.outcome().is_ok());
         assert_eq!(summary.to_string(), "pages=3 sent=3 acknowledged=3 failed=0 errors=0");
         summary.skipped.insert("not_a_response", 2);
         assert_eq!(
             summary.to_string(),
             "pages=3 sent=3 acknowledged=3 failed=0 errors=0 skipped=2 not_a_response=2"
         );
+        assert!(summary.outcome().is_ok(), "skipped records are not failures");
+    }
+
+    #[test]
+    fn a_replay_fails_unless_every_page_was_acknowledged() {
+        let message = |summary: ReplaySummary| summary.outcome().unwrap_err().to_string();
+        let done = ReplaySummary {
+            pages: 3,
+            sent: 3,
+            acknowledged: 2,
+            failed: 1,
+            ..ReplaySummary::default()
+        };
+        assert_eq!(message(done.clone()), "1 of 3 pages were not acknowledged");
+        let mut unreadable = ReplaySummary {
+            failed: 0,
+            acknowledged: 3,
+            ..done.clone()
+        };
+        unreadable.errors.insert("unreadable_input", 2);
+        assert_eq!(
+            message(unreadable),
+            "2 input(s) or record(s) could not be read as pages (see above)"
+        );
+        let interrupted = ReplaySummary {
+            interrupted: true,
+            ..done
+        };
+        assert_eq!(message(interrupted), "interrupted after 2 pages were acknowledged");
     }
 }

@@ -8,109 +8,92 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use apache_avro::Schema;
 use rdkafka::consumer::{Consumer as _, StreamConsumer};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::{Message as _, Offset, TopicPartitionList};
-use serde::Deserialize;
 use serde_json::{Map, Value as Json};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::progress::Progress;
+use super::args::TailArgs;
+use super::check_topic;
+use super::progress::{Measure, Progress};
 use crate::config::{Config, RegistryConfig};
+use crate::registry::RegistryClient;
 use crate::encode::{decode_single_object, read_datum, unframe, value_to_json, EventType, Framed, Schemas};
+
+/// Prints the events of the topic `args` names until `--count` events were printed or Ctrl-C.
+pub async fn run(config: &Config, args: TailArgs) -> anyhow::Result<()> {
+    let options = TailOptions {
+        topic: args.topic.unwrap_or_else(|| config.topics.quotes.clone()),
+        from_beginning: args.from_beginning,
+        count: args.count,
+        metadata: args.metadata,
+        timeout: args.kafka.timeout,
+    };
+    // Following without a count is open-ended: no bar, the events are the progress.
+    let progress = match options.count {
+        Some(count) => Progress::new(
+            "tail",
+            "events",
+            Measure::Items,
+            Some(count),
+            args.progress.progress_interval,
+        ),
+        None => Progress::hidden(),
+    };
+    let mut stdout = std::io::stdout();
+    let shutdown = crate::shutdown::signal_token();
+    let summary = tail(config, &options, &mut stdout, &progress, shutdown).await;
+    progress.finish();
+    let summary = summary?;
+    eprintln!(
+        "tail `{}`: {} events printed, {} records not decodable",
+        options.topic, summary.printed, summary.undecodable
+    );
+    Ok(())
+}
 
 /// What to read.
 #[derive(Debug, Clone)]
-pub struct TailOptions {
+struct TailOptions {
     /// The topic.
-    pub topic: String,
+    topic: String,
     /// Start at the beginning (else at the end: only new events).
-    pub from_beginning: bool,
+    from_beginning: bool,
     /// Stop after this many events (else follow until shut down).
-    pub count: Option<u64>,
+    count: Option<u64>,
     /// Add topic, partition, offset and key to every line.
-    pub metadata: bool,
+    metadata: bool,
     /// How long to wait for the brokers to answer at the start.
-    pub timeout: Duration,
+    timeout: Duration,
 }
 
 /// What a tail printed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TailSummary {
+struct TailSummary {
     /// Events printed.
-    pub printed: u64,
+    printed: u64,
     /// Records that could not be decoded (reported on stderr).
-    pub undecodable: u64,
+    undecodable: u64,
 }
 
 /// Reads `options.topic` and writes one JSON line per event to `out` until `options.count`
 /// events were printed or `shutdown` is cancelled. Fails when the brokers do not answer within
 /// `options.timeout` or the topic does not exist.
-pub async fn tail(
+async fn tail(
     config: &Config,
     options: &TailOptions,
     out: &mut (dyn Write + Send),
     progress: &Progress,
     shutdown: CancellationToken,
 ) -> anyhow::Result<TailSummary> {
-    let bootstrap = config.kafka.bootstrap_servers.clone();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let consumer: StreamConsumer = config
-        .consumer_config()
-        // Partitions are assigned, not subscribed: no group membership, nothing committed.
-        .set("group.id", format!("pagesplit-tail-{}-{nanos}", std::process::id()))
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("statistics.interval.ms", "0")
-        .create()
-        .context("failed to create the Kafka consumer")?;
-    let consumer = std::sync::Arc::new(consumer);
-    let partitions = {
-        let (consumer, bootstrap, topic, timeout) = (
-            consumer.clone(),
-            bootstrap.clone(),
-            options.topic.clone(),
-            options.timeout,
-        );
-        tokio::task::spawn_blocking(move || crate::cli::check_topic(consumer.client(), &bootstrap, &topic, timeout))
-            .await
-            .context("metadata task panicked")??
-    };
-    // "The end" is the partitions' ends now, looked up before reading starts: an event published
-    // once this returns is printed (`Offset::End` would be resolved later, at the first fetch).
-    let starts: Vec<(i32, Offset)> = if options.from_beginning {
-        partitions
-            .iter()
-            .map(|partition| (*partition, Offset::Beginning))
-            .collect()
-    } else {
-        let (consumer, topic, timeout) = (consumer.clone(), options.topic.clone(), options.timeout);
-        tokio::task::spawn_blocking(move || {
-            partitions
-                .iter()
-                .map(|partition| {
-                    let (_, high) = consumer
-                        .fetch_watermarks(&topic, *partition, timeout)
-                        .with_context(|| format!("failed to find the end of `{topic}` [{partition}]"))?;
-                    Ok((*partition, Offset::Offset(high)))
-                })
-                .collect::<anyhow::Result<_>>()
-        })
-        .await
-        .context("watermark task panicked")??
-    };
-    let mut assignment = TopicPartitionList::new();
-    for (partition, start) in starts {
-        assignment.add_partition_offset(&options.topic, partition, start)?;
-    }
-    consumer
-        .assign(&assignment)
-        .with_context(|| format!("failed to read topic `{}`", options.topic))?;
+    let bootstrap = &config.kafka.bootstrap_servers;
+    let consumer = assigned_consumer(config, options).await?;
     progress.println(&format!(
         "tail: reading `{}` at {bootstrap} from {}{}",
         options.topic,
@@ -140,8 +123,7 @@ pub async fn tail(
                 continue;
             }
         };
-        let payload = message.payload().unwrap_or_default();
-        let decoded = match decoder.decode(payload).await {
+        let decoded = match decoder.decode(message.payload().unwrap_or_default()).await {
             Ok(decoded) => decoded,
             Err(error) => {
                 summary.undecodable += 1;
@@ -154,25 +136,7 @@ pub async fn tail(
                 continue;
             }
         };
-        let mut line = Map::new();
-        line.insert("type".to_owned(), Json::String(decoded.event_type));
-        if options.metadata {
-            line.insert("topic".to_owned(), message.topic().into());
-            line.insert("partition".to_owned(), message.partition().into());
-            line.insert("offset".to_owned(), message.offset().into());
-            line.insert(
-                "key".to_owned(),
-                message
-                    .key()
-                    .map_or(Json::Null, |key| String::from_utf8_lossy(key).into_owned().into()),
-            );
-        }
-        match decoded.value {
-            Json::Object(fields) => line.extend(fields),
-            other => {
-                line.insert("value".to_owned(), other);
-            }
-        }
+        let line = json_line(decoded, options.metadata.then_some(&message));
         progress.around_stdout(|| -> std::io::Result<()> {
             serde_json::to_writer(&mut *out, &line)?;
             out.write_all(b"\n")?;
@@ -182,6 +146,98 @@ pub async fn tail(
         progress.add_items(1);
     }
     Ok(summary)
+}
+
+/// A consumer outside any group, assigned every partition of the topic at its start or end.
+async fn assigned_consumer(config: &Config, options: &TailOptions) -> anyhow::Result<Arc<StreamConsumer>> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let consumer: StreamConsumer = config
+        .consumer_config()
+        // Partitions are assigned, not subscribed: no group membership, nothing committed.
+        .set("group.id", format!("pagesplit-tail-{}-{nanos}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("statistics.interval.ms", "0")
+        .create()
+        .context("failed to create the Kafka consumer")?;
+    let consumer = Arc::new(consumer);
+    let (bootstrap, topic, timeout) = (
+        config.kafka.bootstrap_servers.clone(),
+        options.topic.clone(),
+        options.timeout,
+    );
+    let from_beginning = options.from_beginning;
+    let starts = {
+        let consumer = consumer.clone();
+        tokio::task::spawn_blocking(move || {
+            let partitions = check_topic(consumer.client(), &bootstrap, &topic, timeout)?;
+            start_offsets(&consumer, &topic, partitions, from_beginning, timeout)
+        })
+        .await
+        .context("metadata task panicked")??
+    };
+    let mut assignment = TopicPartitionList::new();
+    for (partition, start) in starts {
+        assignment.add_partition_offset(&options.topic, partition, start)?;
+    }
+    consumer
+        .assign(&assignment)
+        .with_context(|| format!("failed to read topic `{}`", options.topic))?;
+    Ok(consumer)
+}
+
+/// Where to start reading each partition. "The end" is the partitions' ends now, looked up
+/// before reading starts: an event published once this returns is printed (`Offset::End` would
+/// be resolved later, at the first fetch).
+fn start_offsets(
+    consumer: &StreamConsumer,
+    topic: &str,
+    partitions: Vec<i32>,
+    from_beginning: bool,
+    timeout: Duration,
+) -> anyhow::Result<Vec<(i32, Offset)>> {
+    if from_beginning {
+        return Ok(partitions
+            .into_iter()
+            .map(|partition| (partition, Offset::Beginning))
+            .collect());
+    }
+    partitions
+        .into_iter()
+        .map(|partition| {
+            let (_, high) = consumer
+                .fetch_watermarks(topic, partition, timeout)
+                .with_context(|| format!("failed to find the end of `{topic}` [{partition}]"))?;
+            Ok((partition, Offset::Offset(high)))
+        })
+        .collect()
+}
+
+/// The JSON line of an event: its type, the record's topic, partition, offset and key when
+/// `metadata` is given, then the event's fields.
+fn json_line(decoded: Decoded, metadata: Option<&BorrowedMessage<'_>>) -> Map<String, Json> {
+    let mut line = Map::new();
+    line.insert("type".to_owned(), Json::String(decoded.event_type));
+    if let Some(message) = metadata {
+        line.insert("topic".to_owned(), message.topic().into());
+        line.insert("partition".to_owned(), message.partition().into());
+        line.insert("offset".to_owned(), message.offset().into());
+        line.insert(
+            "key".to_owned(),
+            message
+                .key()
+                .map_or(Json::Null, |key| String::from_utf8_lossy(key).into_owned().into()),
+        );
+    }
+    match decoded.value {
+        Json::Object(fields) => line.extend(fields),
+        other => {
+            line.insert("value".to_owned(), other);
+        }
+    }
+    line
 }
 
 /// A decoded event.
@@ -194,27 +250,14 @@ struct Decoded {
 
 /// Decodes framed values; fetches and caches writer schemas by registry id.
 struct Decoder {
-    http: reqwest::Client,
-    registry: RegistryConfig,
+    registry: RegistryClient,
     schemas: HashMap<u32, Schema>,
-}
-
-#[derive(Deserialize)]
-struct SchemaById {
-    schema: String,
-    #[serde(default, rename = "schemaType")]
-    schema_type: Option<String>,
 }
 
 impl Decoder {
     fn new(registry: &RegistryConfig) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_millis(registry.request_timeout_ms))
-            .build()
-            .context("failed to create the registry client")?;
         Ok(Self {
-            http,
-            registry: registry.clone(),
+            registry: RegistryClient::new(registry).context("failed to create the registry client")?,
             schemas: HashMap::new(),
         })
     }
@@ -257,35 +300,12 @@ impl Decoder {
     }
 
     async fn fetch(&self, id: u32) -> anyhow::Result<Schema> {
-        let base = self.registry.url.trim_end_matches('/');
-        let url = format!("{base}/schemas/ids/{id}");
-        let mut request = self
-            .http
-            .get(&url)
-            .header("Accept", "application/vnd.schemaregistry.v1+json, application/json");
-        if !self.registry.username.is_empty() {
-            request = request.basic_auth(&self.registry.username, Some(self.registry.password.expose()));
-        }
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("schema registry at {base} is unreachable (fetching schema id {id})"))?;
-        let status = response.status();
-        if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
-            bail!(
-                "schema registry at {base} answered {status} for schema id {id}: {}",
-                body.chars().take(200).collect::<String>()
-            );
-        }
-        let found: SchemaById = response
-            .json()
-            .await
-            .with_context(|| format!("schema registry at {base} sent an unreadable answer for schema id {id}"))?;
+        let found = self.registry.schema_by_id(id).await?;
         if let Some(kind) = found.schema_type.filter(|kind| !kind.eq_ignore_ascii_case("AVRO")) {
             bail!("schema id {id} is a {kind} schema, not Avro");
         }
-        Schema::parse_str(&found.schema).with_context(|| format!("schema id {id} from {base} is not valid Avro"))
+        Schema::parse_str(&found.schema)
+            .with_context(|| format!("schema id {id} from {} is not valid Avro", self.registry.url()))
     }
 }
 

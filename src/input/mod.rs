@@ -1,24 +1,31 @@
-//! The inputs of `split` and `replay`: page files (text, HTML), JSON envelopes and JSON lines of
-//! envelopes, WARC files (`.warc`, `.warc.gz`), directories of them, and standard input.
+//! Pages from files: page files (text, HTML), JSON envelopes and JSON lines of envelopes, WARC
+//! files (`.warc`, `.warc.gz`), directories of them, and standard input. Offline splitting, the
+//! replay of pages to Kafka and the demo read their pages through here.
 //!
 //! What an input holds is told by its content, not its name: gzip is recognised by its magic
 //! bytes, WARC by its `WARC/` version line, envelopes by a leading `{`; anything else is a page.
 //! Names matter only when searching directories, and for telling HTML from text.
+
+pub mod pages;
+pub mod warc;
 
 use std::cell::Cell;
 use std::io::{BufReader, Cursor, Read};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use crate::cli::UsageError;
 use crate::model::RawPage;
-use crate::split::{pages_from_bytes, PageDefaults};
-use crate::warc::{WarcItem, WarcPages};
+use pages::pages_from_bytes;
+pub use pages::PageDefaults;
+use warc::{WarcItem, WarcPages};
 
 /// Names of the files a directory search picks up.
 pub const DIRECTORY_FILE_SUFFIXES: &[&str] = &[
     ".txt", ".html", ".htm", ".json", ".jsonl", ".ndjson", ".warc", ".warc.gz",
 ];
+
+/// Code of an input that cannot be opened or read at all (not of a page).
+pub const UNREADABLE_INPUT: &str = "unreadable_input";
 
 /// One input.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,10 +62,23 @@ pub fn total_size(inputs: &[Input]) -> Option<u64> {
         .sum()
 }
 
-/// Expands the command-line arguments into inputs: files as given, directories searched
-/// recursively (sorted; hidden entries skipped; only [`DIRECTORY_FILE_SUFFIXES`]), `-` or no
-/// argument for standard input. A path that does not exist is a usage error.
-pub fn collect_inputs(arguments: &[PathBuf]) -> Result<Vec<Input>, UsageError> {
+/// Why the inputs could not be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// A path given does not exist.
+    #[error("input `{}` does not exist", .0.display())]
+    NotFound(PathBuf),
+    /// A path given cannot be read.
+    #[error("input `{}` cannot be read: {}", .0.display(), .1)]
+    Unreadable(PathBuf, std::io::Error),
+    /// A directory given cannot be searched.
+    #[error("directory `{}` cannot be read: {}", .0.display(), .1)]
+    Directory(PathBuf, std::io::Error),
+}
+
+/// Expands paths into inputs: files as given, directories searched recursively (sorted; hidden
+/// entries skipped; only [`DIRECTORY_FILE_SUFFIXES`]), `-` or no path for standard input.
+pub fn collect_inputs(arguments: &[PathBuf]) -> Result<Vec<Input>, InputError> {
     if arguments.is_empty() {
         return Ok(vec![Input::Stdin]);
     }
@@ -68,15 +88,12 @@ pub fn collect_inputs(arguments: &[PathBuf]) -> Result<Vec<Input>, UsageError> {
             inputs.push(Input::Stdin);
             continue;
         }
-        let metadata = std::fs::metadata(argument).map_err(|error| {
-            UsageError(match error.kind() {
-                std::io::ErrorKind::NotFound => format!("input `{}` does not exist", argument.display()),
-                _ => format!("input `{}` cannot be read: {error}", argument.display()),
-            })
+        let metadata = std::fs::metadata(argument).map_err(|error| match error.kind() {
+            std::io::ErrorKind::NotFound => InputError::NotFound(argument.clone()),
+            _ => InputError::Unreadable(argument.clone(), error),
         })?;
         if metadata.is_dir() {
-            search_directory(argument, &mut inputs)
-                .map_err(|error| UsageError(format!("directory `{}` cannot be read: {error}", argument.display())))?;
+            search_directory(argument, &mut inputs).map_err(|error| InputError::Directory(argument.clone(), error))?;
         } else {
             inputs.push(Input::File {
                 path: argument.clone(),
@@ -188,7 +205,7 @@ pub fn read_input<E>(
 
 fn unreadable(error: &std::io::Error) -> Item {
     Item::Failed {
-        code: "unreadable_input",
+        code: UNREADABLE_INPUT,
         message: error.to_string(),
     }
 }
@@ -207,7 +224,7 @@ fn open_content(reader: Box<dyn Read>) -> std::io::Result<Content> {
         Box::new(reader)
     };
     let (head, reader) = peek(reader, 5)?;
-    if crate::warc::looks_like_warc(&head) {
+    if warc::looks_like_warc(&head) {
         return Ok(Content::Warc(WarcPages::new(Box::new(reader))));
     }
     let mut bytes = Vec::new();
@@ -303,7 +320,7 @@ mod tests {
         for bytes in [record.as_bytes().to_vec(), compressed] {
             match open_content(Box::new(std::io::Cursor::new(bytes))).unwrap() {
                 Content::Warc(mut records) => {
-                    assert_eq!(records.next(), Some(WarcItem::Skipped(crate::warc::Skip::NotAResponse)))
+                    assert_eq!(records.next(), Some(WarcItem::Skipped(warc::Skip::NotAResponse)))
                 }
                 Content::Bytes(_) => panic!("not recognised as WARC"),
             }

@@ -12,6 +12,7 @@ use std::io::{BufReader, Read};
 
 use chrono::{DateTime, Utc};
 
+use super::pages::looks_like_html;
 use crate::envelope::parse_content_type;
 use crate::model::{ContentType, RawPage};
 
@@ -239,15 +240,14 @@ fn http_response(block: &[u8], identified_payload_type: Option<&str>) -> Result<
     }
 }
 
-/// The page type of a body: from its declared content type, else sniffed (`<!doctype html` or
-/// `<html` → HTML, anything else → text). `None` when the declared type is not text or HTML.
+/// The page type of a body: from its declared content type, else sniffed as files are
+/// ([`looks_like_html`]: HTML, anything else text). `None` when the declared type is not text or
+/// HTML.
 fn page_type(declared: Option<&str>, body: &[u8]) -> Option<(ContentType, Option<String>)> {
     match declared.map(str::trim).filter(|d| !d.is_empty()) {
         Some(declared) => parse_content_type(declared).ok(),
         None => {
-            let head = body.trim_ascii_start();
-            let starts = |prefix: &[u8]| head.get(..prefix.len()).is_some_and(|h| h.eq_ignore_ascii_case(prefix));
-            let html = starts(b"<!doctype html") || starts(b"<html");
+            let html = looks_like_html(body);
             Some((if html { ContentType::Html } else { ContentType::Text }, None))
         }
     }
@@ -523,6 +523,20 @@ mod tests {
         let page = page(response(b"HTTP/2 200\r\nServer: x\r\n\r\n<!DOCTYPE html><p>x</p>"));
         assert_eq!(page.content_type, ContentType::Html);
         assert_eq!(page.charset, None);
+    }
+
+    #[test]
+    fn responses_without_a_content_type_are_sniffed_as_files_are() {
+        let sniffed = |body: &[u8]| {
+            let mut block = b"HTTP/1.1 200 OK\r\nServer: x\r\n\r\n".to_vec();
+            block.extend_from_slice(body);
+            page(response(&block)).content_type
+        };
+        let xhtml = b"<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.1//EN\">";
+        assert_eq!(sniffed(xhtml), ContentType::Html);
+        assert_eq!(sniffed(b"<!-- saved -->\n<html><p>x</p>"), ContentType::Html);
+        assert_eq!(sniffed(b"<?xml version=\"1.0\"?><rss/>"), ContentType::Text);
+        assert_eq!(sniffed(b"AGL 37.94"), ContentType::Text);
     }
 
     #[test]

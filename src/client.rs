@@ -1,8 +1,8 @@
 //! Client-side tools around the worker: publish pages, wait for the group to commit them, read
-//! events back. Used by `pagesplit demo` and by the integration tests.
+//! a topic back, decode its events. Used by `pagesplit demo`, the dead-letter replay and the
+//! integration tests.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -10,10 +10,8 @@ use apache_avro::types::Value;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
-use crate::encode::{unframe, value_to_json, Framed, Schemas};
+use crate::encode::{unframe, Framed};
 use crate::envelope::encode_envelope;
 
 /// Per partition, the offsets a set of records occupies: partition → highest offset.
@@ -309,77 +307,4 @@ pub fn decode_event(value: &[u8], schema: &apache_avro::Schema) -> anyhow::Resul
     };
     let mut reader = datum;
     Ok(crate::encode::read_datum(schema, &mut reader)?)
-}
-
-/// `pagesplit demo`: publishes the pages of `pages_dir`, runs the worker until the group has
-/// committed them, and prints the events read back from the output topics.
-pub async fn run_demo(mut config: Config, pages_dir: &Path, out: &mut impl std::io::Write) -> anyhow::Result<()> {
-    config.topics.create = true;
-    let files = crate::split::expand_inputs(&[pages_dir.to_path_buf()])
-        .with_context(|| format!("failed to read the pages in {}", pages_dir.display()))?;
-    let now = chrono::Utc::now();
-    let mut pages = Vec::new();
-    for file in files
-        .iter()
-        .filter(|f| f.extension().is_some_and(|e| e == "txt" || e == "html"))
-    {
-        let body = std::fs::read_to_string(file).with_context(|| format!("failed to read {}", file.display()))?;
-        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("page");
-        let html = file.extension().is_some_and(|e| e == "html");
-        pages.push(PageToPublish {
-            url: format!("https://pages.example/{name}"),
-            fetched_at: now,
-            content_type: if html { "text/html" } else { "text/plain" }.to_owned(),
-            body,
-        });
-    }
-    if pages.is_empty() {
-        bail!("no .txt or .html pages in {}", pages_dir.display());
-    }
-    let bootstrap = config.kafka.bootstrap_servers.clone();
-    crate::app::prepare_topics(&config).await?;
-    let quotes_from = end_offsets(&bootstrap, &config.topics.quotes)?;
-    let articles_from = end_offsets(&bootstrap, &config.topics.articles)?;
-
-    let shutdown = CancellationToken::new();
-    let running = crate::app::start(config.clone(), shutdown.clone()).await?;
-    let positions = publish_pages(&bootstrap, &config.topics.input, &pages).await?;
-    eprintln!("published {} pages to {}", pages.len(), config.topics.input);
-    let (group, input) = (config.kafka.group_id.clone(), config.topics.input.clone());
-    let waited = {
-        let bootstrap = bootstrap.clone();
-        tokio::task::spawn_blocking(move || {
-            wait_committed(&bootstrap, &group, &input, &positions, Duration::from_secs(120))
-        })
-        .await?
-    };
-    shutdown.cancel();
-    running.wait().await?;
-    waited?;
-
-    let schemas = Schemas::bundled();
-    let mut quotes = 0;
-    for (topic, from, schema) in [
-        (&config.topics.quotes, &quotes_from, &schemas.quote),
-        (&config.topics.articles, &articles_from, &schemas.article),
-    ] {
-        for record in read_records(&bootstrap, topic, from, Duration::from_secs(60))? {
-            let mut json = value_to_json(&decode_event(&record.value, schema)?);
-            if let Some(object) = json.as_object_mut() {
-                object.insert("topic".into(), topic.as_str().into());
-                object.insert("key".into(), record.key.clone().into());
-            }
-            if topic == &config.topics.quotes {
-                quotes += 1;
-            }
-            writeln!(out, "{json}")?;
-        }
-    }
-    eprintln!(
-        "demo: {} pages published and committed; read back {quotes} quotes from {} and articles from {}",
-        pages.len(),
-        config.topics.quotes,
-        config.topics.articles
-    );
-    Ok(())
 }
