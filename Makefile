@@ -63,7 +63,7 @@ $(VENV)/.installed: tests/python/requirements.txt
 	touch $@
 
 test: deps up venv
-	$(CARGO) test --all-targets
+	$(CARGO) test --all-targets --features broker-tests
 	bash deploy/validate.sh
 
 demo: deps up

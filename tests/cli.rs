@@ -6,6 +6,7 @@
 //! Needs the local stack (`PAGESPLIT_TEST_BOOTSTRAP`, `PAGESPLIT_TEST_REGISTRY`), a Python with
 //! fastavro (`PAGESPLIT_TEST_PYTHON`) and `script` from util-linux for a pseudo-terminal;
 //! `make test` provides them all. Without them the tests fail: they never pass silently.
+#![cfg(feature = "broker-tests")]
 
 mod common;
 

@@ -2,13 +2,16 @@
 //! "exactly-once"` is killed, joined by a second worker, or fenced by one with the same
 //! transactional.id; a `read_committed` consumer must then see every page's events exactly once.
 //! Each prints sent / delivered / duplicates / dead-lettered.
+#![cfg(feature = "broker-tests")]
 
 mod common;
-mod harness;
 
 use std::time::Duration;
 
-use harness::{account_exactly_once, small_pages, wait_for, written, Publisher, Worker, WorkerOptions};
+use common::committed::{account_exactly_once, Publisher};
+use common::pages::small_pages;
+use common::worker::{Worker, WorkerOptions};
+use common::{wait_until, written};
 use pagesplit::config::{Config, DeliveryMode, EncodingFormat};
 use pagesplit::demo::publish_pages;
 
@@ -65,7 +68,7 @@ async fn worker_killed_mid_stream_publishes_every_event_exactly_once() {
         .unwrap();
     let bootstrap = config.kafka.bootstrap_servers.clone();
     let mut worker = eos_worker(&config, "a", false);
-    wait_for("first articles", Duration::from_secs(60), || {
+    wait_until("first articles", Duration::from_secs(60), async || {
         written(&bootstrap, &config.topics.articles) >= 300
     })
     .await;
@@ -102,18 +105,18 @@ async fn join_mid_stream(name: &str, revoke_timeout_ms: u64, transaction_max_ms:
     // Pages keep arriving while the group changes, so the handover happens mid-stream.
     let publisher = Publisher::start(&bootstrap, &config.topics.input, name, 200, Duration::from_millis(50));
     let mut first = eos_worker(&config, "first", true);
-    wait_for("first articles", Duration::from_secs(60), || {
+    wait_until("first articles", Duration::from_secs(60), async || {
         written(&bootstrap, &config.topics.articles) >= 300
     })
     .await;
     let mut second = eos_worker(&config, "second", true);
-    wait_for("the handover", Duration::from_secs(60), || {
+    wait_until("the handover", Duration::from_secs(60), async || {
         first.output().contains("partition revoked") && second.output().contains("partition assigned")
     })
     .await;
     let at_handover = publisher.sent_count();
     // Both share the stream for a while.
-    wait_for("more pages", Duration::from_secs(60), || {
+    wait_until("more pages", Duration::from_secs(60), async || {
         publisher.sent_count() >= at_handover + 2000
     })
     .await;
@@ -163,7 +166,7 @@ async fn a_second_instance_with_the_same_transactional_id_fences_the_first() {
         Duration::from_millis(100),
     );
     let first = eos_worker(&config, "same", true);
-    wait_for("first articles", Duration::from_secs(60), || {
+    wait_until("first articles", Duration::from_secs(60), async || {
         written(&bootstrap, &config.topics.articles) >= 300
     })
     .await;

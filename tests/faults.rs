@@ -1,66 +1,22 @@
 //! Fault tests against the real broker: inject a fault mid-stream, then check that every page is
 //! accounted for — its article (and quotes) in the output topics, or the page in the dead-letter
 //! topic. Each prints sent / delivered / duplicates / dead-lettered.
+#![cfg(feature = "broker-tests")]
 
 mod common;
-mod harness;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use harness::{wait_for, OwnBroker, Publisher, Worker, WorkerOptions};
+use common::broker::OwnBroker;
+use common::committed::{account_exactly_once, Publisher};
+use common::pages::small_pages;
+use common::worker::{Worker, WorkerOptions};
+use common::{merge_positions, send_raw, wait_until, written};
 use pagesplit::config::{Config, DeliveryMode, EncodingFormat};
-use pagesplit::demo::{end_offsets, publish_pages, read_records, PageToPublish, Positions};
+use pagesplit::demo::{publish_pages, read_records, PageToPublish, Positions};
 use tokio_util::sync::CancellationToken;
-
-/// A small page: a 3-line ticker strip and a short article of our own words.
-fn small_page(n: usize) -> String {
-    format!(
-        "AGL {}.{:02} Increased By ▲ 0.55 (0.72%)\nBOP 5.44 No Change ▼ 0.00 (0%)\nKSE100 106,275 Decreased By -4795.3 (-4.32%)\n\n\
-         KARACHI: Page number {n} of the fault test describes a quiet trading session.\n\n\
-         Brokers said volumes were thin ahead of the holiday.\n\nComments\n\nComments are closed.",
-        30 + n % 50,
-        n % 100
-    )
-}
-
-fn pages(prefix: &str, count: usize) -> Vec<PageToPublish> {
-    (0..count)
-        .map(|n| PageToPublish {
-            url: format!("https://www.brecorder.com/{prefix}/{n}"),
-            fetched_at: Utc::now(),
-            content_type: "text/plain".to_owned(),
-            body: small_page(n),
-        })
-        .collect()
-}
-
-fn merge(into: &mut Positions, from: Positions) {
-    for (partition, offset) in from {
-        let highest = into.entry(partition).or_insert(offset);
-        *highest = (*highest).max(offset);
-    }
-}
-
-/// Publishes one raw record (`None`: without value) to `topic` and adds its position.
-async fn send_raw(bootstrap: &str, topic: &str, key: &str, value: Option<&[u8]>, positions: &mut Positions) {
-    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .unwrap();
-    let mut record = rdkafka::producer::FutureRecord::<str, [u8]>::to(topic).key(key);
-    if let Some(value) = value {
-        record = record.payload(value);
-    }
-    let delivered = producer
-        .send(record, Duration::from_secs(10))
-        .await
-        .map_err(|(e, _)| e)
-        .unwrap();
-    merge(positions, BTreeMap::from([(delivered.partition, delivered.offset)]));
-}
 
 /// Per output: how many records, how many distinct keys.
 struct Accounting {
@@ -147,70 +103,35 @@ fn assert_nothing_lost(name: &str, sent: &[PageToPublish], accounting: &Accounti
 }
 
 fn articles_written(config: &Config) -> i64 {
-    end_offsets(&config.kafka.bootstrap_servers, &config.topics.articles)
-        .map(|ends| ends.values().sum())
-        .unwrap_or(0)
+    written(&config.kafka.bootstrap_servers, &config.topics.articles)
 }
 
-/// The worker binary as a child process, configured by flags.
-fn spawn_worker(config: &Config) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_pagesplit"))
-        .arg("run")
-        .args([
-            "--set",
-            &format!("kafka.bootstrap_servers={}", config.kafka.bootstrap_servers),
-        ])
-        .args(["--set", &format!("kafka.group_id={}", config.kafka.group_id)])
-        .args(["--set", &format!("topics.input={}", config.topics.input)])
-        .args(["--set", &format!("topics.quotes={}", config.topics.quotes)])
-        .args(["--set", &format!("topics.articles={}", config.topics.articles)])
-        .args(["--set", &format!("topics.dead_letter={}", config.topics.dead_letter)])
-        .args([
-            "--set",
-            &format!("topics.quotes_latest={}", config.topics.quotes_latest),
-        ])
-        .args([
-            "--set",
-            "encoding.format=single-object",
-            "--set",
-            "http.listen=127.0.0.1:0",
-        ])
-        .args(["--set", "log.level=warn"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("worker binary starts")
-}
+/// How long a worker may take to drain, flush, commit and exit after SIGTERM.
+const EXIT_DEADLINE: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_killed_mid_stream_and_restarted_loses_nothing() {
     let config = common::test_config("kill9", EncodingFormat::SingleObject);
     pagesplit::app::prepare_topics(&config).await.unwrap();
-    let sent = pages("kill9", 5000);
+    let sent = small_pages("kill9", 5000);
     // A backlog first, so the kill lands mid-stream.
     let positions = publish_pages(&config.kafka.bootstrap_servers, &config.topics.input, &sent)
         .await
         .unwrap();
-    let mut worker = spawn_worker(&config);
+    let mut worker = Worker::spawn(&config, WorkerOptions::default());
     // Kill -9 once part of the stream is through.
-    wait_for("first articles", Duration::from_secs(60), || {
+    wait_until("first articles", Duration::from_secs(60), async || {
         articles_written(&config) >= 300
     })
     .await;
-    worker.kill().unwrap();
-    worker.wait().unwrap();
+    worker.kill9();
     let at_kill = articles_written(&config);
     println!("worker killed after {at_kill} of {} articles", sent.len());
     assert!(at_kill < sent.len() as i64, "the kill must land mid-stream");
-    let mut worker = spawn_worker(&config);
+    let mut worker = Worker::spawn(&config, WorkerOptions::default());
     common::wait_for_commit(&config, &positions, Duration::from_secs(120)).await;
     // Graceful stop: SIGTERM → drain, flush, commit, exit 0.
-    let status = Command::new("kill")
-        .args(["-TERM", &worker.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = worker.wait().unwrap();
+    let exit = worker.terminate(EXIT_DEADLINE);
     assert_eq!(exit.code(), Some(0), "SIGTERM ends the worker with exit 0");
     assert_nothing_lost("worker kill -9", &sent, &account(&config));
     common::delete_topics(&config).await;
@@ -224,7 +145,7 @@ async fn poison_messages_are_dead_lettered_with_their_codes_and_the_worker_goes_
     let shutdown = CancellationToken::new();
     let running = pagesplit::app::start(config.clone(), shutdown.clone()).await.unwrap();
     let bootstrap = config.kafka.bootstrap_servers.clone();
-    let good = pages("poison", 5);
+    let good = small_pages("poison", 5);
     let mut positions = Positions::new();
     let oversized = pagesplit::envelope::encode_envelope("https://big", Utc::now(), "text/plain", &"x".repeat(100_000));
     let empty_body = pagesplit::envelope::encode_envelope("https://empty", Utc::now(), "text/plain", "  \n ");
@@ -239,7 +160,7 @@ async fn poison_messages_are_dead_lettered_with_their_codes_and_the_worker_goes_
         ("empty_body", Some(empty_body)),
     ];
     for (index, (_, value)) in poison.iter().enumerate() {
-        merge(
+        merge_positions(
             &mut positions,
             publish_pages(&bootstrap, &config.topics.input, &good[index..=index])
                 .await
@@ -378,7 +299,7 @@ async fn records_refused_as_too_large(mode: DeliveryMode) {
         "{warnings:?}"
     );
     let bootstrap = config.kafka.bootstrap_servers.clone();
-    let good = pages("too-large", 2);
+    let good = small_pages("too-large", 2);
     // An article of 60,000 bytes of words: refused when enqueued, and so is its dead letter.
     let words: String = (0..12_000).map(|n| format!("w{:03} ", n % 997)).collect();
     let long_article = PageToPublish {
@@ -404,13 +325,13 @@ async fn records_refused_as_too_large(mode: DeliveryMode) {
         )
         .await;
     }
-    merge(
+    merge_positions(
         &mut positions,
         publish_pages(&bootstrap, &config.topics.input, std::slice::from_ref(&long_article))
             .await
             .unwrap(),
     );
-    merge(
+    merge_positions(
         &mut positions,
         publish_pages(&bootstrap, &config.topics.input, &good[1..])
             .await
@@ -505,7 +426,7 @@ async fn a_tiny_in_flight_bound_pauses_and_resumes_without_loss() {
     config.pipeline.max_in_flight_pages = 3;
     config.pipeline.max_in_flight_bytes = config.parse.max_page_bytes;
     pagesplit::app::prepare_topics(&config).await.unwrap();
-    let sent = pages("bound", 1500);
+    let sent = small_pages("bound", 1500);
     let positions = publish_pages(&config.kafka.bootstrap_servers, &config.topics.input, &sent)
         .await
         .unwrap();
@@ -540,30 +461,27 @@ async fn three_workers_share_six_partitions_and_survive_losing_one() {
     let mut config = common::test_config("group3", EncodingFormat::SingleObject);
     config.topics.partitions = 6;
     pagesplit::app::prepare_topics(&config).await.unwrap();
-    let sent = pages("group3", 6000);
+    let sent = small_pages("group3", 6000);
     let positions = publish_pages(&config.kafka.bootstrap_servers, &config.topics.input, &sent)
         .await
         .unwrap();
     assert_eq!(positions.len(), 6, "pages spread over the six partitions");
-    let mut workers: Vec<Child> = (0..3).map(|_| spawn_worker(&config)).collect();
-    wait_for("first articles", Duration::from_secs(60), || {
+    let mut workers: Vec<Worker> = (0..3)
+        .map(|_| Worker::spawn(&config, WorkerOptions::default()))
+        .collect();
+    wait_until("first articles", Duration::from_secs(60), async || {
         articles_written(&config) >= 600
     })
     .await;
     let mut victim = workers.remove(0);
-    victim.kill().unwrap();
-    victim.wait().unwrap();
+    victim.kill9();
     let at_kill = articles_written(&config);
     println!("one of three workers killed after {at_kill} of {} articles", sent.len());
     assert!(at_kill < sent.len() as i64, "the kill must land mid-stream");
     // The two others take over its partitions (after the session timeout at worst).
     common::wait_for_commit(&config, &positions, Duration::from_secs(150)).await;
     for mut worker in workers {
-        Command::new("kill")
-            .args(["-TERM", &worker.id().to_string()])
-            .status()
-            .unwrap();
-        assert_eq!(worker.wait().unwrap().code(), Some(0));
+        assert_eq!(worker.terminate(EXIT_DEADLINE).code(), Some(0));
     }
     assert_nothing_lost("group of three, one killed", &sent, &account(&config));
     common::delete_topics(&config).await;
@@ -576,13 +494,13 @@ async fn broker_killed_and_restarted_mid_stream_loses_nothing() {
     config.kafka.bootstrap_servers = format!("127.0.0.1:{}", broker.port);
     let shutdown = CancellationToken::new();
     pagesplit::app::prepare_topics(&config).await.unwrap();
-    let sent = pages("brokerkill", 5000);
+    let sent = small_pages("brokerkill", 5000);
     // A backlog first, so the kill lands mid-stream.
     let positions = publish_pages(&config.kafka.bootstrap_servers, &config.topics.input, &sent)
         .await
         .unwrap();
     let running = pagesplit::app::start(config.clone(), shutdown.clone()).await.unwrap();
-    wait_for("first articles", Duration::from_secs(60), || {
+    wait_until("first articles", Duration::from_secs(60), async || {
         articles_written(&config) >= 300
     })
     .await;
@@ -634,17 +552,17 @@ async fn a_worker_joining_mid_stream_gets_a_clean_handover_without_duplicates() 
         ..WorkerOptions::default()
     };
     let mut first = Worker::spawn(&config, logging());
-    wait_for("first articles", Duration::from_secs(60), || {
+    wait_until("first articles", Duration::from_secs(60), async || {
         articles_written(&config) >= 300
     })
     .await;
     let mut second = Worker::spawn(&config, logging());
-    harness::wait_for("the handover", Duration::from_secs(60), || {
+    wait_until("the handover", Duration::from_secs(60), async || {
         first.output().contains("partition revoked") && second.output().contains("partition assigned")
     })
     .await;
     let at_handover = publisher.sent_count();
-    harness::wait_for("more pages", Duration::from_secs(60), || {
+    wait_until("more pages", Duration::from_secs(60), async || {
         publisher.sent_count() >= at_handover + 2000
     })
     .await;
@@ -668,7 +586,7 @@ async fn a_worker_joining_mid_stream_gets_a_clean_handover_without_duplicates() 
     );
     // At-least-once allows duplicates, but a clean handover (in-flight pages finished and their
     // offsets committed before the partitions go) produces none.
-    harness::account_exactly_once(&config, &sent).assert_exactly_once("at-least-once, second worker joins", sent.len());
+    account_exactly_once(&config, &sent).assert_exactly_once("at-least-once, second worker joins", sent.len());
     common::delete_topics(&config).await;
 }
 
@@ -678,7 +596,7 @@ async fn output_down_for_a_while_keeps_memory_bounded_and_loses_nothing() {
     let mut config = common::test_config("outage", EncodingFormat::SingleObject);
     config.kafka.bootstrap_servers = broker.bootstrap();
     pagesplit::app::prepare_topics(&config).await.unwrap();
-    let sent = pages("outage", 20_000);
+    let sent = small_pages("outage", 20_000);
     let positions = publish_pages(&config.kafka.bootstrap_servers, &config.topics.input, &sent)
         .await
         .unwrap();
@@ -693,7 +611,7 @@ async fn output_down_for_a_while_keeps_memory_bounded_and_loses_nothing() {
             ..WorkerOptions::default()
         },
     );
-    wait_for("first articles", Duration::from_secs(60), || {
+    wait_until("first articles", Duration::from_secs(60), async || {
         articles_written(&config) >= 300
     })
     .await;

@@ -13,9 +13,12 @@
 //! A change to any of these bytes breaks every consumer of the topics: it needs a new schema
 //! version, not a new golden value.
 
+mod common;
+
 use apache_avro::reader::single_object::GenericSingleObjectReader;
 use apache_avro::types::Value;
 use chrono::{DateTime, TimeZone, Utc};
+use common::field;
 use pagesplit::encode::{
     article_value, decimal_from_avro, decode_single_object, quote_value, read_datum, single_object_header, unframe,
     Encoder, EventType, Framed, Framing, Schemas, ARTICLE_SCHEMA_JSON, QUOTE_SCHEMA_JSON,
@@ -434,17 +437,6 @@ fn the_single_object_header_carries_the_specification_fingerprint() {
             schema.canonical_form()
         );
     }
-}
-
-fn field<'a>(record: &'a Value, name: &str) -> &'a Value {
-    let Value::Record(fields) = record else {
-        panic!("not a record: {record:?}")
-    };
-    &fields
-        .iter()
-        .find(|(n, _)| n == name)
-        .unwrap_or_else(|| panic!("no field {name}"))
-        .1
 }
 
 fn string(text: &str) -> Value {

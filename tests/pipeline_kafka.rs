@@ -1,5 +1,6 @@
 //! End to end against the real local broker: raw pages in, Avro events out, offsets committed
 //! only after the events are acknowledged, bad messages dead-lettered with their reason.
+#![cfg(feature = "broker-tests")]
 
 mod common;
 
@@ -34,7 +35,7 @@ async fn example_page_becomes_34_quotes_and_one_article_and_offsets_are_committe
         url: url.clone(),
         fetched_at,
         content_type: "text/plain".to_owned(),
-        body: common::fixture("pages/brecorder-putin-assad.masked.txt"),
+        body: common::fixture(common::pages::EXAMPLE_FIXTURE),
     };
     let mut positions = publish_pages(&bootstrap, &config.topics.input, &[page])
         .await
@@ -167,8 +168,7 @@ async fn example_page_becomes_34_quotes_and_one_article_and_offsets_are_committe
     assert_eq!(ready.status(), 200);
     // librdkafka statistics (every second in tests) reach the per-partition gauges of the
     // owned partitions: neither partition is stalled.
-    let started = std::time::Instant::now();
-    let stalled = loop {
+    let stalled = common::wait_until("both partitions' stalled gauges", Duration::from_secs(30), async || {
         let body = reqwest::get(format!("http://{http}/metrics"))
             .await
             .unwrap()
@@ -180,11 +180,9 @@ async fn example_page_becomes_34_quotes_and_one_article_and_offsets_are_committe
             .filter(|line| line.starts_with("pagesplit_partition_stalled{") && line.contains(&config.topics.input))
             .map(str::to_owned)
             .collect();
-        if stalled.len() == 2 || started.elapsed() > Duration::from_secs(30) {
-            break stalled;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+        (stalled.len() >= 2).then_some(stalled)
+    })
+    .await;
     assert_eq!(stalled.len(), 2, "one series per owned partition: {stalled:?}");
     assert!(stalled.iter().all(|line| line.ends_with(" 0")), "{stalled:?}");
 

@@ -1,6 +1,7 @@
 //! A real Prometheus server scrapes a worker running against the real broker, with the scrape
 //! configuration and alert rules from `deploy/prometheus/`; its HTTP API must report exactly the
 //! pages consumed and quotes produced.
+#![cfg(feature = "broker-tests")]
 
 mod common;
 
@@ -41,14 +42,6 @@ fn prometheus_binary() -> String {
     );
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// One sample of an instant query, or `None` while Prometheus has no such series yet.
 async fn query(client: &reqwest::Client, prometheus: &str, expr: &str) -> Option<f64> {
     let response = client
@@ -84,7 +77,7 @@ async fn prometheus_scrapes_exact_page_and_quote_counts() {
     );
     std::fs::write(dir.path().join("prometheus.yml"), scrape).unwrap();
     std::fs::copy(format!("{deploy}/rules.yml"), dir.path().join("rules.yml")).unwrap();
-    let prometheus = format!("127.0.0.1:{}", free_port());
+    let prometheus = format!("127.0.0.1:{}", common::free_port());
     let child = Command::new(&binary)
         .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
         .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
@@ -96,7 +89,7 @@ async fn prometheus_scrapes_exact_page_and_quote_counts() {
     let _prometheus = KillOnDrop(child);
 
     // Three pages of 34 quotes each, and one message that is not a page.
-    let body = common::fixture("pages/brecorder-putin-assad.masked.txt");
+    let body = common::fixture(common::pages::EXAMPLE_FIXTURE);
     let pages: Vec<PageToPublish> = (0..3)
         .map(|n| PageToPublish {
             url: format!("https://www.brecorder.com/news/{n}"),
@@ -112,13 +105,12 @@ async fn prometheus_scrapes_exact_page_and_quote_counts() {
         content_type: "image/png".into(),
         body: String::new(),
     };
-    for (partition, offset) in publish_pages(&bootstrap, &config.topics.input, &[poison])
-        .await
-        .unwrap()
-    {
-        let highest = positions.entry(partition).or_insert(offset);
-        *highest = (*highest).max(offset);
-    }
+    common::merge_positions(
+        &mut positions,
+        publish_pages(&bootstrap, &config.topics.input, &[poison])
+            .await
+            .unwrap(),
+    );
     common::wait_for_commit(&config, &positions, Duration::from_secs(60)).await;
 
     // Prometheus scrapes every 5 s (deploy config): poll its API until it has seen everything.
@@ -132,18 +124,22 @@ async fn prometheus_scrapes_exact_page_and_quote_counts() {
         config.topics.quotes
     );
     let dead_expr = "sum(pagesplit_pages_dead_lettered_total{stage=\"decode\",code=\"unsupported_content_type\"})";
-    let started = std::time::Instant::now();
-    let (pages_seen, quotes_seen, dead_seen) = loop {
-        let seen = (
-            query(&client, &prometheus, &pages_expr).await,
-            query(&client, &prometheus, &quotes_expr).await,
-            query(&client, &prometheus, dead_expr).await,
-        );
-        if seen == (Some(4.0), Some(102.0), Some(1.0)) || started.elapsed() > Duration::from_secs(60) {
-            break seen;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    // A scrape may catch the worker between counting a page and producing its quotes: wait
+    // until all three reach their totals, then check that none went past.
+    let (pages_seen, quotes_seen, dead_seen) = common::wait_until(
+        "Prometheus to scrape every page, quote and dead letter",
+        Duration::from_secs(60),
+        async || {
+            let seen = (
+                query(&client, &prometheus, &pages_expr).await,
+                query(&client, &prometheus, &quotes_expr).await,
+                query(&client, &prometheus, dead_expr).await,
+            );
+            let reached = |value: Option<f64>, total: f64| value.is_some_and(|value| value >= total);
+            (reached(seen.0, 4.0) && reached(seen.1, 102.0) && reached(seen.2, 1.0)).then_some(seen)
+        },
+    )
+    .await;
     assert_eq!(pages_seen, Some(4.0), "pages consumed as scraped");
     assert_eq!(quotes_seen, Some(102.0), "quotes produced as scraped");
     assert_eq!(dead_seen, Some(1.0), "dead letters as scraped");

@@ -6,8 +6,11 @@
 //! Needs the broker and registry of the local stack and a Python interpreter with
 //! tests/python/requirements.txt installed, named by `PAGESPLIT_TEST_PYTHON`; `make test` sets
 //! both up. Without them the test fails: it never passes silently.
+#![cfg(feature = "broker-tests")]
 
 mod common;
+
+use common::pages::EXAMPLE_URL;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -20,8 +23,6 @@ use pagesplit::registry::{value_subject, RegistryClient};
 use rust_decimal::Decimal;
 use serde_json::Value as Json;
 use tokio_util::sync::CancellationToken;
-
-const PAGE_URL: &str = "https://www.brecorder.com/news/40336151/putin-assad";
 
 /// The interpreter of the Python side.
 fn python() -> String {
@@ -118,7 +119,7 @@ async fn the_confluent_python_client_decodes_pagesplit_events_through_the_regist
             )
         });
     let fetched_at = Utc.with_ymd_and_hms(2024, 12, 8, 10, 15, 0).unwrap();
-    common::publish_example_and_wait(&config, PAGE_URL, fetched_at).await;
+    common::publish_example_and_wait(&config, EXAMPLE_URL, fetched_at).await;
     shutdown.cancel();
     running.wait().await.expect("clean shutdown");
 
@@ -181,12 +182,12 @@ async fn the_confluent_python_client_decodes_pagesplit_events_through_the_regist
             // fastavro gives the schema's scale (82.300000); the values are equal as decimals.
             assert_eq!(decimal(&got[name]), decimal(&want[name]), "{symbol} {name}: {got}");
         }
-        assert_eq!(got["url"].as_str(), Some(PAGE_URL), "{symbol}");
+        assert_eq!(got["url"].as_str(), Some(EXAMPLE_URL), "{symbol}");
         assert_eq!(got["fetched_at"].as_i64(), Some(millis), "{symbol} fetched_at");
         assert_eq!(
             got["event_id"].as_str(),
             Some(
-                pagesplit::model::event_id(PAGE_URL, fetched_at, symbol)
+                pagesplit::model::event_id(EXAMPLE_URL, fetched_at, symbol)
                     .to_string()
                     .as_str()
             ),
@@ -201,18 +202,18 @@ async fn the_confluent_python_client_decodes_pagesplit_events_through_the_regist
     let records = consume_with_python(&python, &bootstrap, &config.topics.articles, 1).await;
     let record = &records[0];
     assert_eq!(record["schema_id"].as_u64(), Some(u64::from(article_id)), "{record}");
-    assert_eq!(record["key"].as_str(), Some(PAGE_URL), "keyed by URL");
+    assert_eq!(record["key"].as_str(), Some(EXAMPLE_URL), "keyed by URL");
     let article = &record["value"];
     let want = &expected["article"];
     assert_eq!(
         article["event_id"].as_str(),
         Some(
-            pagesplit::model::event_id(PAGE_URL, fetched_at, "article")
+            pagesplit::model::event_id(EXAMPLE_URL, fetched_at, "article")
                 .to_string()
                 .as_str()
         )
     );
-    assert_eq!(article["url"].as_str(), Some(PAGE_URL));
+    assert_eq!(article["url"].as_str(), Some(EXAMPLE_URL));
     assert_eq!(article["fetched_at"].as_i64(), Some(millis));
     assert_eq!(article["title"], Json::Null);
     assert_eq!(article["dateline"], want["dateline"]);

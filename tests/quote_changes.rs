@@ -1,15 +1,15 @@
 //! Quote change detection against the real broker and registry: the same page published again
 //! and again reaches the quote topic once, plus the one quote that changed, while the compacted
 //! latest-quote topic gets every quote; at-least-once and exactly-once.
+#![cfg(feature = "broker-tests")]
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chrono::{TimeZone, Utc};
 use pagesplit::config::{Config, DeliveryMode, EncodingFormat, QuoteEmit};
-use pagesplit::demo::{decode_event, publish_pages, PageToPublish, ReadRecord};
+use pagesplit::demo::{decode_event, publish_pages, ReadRecord};
 use pagesplit::encode::{decimal_from_avro, unframe, Framed, Schemas, QUOTE_SCHEMA_JSON};
 use pagesplit::registry::{value_subject, RegistryClient};
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
@@ -17,33 +17,8 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::ClientConfig;
 use tokio_util::sync::CancellationToken;
 
+use common::pages::{fetched_at, repeated_pages, REPEATS};
 use common::{field, text};
-
-const PAGE_URL: &str = "https://www.brecorder.com/news/40336151/putin-assad";
-/// Copies of the unchanged example page, before the one whose AGL line moved.
-const REPEATS: u32 = 5;
-const AGL_LINE: &str = "AGL 37.94 Decreased By ▼ -0.54 (-1.4%)";
-const AGL_MOVED: &str = "AGL 38.10 Decreased By ▼ -0.38 (-0.99%)";
-
-fn fetched_at(minute: u32) -> chrono::DateTime<Utc> {
-    Utc.with_ymd_and_hms(2024, 12, 8, 10, minute, 0).unwrap()
-}
-
-/// The example page `REPEATS` times, fetched a minute apart, then once with AGL moved. One URL,
-/// so one key and one input partition: the worker sees them in this order.
-fn repeated_pages() -> Vec<PageToPublish> {
-    let body = common::fixture("pages/brecorder-putin-assad.masked.txt");
-    let moved = body.replacen(AGL_LINE, AGL_MOVED, 1);
-    assert_ne!(moved, body, "the fixture has the AGL line");
-    (0..=REPEATS)
-        .map(|minute| PageToPublish {
-            url: PAGE_URL.to_owned(),
-            fetched_at: fetched_at(minute),
-            content_type: "text/plain".to_owned(),
-            body: if minute < REPEATS { body.clone() } else { moved.clone() },
-        })
-        .collect()
-}
 
 /// The symbols of the example page, in page order.
 fn expected_symbols() -> Vec<String> {
@@ -233,48 +208,4 @@ async fn a_missing_latest_topic_stops_startup_without_topics_create() {
     let error = format!("{error:#}");
     assert!(error.contains(&format!("topic `{latest}` does not exist")), "{error}");
     common::delete_topics(&config).await;
-}
-
-#[test]
-fn offline_split_with_emit_changed_writes_and_counts_only_changed_quotes() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("pages.jsonl");
-    let lines: Vec<String> = repeated_pages()
-        .iter()
-        .map(|page| {
-            let envelope =
-                pagesplit::envelope::encode_envelope(&page.url, page.fetched_at, &page.content_type, &page.body);
-            String::from_utf8(envelope).unwrap()
-        })
-        .collect();
-    std::fs::write(&path, lines.join("\n")).unwrap();
-    let split = |emit: &str| {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_pagesplit"))
-            .args(["split", path.to_str().unwrap(), "--set", &format!("quotes.emit={emit}")])
-            .env_remove("PAGESPLIT_CONFIG")
-            .output()
-            .expect("pagesplit split runs");
-        assert!(output.status.success(), "{output:?}");
-        let stdout = String::from_utf8(output.stdout).unwrap();
-        let quotes: Vec<serde_json::Value> = stdout
-            .lines()
-            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
-            .filter(|event| event["type"] == "quote")
-            .collect();
-        (quotes, String::from_utf8(output.stderr).unwrap())
-    };
-    let (all, summary) = split("all");
-    assert_eq!(all.len(), 34 * 6);
-    assert!(
-        summary.contains("pages=6 quotes=204 articles=6 errors=0 in "),
-        "{summary}"
-    );
-    let (changed, summary) = split("changed");
-    assert!(
-        summary.contains("pages=6 quotes=35 articles=6 errors=0 unchanged_quotes=169 in "),
-        "{summary}"
-    );
-    assert_eq!(changed.len(), 35);
-    assert_eq!(changed[34]["symbol"], "AGL");
-    assert_eq!(changed[34]["price"], "38.10");
 }

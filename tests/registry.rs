@@ -5,9 +5,11 @@
 //!
 //! Every test uses its own topics, group and subjects, and removes them when it ends. None is
 //! skipped when the broker or the registry is down: they fail, naming what they could not reach.
+#![cfg(feature = "broker-tests")]
 
 mod common;
 
+use common::pages::EXAMPLE_URL;
 use common::{field, strings, text};
 
 use std::collections::btree_map::Entry;
@@ -21,7 +23,7 @@ use apache_avro::writer::datum::GenericDatumWriter;
 use apache_avro::Schema;
 use chrono::{DateTime, TimeZone, Utc};
 use pagesplit::config::{Config, EncodingFormat, RegistryConfig};
-use pagesplit::demo::{read_records, Positions, ReadRecord};
+use pagesplit::demo::ReadRecord;
 use pagesplit::encode::{
     article_value, decimal_from_avro, quote_value, read_datum, unframe, Encoder, Framed, Framing, ARTICLE_SCHEMA_JSON,
     QUOTE_SCHEMA_JSON,
@@ -30,8 +32,6 @@ use pagesplit::model::{event_id, Article, Direction, Quote, QuoteKind};
 use pagesplit::registry::{value_subject, RegistryClient, RegistryError};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
-
-const PAGE_URL: &str = "https://www.brecorder.com/news/40336151/putin-assad";
 
 // --- Helpers ------------------------------------------------------------------------------
 
@@ -164,22 +164,22 @@ fn fetched_at() -> DateTime<Utc> {
 
 fn sample_quote() -> Quote {
     Quote {
-        event_id: event_id(PAGE_URL, fetched_at(), "KSE100"),
+        event_id: event_id(EXAMPLE_URL, fetched_at(), "KSE100"),
         symbol: "KSE100".into(),
         kind: QuoteKind::Index,
         price: "106275".parse().unwrap(),
         change: "-4795.3".parse().unwrap(),
         change_pct: "-4.32".parse().unwrap(),
         direction: Direction::Down,
-        url: PAGE_URL.into(),
+        url: EXAMPLE_URL.into(),
         fetched_at: fetched_at(),
     }
 }
 
 fn sample_article() -> Article {
     Article {
-        event_id: event_id(PAGE_URL, fetched_at(), "article"),
-        url: PAGE_URL.to_owned(),
+        event_id: event_id(EXAMPLE_URL, fetched_at(), "article"),
+        url: EXAMPLE_URL.to_owned(),
         fetched_at: fetched_at(),
         title: None,
         section: Some("World".to_owned()),
@@ -190,14 +190,6 @@ fn sample_article() -> Article {
         related_headlines: vec!["Iran, Saudi Arabia to restore ties in China-brokered deal".to_owned()],
         comments_closed: true,
     }
-}
-
-async fn read_topic(bootstrap: &str, topic: &str) -> Vec<ReadRecord> {
-    let (bootstrap, topic) = (bootstrap.to_owned(), topic.to_owned());
-    tokio::task::spawn_blocking(move || read_records(&bootstrap, &topic, &Positions::new(), Duration::from_secs(30)))
-        .await
-        .unwrap()
-        .expect("records read back")
 }
 
 // --- a. Confluent end to end, decoded through the registry ---------------------------------
@@ -219,7 +211,7 @@ async fn confluent_events_decode_with_the_writer_schema_fetched_from_the_registr
             )
         });
 
-    common::publish_example_and_wait(&config, PAGE_URL, fetched_at()).await;
+    common::publish_example_and_wait(&config, EXAMPLE_URL, fetched_at()).await;
 
     // The ids the worker registered are those the registry reports for the bundled schemas.
     let client = RegistryClient::new(&config.registry).unwrap();
@@ -267,7 +259,7 @@ async fn confluent_events_decode_with_the_writer_schema_fetched_from_the_registr
         serde_json::from_str(&common::fixture("pages/brecorder-putin-assad.masked.expected.json")).unwrap();
     let expected_quotes = expected["quotes"].as_array().unwrap();
     assert_eq!(expected_quotes.len(), 34);
-    let records = read_topic(&bootstrap, &config.topics.quotes).await;
+    let records = common::read_all(&bootstrap, &config.topics.quotes);
     assert_eq!(records.len(), 34, "one record per ticker line");
     let mut by_symbol = BTreeMap::new();
     for record in &records {
@@ -303,14 +295,14 @@ async fn confluent_events_decode_with_the_writer_schema_fetched_from_the_registr
             let want: rust_decimal::Decimal = want[name].as_str().unwrap().parse().unwrap();
             assert_eq!(got, want, "{symbol} {name}");
         }
-        assert_eq!(text(field(quote, "url")), PAGE_URL);
+        assert_eq!(text(field(quote, "url")), EXAMPLE_URL);
         assert_eq!(
             field(quote, "fetched_at"),
             &Value::TimestampMillis(fetched_at().timestamp_millis())
         );
         assert_eq!(
             text(field(quote, "event_id")),
-            event_id(PAGE_URL, fetched_at(), symbol).to_string()
+            event_id(EXAMPLE_URL, fetched_at(), symbol).to_string()
         );
     }
     let kse100 = &by_symbol["KSE100"];
@@ -326,9 +318,9 @@ async fn confluent_events_decode_with_the_writer_schema_fetched_from_the_registr
     );
 
     // The article, keyed by URL.
-    let articles = read_topic(&bootstrap, &config.topics.articles).await;
+    let articles = common::read_all(&bootstrap, &config.topics.articles);
     assert_eq!(articles.len(), 1);
-    assert_eq!(articles[0].key.as_deref(), Some(PAGE_URL));
+    assert_eq!(articles[0].key.as_deref(), Some(EXAMPLE_URL));
     let Some(Framed::Confluent { schema_id, .. }) = unframe(&articles[0].value) else {
         panic!("article not Confluent-framed")
     };
@@ -337,9 +329,9 @@ async fn confluent_events_decode_with_the_writer_schema_fetched_from_the_registr
     let want = &expected["article"];
     assert_eq!(
         text(field(&article, "event_id")),
-        event_id(PAGE_URL, fetched_at(), "article").to_string()
+        event_id(EXAMPLE_URL, fetched_at(), "article").to_string()
     );
-    assert_eq!(text(field(&article, "url")), PAGE_URL);
+    assert_eq!(text(field(&article, "url")), EXAMPLE_URL);
     assert_eq!(field(&article, "title"), &Value::Union(0, Box::new(Value::Null)));
     assert_eq!(text(field(&article, "dateline")), want["dateline"].as_str().unwrap());
     let paragraphs = strings(field(&article, "paragraphs"));

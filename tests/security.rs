@@ -2,15 +2,18 @@
 //! with `STACK_SECURITY=sasl_ssl deploy/local/stack`: workers authenticate and verify the
 //! broker's certificate, and the password never shows in logs (debug level), metrics or
 //! `config check`.
+#![cfg(feature = "broker-tests")]
 
 mod common;
-mod harness;
 
 use std::io::Read as _;
 use std::process::Command;
 use std::time::Duration;
 
-use harness::{account_exactly_once, small_pages, wait_for, OwnBroker, Worker, WorkerOptions};
+use common::broker::OwnBroker;
+use common::committed::account_exactly_once;
+use common::pages::small_pages;
+use common::worker::{Worker, WorkerOptions};
 use pagesplit::config::{Config, EncodingFormat};
 use pagesplit::demo::publish_pages;
 
@@ -87,11 +90,7 @@ async fn sasl_ssl_and_ssl_workers_deliver_and_the_password_never_shows() {
         },
     );
     common::wait_for_commit(&config, &positions, Duration::from_secs(90)).await;
-    wait_for("the /metrics address in the log", Duration::from_secs(10), || {
-        worker.http_address().is_some()
-    })
-    .await;
-    let metrics = reqwest::get(format!("http://{}/metrics", worker.http_address().unwrap()))
+    let metrics = reqwest::get(format!("http://{}/metrics", worker.http_address()))
         .await
         .unwrap()
         .text()

@@ -1,12 +1,32 @@
-//! Shared helpers of the integration tests that run against the real local broker.
+//! Shared helpers of the integration tests, included by each test file with `mod common;`.
+//!
+//! - this module: the stack's addresses, unique names, test configurations, fixtures, polling
+//!   with a deadline ([`wait_until`]), fields of decoded Avro records, publishing and reading
+//!   topics;
+//! - [`pages`]: pages to publish, built from our own words or from the example fixture;
+//! - [`broker`]: brokers of their own (started with `deploy/local/stack` on free ports);
+//! - [`worker`]: the worker binary as a child process;
+//! - [`committed`]: `read_committed` read-backs, exactly-once accounting and a background
+//!   publisher.
+//!
+//! Test files that need the local stack start with `#![cfg(feature = "broker-tests")]`.
 #![allow(dead_code)]
 
-use std::time::Duration;
+pub mod broker;
+pub mod committed;
+pub mod pages;
+pub mod worker;
+
+use std::time::{Duration, Instant};
 
 use pagesplit::config::{Config, EncodingFormat};
+use pagesplit::demo::Positions;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::ClientConfig;
+
+// ---------------------------------------------------------------------------------------------
+// The stack, names, configurations
 
 /// The broker the tests use: `PAGESPLIT_TEST_BOOTSTRAP`, else the local stack's default.
 pub fn bootstrap() -> String {
@@ -25,6 +45,15 @@ pub fn unique(prefix: &str) -> String {
         .expect("clock after 1970")
         .as_nanos();
     format!("{prefix}.{}.{nanos}", std::process::id())
+}
+
+/// A free TCP port on the loopback interface.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind a free port")
+        .local_addr()
+        .expect("local address")
+        .port()
 }
 
 /// A worker configuration on unique topics and group, creating its topics, serving HTTP on a
@@ -72,17 +101,49 @@ pub fn fixture(path: &str) -> String {
     std::fs::read_to_string(&full).unwrap_or_else(|error| panic!("fixture {full}: {error}"))
 }
 
-/// Polls `check` until it returns `Some` or `deadline` passes.
-pub async fn poll_until<T>(deadline: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let started = std::time::Instant::now();
+// ---------------------------------------------------------------------------------------------
+// Polling with a deadline
+
+/// What a [`wait_until`] check returns: `true`, or `Some(value)`, once its condition holds.
+pub trait Reached {
+    /// What the wait returns.
+    type Value;
+    /// `Some` once the condition holds.
+    fn reached(self) -> Option<Self::Value>;
+}
+
+impl Reached for bool {
+    type Value = ();
+    fn reached(self) -> Option<()> {
+        self.then_some(())
+    }
+}
+
+impl<T> Reached for Option<T> {
+    type Value = T;
+    fn reached(self) -> Option<T> {
+        self
+    }
+}
+
+/// Runs `check` every 100 ms until its condition holds (`true` or `Some(value)`) and returns
+/// the value; fails the test, naming `what`, once `deadline` has passed.
+pub async fn wait_until<R: Reached>(what: &str, deadline: Duration, mut check: impl AsyncFnMut() -> R) -> R::Value {
+    let started = Instant::now();
     loop {
-        if let Some(value) = check() {
+        if let Some(value) = check().await.reached() {
             return value;
         }
-        assert!(started.elapsed() < deadline, "condition not met within {deadline:?}");
+        assert!(
+            started.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Decoded Avro records
 
 /// A field of a decoded Avro record.
 pub fn field<'a>(record: &'a apache_avro::types::Value, name: &str) -> &'a apache_avro::types::Value {
@@ -114,8 +175,37 @@ pub fn strings(value: &apache_avro::types::Value) -> Vec<String> {
     items.iter().map(text).collect()
 }
 
+// ---------------------------------------------------------------------------------------------
+// Publishing and reading topics
+
+/// Adds `from` to `into`, keeping the highest offset per partition.
+pub fn merge_positions(into: &mut Positions, from: Positions) {
+    for (partition, offset) in from {
+        let highest = into.entry(partition).or_insert(offset);
+        *highest = (*highest).max(offset);
+    }
+}
+
+/// Publishes one raw record (`None`: without value) to `topic` and adds its position.
+pub async fn send_raw(bootstrap: &str, topic: &str, key: &str, value: Option<&[u8]>, positions: &mut Positions) {
+    let producer: rdkafka::producer::FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let mut record = rdkafka::producer::FutureRecord::<str, [u8]>::to(topic).key(key);
+    if let Some(value) = value {
+        record = record.payload(value);
+    }
+    let delivered = producer
+        .send(record, Duration::from_secs(10))
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+    merge_positions(positions, Positions::from([(delivered.partition, delivered.offset)]));
+}
+
 /// Waits until the test worker's group has committed past `positions` of its input topic.
-pub async fn wait_for_commit(config: &Config, positions: &pagesplit::demo::Positions, deadline: Duration) {
+pub async fn wait_for_commit(config: &Config, positions: &Positions, deadline: Duration) {
     let (bootstrap, group, input) = (
         config.kafka.bootstrap_servers.clone(),
         config.kafka.group_id.clone(),
@@ -137,7 +227,7 @@ pub async fn publish_example_and_wait(config: &Config, url: &str, fetched_at: ch
         url: url.to_owned(),
         fetched_at,
         content_type: "text/plain".to_owned(),
-        body: fixture("pages/brecorder-putin-assad.masked.txt"),
+        body: fixture(pages::EXAMPLE_FIXTURE),
     };
     let positions = pagesplit::demo::publish_pages(&config.kafka.bootstrap_servers, &config.topics.input, &[page])
         .await
@@ -147,11 +237,13 @@ pub async fn publish_example_and_wait(config: &Config, url: &str, fetched_at: ch
 
 /// Every record of `topic` from its start, waiting up to 30 s for the first.
 pub fn read_all(bootstrap: &str, topic: &str) -> Vec<pagesplit::demo::ReadRecord> {
-    pagesplit::demo::read_records(
-        bootstrap,
-        topic,
-        &pagesplit::demo::Positions::new(),
-        Duration::from_secs(30),
-    )
-    .expect("records read back")
+    pagesplit::demo::read_records(bootstrap, topic, &Positions::new(), Duration::from_secs(30))
+        .expect("records read back")
+}
+
+/// Sum of the end offsets of a topic (records written, including aborted ones and markers).
+pub fn written(bootstrap: &str, topic: &str) -> i64 {
+    pagesplit::demo::end_offsets(bootstrap, topic)
+        .map(|ends| ends.values().sum())
+        .unwrap_or(0)
 }
