@@ -134,6 +134,12 @@ fn golden_article() -> Article {
         paragraphs: vec![PARAGRAPH.to_owned()],
         related_headlines: vec![RELATED.to_owned()],
         comments_closed: true,
+        authors: Vec::new(),
+        modified_at: None,
+        language: None,
+        canonical_url: None,
+        description: None,
+        image_url: None,
     }
 }
 

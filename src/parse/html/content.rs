@@ -1,0 +1,268 @@
+//! Content scoring: which element holds the article, and which of its blocks are the body.
+//!
+//! Every block gets a value: its letters outside links, weighted by the kind of block (a
+//! paragraph counts fully, a list item or a heading less), minus the letters of its links, and
+//! negative when it sits in boilerplate (navigation, share bars, related lists, comments …). An
+//! element's score is the sum over the blocks of its subtree, and the article is the element
+//! with the highest score: the smallest subtree that holds the paragraphs, since every block of
+//! navigation around them costs. Blocks whose text the page's JSON-LD `articleBody` also holds
+//! count three times, which keeps teasers and sidebars with long paragraphs from winning.
+//!
+//! The body is then the blocks of that element, in order, less those inside boilerplate
+//! elements within it, headlines, and blocks that are mostly links or known widget words.
+
+use super::boilerplate::Marks;
+use super::walk::{Block, BlockKind, ElementInfo, Walker, NO_ELEMENT};
+use crate::parse::text::{self, Kind};
+
+/// Share of a block's letters in links above which it is navigation, not text.
+const MAX_LINK_DENSITY: f32 = 0.5;
+
+/// Blocks shorter than this (letters) weigh less: labels, buttons, datelines.
+const SHORT_BLOCK: u32 = 25;
+
+/// How much a letter of a block weighs in its element's score, by block kind.
+fn kind_weight(kind: BlockKind) -> f32 {
+    match kind {
+        BlockKind::Paragraph | BlockKind::Quote => 1.0,
+        BlockKind::Pre => 0.8,
+        BlockKind::Text => 0.7,
+        BlockKind::Item | BlockKind::Row => 0.4,
+        BlockKind::Heading => 0.3,
+        BlockKind::Title | BlockKind::Caption => 0.0,
+    }
+}
+
+/// For each element, whether it or an ancestor is boilerplate.
+fn boilerplate_flags(elements: &[ElementInfo]) -> Vec<bool> {
+    let mut flags = vec![false; elements.len()];
+    for (i, e) in elements.iter().enumerate() {
+        let inherited = e.parent != NO_ELEMENT && flags[e.parent as usize];
+        flags[i] = inherited || e.marks.any(Marks::BOILERPLATE);
+    }
+    flags
+}
+
+/// The value of one block for the score of the elements around it.
+fn block_value(block: &Block, in_boilerplate: bool, hint: Hint) -> f32 {
+    let letters = block.chars as f32;
+    let links = block.link_chars as f32;
+    if block.chars == 0 {
+        return 0.0;
+    }
+    if in_boilerplate {
+        return -0.5 * letters;
+    }
+    if links > MAX_LINK_DENSITY * letters {
+        return -links;
+    }
+    let mut good = (letters - links) * kind_weight(block.state.kind);
+    if block.chars < SHORT_BLOCK {
+        good *= 0.3;
+    }
+    match hint {
+        Hint::Absent => good - links,
+        Hint::Holds => 3.0 * good - links,
+        // A page whose JSON-LD gives the body: paragraphs it does not hold are someone else's.
+        Hint::Lacks => -0.3 * good - links,
+    }
+}
+
+/// What the page's JSON-LD `articleBody` says about a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hint {
+    /// No usable `articleBody`, or the block is too short to tell.
+    Absent,
+    /// The `articleBody` holds the block's text.
+    Holds,
+    /// The `articleBody` does not hold it.
+    Lacks,
+}
+
+/// Sums per-block values over each element's subtree.
+fn subtree_sums(elements: &[ElementInfo], blocks: &[Block], values: &[f32]) -> Vec<f32> {
+    let mut sums = vec![0.0f32; elements.len()];
+    for (b, v) in blocks.iter().zip(values) {
+        if b.state.element != NO_ELEMENT {
+            sums[b.state.element as usize] += v;
+        }
+    }
+    // Children come after their parents in document order: add each to its parent, last first.
+    for i in (0..elements.len()).rev() {
+        let parent = elements[i].parent;
+        if parent != NO_ELEMENT {
+            sums[parent as usize] += sums[i];
+        }
+    }
+    sums
+}
+
+/// The index of the highest sum; the innermost of equal ones. `None` when no sum is positive.
+fn best_element(sums: &[f32]) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for (i, &s) in sums.iter().enumerate() {
+        if s > 0.0 && best.is_none_or(|b| s >= sums[b]) {
+            best = Some(i);
+        }
+    }
+    best
+}
+
+/// What the hint text says about a block.
+fn hint_of(hint: Option<&str>, block: &Block) -> Hint {
+    match hint {
+        Some(h) if block.chars >= SHORT_BLOCK && block.state.kind == BlockKind::Paragraph => {
+            if h.contains(block.text.as_str()) {
+                Hint::Holds
+            } else {
+                Hint::Lacks
+            }
+        }
+        _ => Hint::Absent,
+    }
+}
+
+/// The element holding the article, found by scoring. With `ignore_marks`, boilerplate marks
+/// are not counted (for pages whose every container carries one).
+fn article_root(w: &Walker, hint: Option<&str>, ignore_marks: bool) -> Option<usize> {
+    let flags = boilerplate_flags(&w.elements);
+    let values: Vec<f32> = w
+        .blocks
+        .iter()
+        .map(|b| {
+            let e = b.state.element;
+            let boiler = !ignore_marks && e != NO_ELEMENT && flags[e as usize];
+            block_value(b, boiler, hint_of(hint, b))
+        })
+        .collect();
+    best_element(&subtree_sums(&w.elements, &w.blocks, &values))
+}
+
+/// Letters of plain text (outside links, in text-like blocks) per element subtree.
+fn text_sums(w: &Walker) -> Vec<f32> {
+    let values: Vec<f32> = w
+        .blocks
+        .iter()
+        .map(|b| {
+            let plain = b.chars.saturating_sub(b.link_chars) as f32;
+            plain * kind_weight(b.state.kind).min(1.0).ceil()
+        })
+        .collect();
+    subtree_sums(&w.elements, &w.blocks, &values)
+}
+
+/// Whether a boilerplate element between the block and the root takes the block out. Marks on
+/// elements that hold half of the root's text or more are not believed: they name a layout
+/// (`has-sidebar`, `post-author-box`), not a box.
+fn removed_by_marks(w: &Walker, block: &Block, root: usize, texts: &[f32]) -> bool {
+    let mut e = block.state.element;
+    while e != NO_ELEMENT && e as usize > root {
+        let info = &w.elements[e as usize];
+        if info.marks.any(Marks::BOILERPLATE) && texts[e as usize] < 0.5 * texts[root] {
+            return true;
+        }
+        e = info.parent;
+    }
+    false
+}
+
+/// Whether a block of the article's element reads as body text.
+fn is_body_block(block: &Block) -> bool {
+    if block.used || matches!(block.state.kind, BlockKind::Title | BlockKind::Caption) || block.chars == 0 {
+        return false;
+    }
+    if block.link_chars as f32 > MAX_LINK_DENSITY * block.chars as f32 {
+        return false;
+    }
+    !matches!(
+        text::Entry::new(&block.text, true).kind,
+        Kind::Widget | Kind::Nav | Kind::Junk | Kind::Footer
+    )
+}
+
+/// The blocks of the article body, in page order (indices into `w.blocks`).
+pub(crate) fn article_blocks(w: &Walker, hint: Option<&str>) -> Vec<usize> {
+    let texts = text_sums(w);
+    for ignore_marks in [false, true] {
+        let Some(root) = article_root(w, hint, ignore_marks) else {
+            continue;
+        };
+        let end = w.elements[root].end as usize;
+        let chosen: Vec<usize> = w
+            .blocks
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| {
+                let e = b.state.element as usize;
+                b.state.element != NO_ELEMENT && (root..end).contains(&e)
+            })
+            .filter(|(_, b)| is_body_block(b) && (ignore_marks || !removed_by_marks(w, b, root, &texts)))
+            .map(|(i, _)| i)
+            .collect();
+        if !chosen.is_empty() {
+            return chosen;
+        }
+    }
+    Vec::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::html::walk::walk;
+
+    fn body(html: &str) -> Vec<String> {
+        let w = walk(&scraper::Html::parse_document(html));
+        article_blocks(&w, None).into_iter().map(|i| w.blocks[i].text.clone()).collect()
+    }
+
+    const PARA_A: &str = "The council approved the new budget on Tuesday after a long debate, officials said.";
+    const PARA_B: &str = "Spending on schools rises by a tenth, while road repairs get a smaller share than last year.";
+
+    #[test]
+    fn the_paragraphs_container_wins_over_navigation_and_sidebars() {
+        let html = format!(
+            "<body><nav><ul><li><a href=/a>Home</a></li><li><a href=/b>World news</a></li></ul></nav>\
+             <div class=main><h1>Budget passes</h1><div class=text><p>{PARA_A}</p><h2>Schools</h2><p>{PARA_B}</p>\
+             <div class=share-bar>Share this story on social media now</div></div></div>\
+             <div class=sidebar><p>Sign up for our evening briefing, delivered to your inbox daily.</p></div></body>"
+        );
+        assert_eq!(body(&html), [PARA_A, "Schools", PARA_B]);
+    }
+
+    #[test]
+    fn lists_and_tables_in_the_body_give_one_paragraph_per_item_and_row() {
+        let html = format!(
+            "<body><article><p>{PARA_A}</p><ul><li>First point</li><li>Second point</li></ul>\
+             <table><tr><th>Name</th><th>Votes</th></tr><tr><td>Yes</td><td>12</td></tr></table><p>{PARA_B}</p></article></body>"
+        );
+        assert_eq!(body(&html), [PARA_A, "First point", "Second point", "Name Votes", "Yes 12", PARA_B]);
+    }
+
+    #[test]
+    fn link_lists_inside_the_article_are_left_out() {
+        let html = format!(
+            "<body><article><p>{PARA_A}</p><ul><li><a href=/1>Another story about the council budget</a></li>\
+             <li><a href=/2>Yet another story about it</a></li></ul><p>{PARA_B}</p></article></body>"
+        );
+        assert_eq!(body(&html), [PARA_A, PARA_B]);
+    }
+
+    #[test]
+    fn a_layout_class_on_the_article_container_does_not_remove_it() {
+        let html = format!("<body><div class=\"layout sidebar-right\"><div class=widget><p>{PARA_A}</p><p>{PARA_B}</p></div></div></body>");
+        assert_eq!(body(&html), [PARA_A, PARA_B]);
+    }
+
+    #[test]
+    fn the_json_ld_body_points_at_the_article() {
+        let teaser = "A much longer teaser paragraph about something else entirely, placed in a box next to the story, \
+                      that goes on and on to outweigh the real article text by length alone and then some more words.";
+        let html = format!("<body><div><p>{teaser}</p></div><div><p>{PARA_A}</p><p>{PARA_B}</p></div></body>");
+        let w = walk(&scraper::Html::parse_document(&html));
+        let hint = format!("{PARA_A} {PARA_B}");
+        let chosen: Vec<&str> = article_blocks(&w, Some(&hint)).into_iter().map(|i| w.blocks[i].text.as_str()).collect();
+        assert_eq!(chosen, [PARA_A, PARA_B]);
+        assert_eq!(body(&html), [teaser, PARA_A, PARA_B]);
+    }
+}
