@@ -33,12 +33,19 @@ fn kind_weight(kind: BlockKind) -> f32 {
     }
 }
 
-/// For each element, whether it or an ancestor is boilerplate.
-fn boilerplate_flags(elements: &[ElementInfo]) -> Vec<bool> {
+/// Whether an element's marks take it out of the text around it. Marks on an element that
+/// holds half of the text it is weighed against or more are not believed (they name a layout:
+/// `has-sidebar`, `page-header-wrap`), except a comment section's.
+fn is_boilerplate(info: &ElementInfo, text: f32, of_text: f32) -> bool {
+    info.marks.any(Marks::BOILERPLATE) && (info.marks.any(Marks::COMMENTS) || text < 0.5 * of_text)
+}
+
+/// For each element, whether it or an ancestor is boilerplate, judged against the page's text.
+fn boilerplate_flags(elements: &[ElementInfo], texts: &[f32], total: f32) -> Vec<bool> {
     let mut flags = vec![false; elements.len()];
     for (i, e) in elements.iter().enumerate() {
         let inherited = e.parent != NO_ELEMENT && flags[e.parent as usize];
-        flags[i] = inherited || e.marks.any(Marks::BOILERPLATE);
+        flags[i] = inherited || is_boilerplate(e, texts[i], total);
     }
     flags
 }
@@ -124,8 +131,10 @@ fn hint_of(hint: Option<&str>, block: &Block) -> Hint {
 
 /// The element holding the article, found by scoring. With `ignore_marks`, boilerplate marks
 /// are not counted (for pages whose every container carries one).
-fn article_root(w: &Walker, hint: Option<&str>, ignore_marks: bool) -> Option<usize> {
-    let flags = boilerplate_flags(&w.elements);
+fn article_root(w: &Walker, hint: Option<&str>, texts: &[f32], ignore_marks: bool) -> Option<usize> {
+    // The first element (`<html>`) holds every block.
+    let total = texts.first().copied().unwrap_or(0.0);
+    let flags = boilerplate_flags(&w.elements, texts, total);
     let values: Vec<f32> = w
         .blocks
         .iter()
@@ -158,7 +167,7 @@ fn removed_by_marks(w: &Walker, block: &Block, root: usize, texts: &[f32]) -> bo
     let mut e = block.state.element;
     while e != NO_ELEMENT && e as usize > root {
         let info = &w.elements[e as usize];
-        if info.marks.any(Marks::BOILERPLATE) && texts[e as usize] < 0.5 * texts[root] {
+        if is_boilerplate(info, texts[e as usize], texts[root]) {
             return true;
         }
         e = info.parent;
@@ -184,10 +193,40 @@ fn is_body_block(block: &Block) -> bool {
 pub(crate) fn article_blocks(w: &Walker, hint: Option<&str>) -> Vec<usize> {
     let texts = text_sums(w);
     for ignore_marks in [false, true] {
-        let Some(root) = article_root(w, hint, ignore_marks) else {
+        let Some(root) = article_root(w, hint, &texts, ignore_marks) else {
             continue;
         };
         let end = w.elements[root].end as usize;
+        if std::env::var_os("PAGESPLIT_DEBUG").is_some() {
+            let mut chain = Vec::new();
+            let mut e = root as u32;
+            while e != NO_ELEMENT {
+                chain.push(format!("{}:{:#x}", e, w.elements[e as usize].marks.0));
+                e = w.elements[e as usize].parent;
+            }
+            eprintln!("root {root} end {end} ignore={ignore_marks} chain {}", chain.join(" < "));
+            if let Some(find) = std::env::var_os("PAGESPLIT_FIND") {
+                let find = find.to_string_lossy().to_string();
+                for b in w.blocks.iter().filter(|b| b.text.contains(&find)) {
+                    let mut e = b.state.element;
+                    let mut ch = Vec::new();
+                    while e != NO_ELEMENT {
+                        ch.push(format!("{}:{:#x}", e, w.elements[e as usize].marks.0));
+                        e = w.elements[e as usize].parent;
+                    }
+                    eprintln!("FOUND {:?} | {}", b.state.kind, ch.join("<"));
+                }
+            }
+            for b in w.blocks.iter().filter(|b| (root..end).contains(&(b.state.element as usize))).take(8) {
+                let mut e = b.state.element;
+                let mut ch = Vec::new();
+                while e != NO_ELEMENT && e as usize >= root {
+                    ch.push(format!("{}:{:#x}", e, w.elements[e as usize].marks.0));
+                    e = w.elements[e as usize].parent;
+                }
+                eprintln!("  {:?} {} {:?} | {}", b.state.kind, b.chars, &b.text.chars().take(60).collect::<String>(), ch.join("<"));
+            }
+        }
         let chosen: Vec<usize> = w
             .blocks
             .iter()
