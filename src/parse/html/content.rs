@@ -115,23 +115,61 @@ fn best_element(sums: &[f32]) -> Option<usize> {
     best
 }
 
-/// What the hint text says about a block.
-fn hint_of(hint: Option<&str>, block: &Block) -> Hint {
-    match hint {
-        Some(h) if block.chars >= SHORT_BLOCK && block.state.kind == BlockKind::Paragraph => {
-            if h.contains(block.text.as_str()) {
-                Hint::Holds
-            } else {
-                Hint::Lacks
-            }
+/// The word trigrams of the page's JSON-LD `articleBody`: a block's text is compared by its
+/// words, since the structured copy differs in spaces and punctuation.
+pub(crate) struct HintIndex {
+    grams: std::collections::HashSet<u64>,
+}
+
+/// Hashes of the lowercased word trigrams of `text` (words: runs of letters and digits).
+fn word_trigrams(text: &str) -> Vec<u64> {
+    let words: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    words
+        .windows(3)
+        .map(|w| xxhash_rust::xxh3::xxh3_64(format!("{} {} {}", w[0], w[1], w[2]).as_bytes()))
+        .collect()
+}
+
+impl HintIndex {
+    /// The index of a hint text.
+    pub(crate) fn new(text: &str) -> Self {
+        HintIndex {
+            grams: word_trigrams(text).into_iter().collect(),
         }
-        _ => Hint::Absent,
     }
+
+    /// What the hint says about a block: most of its trigrams in the hint, or few of them.
+    fn judge(&self, block: &Block) -> Hint {
+        if block.chars < SHORT_BLOCK || block.state.kind != BlockKind::Paragraph {
+            return Hint::Absent;
+        }
+        let grams = word_trigrams(&block.text);
+        if grams.is_empty() {
+            return Hint::Absent;
+        }
+        let found = grams.iter().filter(|g| self.grams.contains(g)).count() as f32 / grams.len() as f32;
+        if found >= 0.7 {
+            Hint::Holds
+        } else if found <= 0.2 {
+            Hint::Lacks
+        } else {
+            Hint::Absent
+        }
+    }
+}
+
+/// What the hint text says about a block.
+fn hint_of(hint: Option<&HintIndex>, block: &Block) -> Hint {
+    hint.map_or(Hint::Absent, |h| h.judge(block))
 }
 
 /// The element holding the article, found by scoring. With `ignore_marks`, boilerplate marks
 /// are not counted (for pages whose every container carries one).
-fn article_root(w: &Walker, hint: Option<&str>, texts: &[f32], ignore_marks: bool) -> Option<usize> {
+fn article_root(w: &Walker, hint: Option<&HintIndex>, texts: &[f32], ignore_marks: bool) -> Option<usize> {
     // The first element (`<html>`) holds every block.
     let total = texts.first().copied().unwrap_or(0.0);
     let flags = boilerplate_flags(&w.elements, texts, total);
@@ -190,10 +228,14 @@ fn is_body_block(block: &Block) -> bool {
 }
 
 /// The blocks of the article body, in page order (indices into `w.blocks`).
-pub(crate) fn article_blocks(w: &Walker, hint: Option<&str>) -> Vec<usize> {
+pub(crate) fn article_blocks(w: &Walker, hint: Option<&HintIndex>) -> Vec<usize> {
     let texts = text_sums(w);
     for ignore_marks in [false, true] {
-        let Some(root) = article_root(w, hint, &texts, ignore_marks) else {
+        let r = article_root(w, hint, &texts, ignore_marks);
+        if std::env::var_os("PAGESPLIT_DEBUG").is_some() {
+            eprintln!("pass ignore={ignore_marks} root={r:?}");
+        }
+        let Some(root) = r else {
             continue;
         };
         let end = w.elements[root].end as usize;
@@ -214,7 +256,7 @@ pub(crate) fn article_blocks(w: &Walker, hint: Option<&str>) -> Vec<usize> {
                         ch.push(format!("{}:{:#x}", e, w.elements[e as usize].marks.0));
                         e = w.elements[e as usize].parent;
                     }
-                    eprintln!("FOUND {:?} | {}", b.state.kind, ch.join("<"));
+                    eprintln!("FOUND {:?} hint={:?} text={:?} | {}", b.state.kind, hint_of(hint, b), b.text, ch.join("<"));
                 }
             }
             for b in w.blocks.iter().filter(|b| (root..end).contains(&(b.state.element as usize))).take(8) {
@@ -299,7 +341,7 @@ mod tests {
                       that goes on and on to outweigh the real article text by length alone and then some more words.";
         let html = format!("<body><div><p>{teaser}</p></div><div><p>{PARA_A}</p><p>{PARA_B}</p></div></body>");
         let w = walk(&scraper::Html::parse_document(&html));
-        let hint = format!("{PARA_A} {PARA_B}");
+        let hint = HintIndex::new(&format!("{PARA_A}. {PARA_B}"));
         let chosen: Vec<&str> = article_blocks(&w, Some(&hint)).into_iter().map(|i| w.blocks[i].text.as_str()).collect();
         assert_eq!(chosen, [PARA_A, PARA_B]);
         assert_eq!(body(&html), [teaser, PARA_A, PARA_B]);

@@ -118,7 +118,7 @@ fn choose_section(w: &mut Walker, meta: &mut Metadata) -> Option<String> {
 }
 
 /// Body paragraphs from the blocks content scoring picked; one-link paragraphs go to `related`.
-fn body_paragraphs(w: &mut Walker, hint: Option<&str>, parts: &mut ArticleParts, related: &mut Vec<String>) {
+fn body_paragraphs(w: &mut Walker, hint: Option<&content::HintIndex>, parts: &mut ArticleParts, related: &mut Vec<String>) {
     for i in content::article_blocks(w, hint) {
         let b = &mut w.blocks[i];
         if parts.byline.is_none() && parts.paragraphs.is_empty() {
@@ -220,7 +220,8 @@ pub(crate) fn parse_html(html: &str, options: &ParseOptions, quotes: &mut QuoteC
     parts.published_at = meta.published.or(w.time_published).or(byline_date);
     parts.section = choose_section(&mut w, &mut meta);
     let mut related = Vec::new();
-    body_paragraphs(&mut w, meta.article_body.as_deref(), &mut parts, &mut related);
+    let hint = meta.article_body.as_deref().map(content::HintIndex::new);
+    body_paragraphs(&mut w, hint.as_ref(), &mut parts, &mut related);
     if parts.paragraphs.is_empty() {
         fallback_paragraphs(&mut w, &meta, &mut parts, &mut related);
     }
