@@ -40,6 +40,9 @@ impl Marks {
     pub const CAPTION: Marks = Marks(1 << 13);
     /// Forms and interactive widgets.
     pub const FORM: Marks = Marks(1 << 14);
+    /// An article container by name: `<article>`, `<main>`, `itemprop=articleBody`, or a pair
+    /// of words such as `article-body`, `entry-content`, `story-text`.
+    pub const ARTICLE: Marks = Marks(1 << 15);
 
     /// Marks that take an element and everything in it out of the article body.
     pub const BOILERPLATE: Marks = Marks(
@@ -117,7 +120,6 @@ const STRONG: &[(&str, Marks)] = &[
     ("author", Marks::BYLINE),
     ("caption", Marks::CAPTION),
     ("credit", Marks::CAPTION),
-    ("hidden", Marks::HIDDEN),
     ("modal", Marks::FORM),
     ("popup", Marks::FORM),
 ];
@@ -160,6 +162,16 @@ const WEAK: &[(&str, Marks)] = &[
 const CONTENT_WORDS: &[&str] = &[
     "article", "articlebody", "content", "entry", "post", "story", "body", "main", "text", "blog", "news",
 ];
+
+/// First and second words of article container names (`article-body`, `entry-content`).
+const ARTICLE_FIRST: &[&str] = &["article", "entry", "post", "story", "single", "news", "blog", "main"];
+const ARTICLE_SECOND: &[&str] = &["body", "content", "text", "entry", "copy", "article"];
+
+/// Whether consecutive words name an article container.
+fn names_article(words: &[String]) -> bool {
+    words.windows(2).any(|p| ARTICLE_FIRST.contains(&p[0].as_str()) && ARTICLE_SECOND.contains(&p[1].as_str()))
+        || words.iter().any(|w| matches!(w.as_str(), "articlebody" | "articletext" | "storybody" | "entrycontent" | "postcontent"))
+}
 
 /// Splits attribute values into lowercased words (at spaces, `-`, `_` and camelCase humps).
 pub(crate) fn words(values: &[&str], out: &mut Vec<String>) {
@@ -207,9 +219,9 @@ pub(crate) fn classify(tag: &str, words: &[String], in_article: bool) -> Marks {
                 }
             }
         }
-        if matches!(w.as_str(), "articlebody" | "articletext" | "storybody" | "entrycontent" | "postcontent") {
-            marks = marks.with(Marks::CONTENT);
-        }
+    }
+    if names_article(words) {
+        marks = marks.with(Marks::ARTICLE).with(Marks::CONTENT);
     }
     if content && !marks.any(Marks::BOILERPLATE) {
         marks = marks.with(Marks::CONTENT);
@@ -227,7 +239,7 @@ fn tag_marks(tag: &str, in_article: bool) -> Marks {
         "header" if !in_article => Marks::HEADER,
         "form" | "button" | "select" | "dialog" => Marks::FORM,
         "figcaption" => Marks::CAPTION,
-        "article" | "main" => Marks::CONTENT,
+        "article" | "main" => Marks::CONTENT.with(Marks::ARTICLE),
         _ => Marks::default(),
     }
 }
@@ -270,8 +282,10 @@ mod tests {
     fn weak_words_do_not_mark_content_containers() {
         assert!(marks_of("div", &["sidebar"]).any(Marks::ASIDE));
         assert_eq!(marks_of("div", &["content has-sidebar"]), Marks::CONTENT);
-        assert!(marks_of("div", &["article-body"]).any(Marks::CONTENT));
-        assert!(marks_of("div", &["articleBody"]).any(Marks::CONTENT));
+        assert!(marks_of("div", &["article-body"]).any(Marks::ARTICLE));
+        assert!(marks_of("div", &["inner entry-content"]).any(Marks::ARTICLE));
+        assert!(marks_of("div", &["articleBody"]).any(Marks::ARTICLE));
+        assert!(!marks_of("div", &["article-list"]).any(Marks::ARTICLE));
         assert!(marks_of("div", &["story-meta"]).any(Marks::CONTENT));
     }
 

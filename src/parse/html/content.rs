@@ -33,21 +33,60 @@ fn kind_weight(kind: BlockKind) -> f32 {
     }
 }
 
-/// Whether an element's marks take it out of the text around it. Marks on an element that
-/// holds half of the text it is weighed against or more are not believed (they name a layout:
-/// `has-sidebar`, `page-header-wrap`), except a comment section's.
-fn is_boilerplate(info: &ElementInfo, text: f32, of_text: f32) -> bool {
-    info.marks.any(Marks::BOILERPLATE) && (info.marks.any(Marks::COMMENTS) || text < 0.5 * of_text)
+/// What is known of the page's layout when judging marks.
+pub(crate) struct Layout {
+    /// Letters of plain text per element subtree ([`text_sums`]).
+    texts: Vec<f32>,
+    /// Whether the element or one inside it is an article container ([`Marks::ARTICLE`]).
+    holds_article: Vec<bool>,
+    /// Whether the page has an article container at all.
+    any_article: bool,
 }
 
-/// For each element, whether it or an ancestor is boilerplate, judged against the page's text.
-fn boilerplate_flags(elements: &[ElementInfo], texts: &[f32], total: f32) -> Vec<bool> {
-    let mut flags = vec![false; elements.len()];
-    for (i, e) in elements.iter().enumerate() {
-        let inherited = e.parent != NO_ELEMENT && flags[e.parent as usize];
-        flags[i] = inherited || is_boilerplate(e, texts[i], total);
+impl Layout {
+    fn new(w: &Walker) -> Self {
+        let mut holds_article: Vec<bool> = w.elements.iter().map(|e| e.marks.any(Marks::ARTICLE)).collect();
+        for i in (0..w.elements.len()).rev() {
+            let parent = w.elements[i].parent;
+            if holds_article[i] && parent != NO_ELEMENT {
+                holds_article[parent as usize] = true;
+            }
+        }
+        Layout {
+            texts: text_sums(w),
+            any_article: holds_article.first().copied().unwrap_or(false),
+            holds_article,
+        }
     }
-    flags
+
+    /// Whether element `i`'s marks take it out of the text of element `of` around it. Marks on
+    /// an element that holds an article container, or (on pages without one) half of the text
+    /// or more, name a layout (`header-style-2`, `has-sidebar`), not a box; a comment section's
+    /// always count.
+    fn is_boilerplate(&self, w: &Walker, i: usize, of: usize) -> bool {
+        let marks = w.elements[i].marks;
+        if !marks.any(Marks::BOILERPLATE) {
+            return false;
+        }
+        if marks.any(Marks::COMMENTS) {
+            return true;
+        }
+        if self.any_article {
+            !self.holds_article[i]
+        } else {
+            self.texts[i] < 0.5 * self.texts[of]
+        }
+    }
+
+    /// For each element, whether it or an ancestor is boilerplate, judged against the page.
+    fn flags(&self, w: &Walker) -> Vec<bool> {
+        let mut flags = vec![false; w.elements.len()];
+        for (i, e) in w.elements.iter().enumerate() {
+            let inherited = e.parent != NO_ELEMENT && flags[e.parent as usize];
+            flags[i] = inherited || self.is_boilerplate(w, i, 0);
+        }
+        flags
+    }
 }
 
 /// The value of one block for the score of the elements around it.
@@ -165,10 +204,8 @@ impl HintIndex {
 
 /// The element holding the article, found by scoring. With `ignore_marks`, boilerplate marks
 /// are not counted (for pages whose every container carries one).
-fn article_root(w: &Walker, hint: Option<&HintIndex>, texts: &[f32], ignore_marks: bool) -> Option<usize> {
-    // The first element (`<html>`) holds every block.
-    let total = texts.first().copied().unwrap_or(0.0);
-    let flags = boilerplate_flags(&w.elements, texts, total);
+fn article_root(w: &Walker, hint: Option<&HintIndex>, layout: &Layout, ignore_marks: bool) -> Option<usize> {
+    let flags = layout.flags(w);
     let values: Vec<f32> = w
         .blocks
         .iter()
@@ -197,11 +234,11 @@ fn text_sums(w: &Walker) -> Vec<f32> {
 /// Whether a boilerplate element between the block and the root takes the block out. Marks on
 /// elements that hold half of the root's text or more are not believed: they name a layout
 /// (`has-sidebar`, `post-author-box`), not a box.
-fn removed_by_marks(w: &Walker, block: &Block, root: usize, texts: &[f32]) -> bool {
+fn removed_by_marks(w: &Walker, block: &Block, root: usize, layout: &Layout) -> bool {
     let mut e = block.state.element;
     while e != NO_ELEMENT && e as usize > root {
         let info = &w.elements[e as usize];
-        if is_boilerplate(info, texts[e as usize], texts[root]) {
+        if layout.is_boilerplate(w, e as usize, root) {
             return true;
         }
         e = info.parent;
@@ -225,9 +262,9 @@ fn is_body_block(block: &Block) -> bool {
 
 /// The blocks of the article body, in page order (indices into `w.blocks`).
 pub(crate) fn article_blocks(w: &Walker, hint: Option<&HintIndex>) -> Vec<usize> {
-    let texts = text_sums(w);
+    let layout = Layout::new(w);
     for ignore_marks in [false, true] {
-        let r = article_root(w, hint, &texts, ignore_marks);
+        let r = article_root(w, hint, &layout, ignore_marks);
         if std::env::var_os("PAGESPLIT_DEBUG").is_some() {
             eprintln!("pass ignore={ignore_marks} root={r:?}");
         }
@@ -273,7 +310,7 @@ pub(crate) fn article_blocks(w: &Walker, hint: Option<&HintIndex>) -> Vec<usize>
                 let e = b.state.element as usize;
                 b.state.element != NO_ELEMENT && (root..end).contains(&e)
             })
-            .filter(|(_, b)| is_body_block(b) && (ignore_marks || !removed_by_marks(w, b, root, &texts)))
+            .filter(|(_, b)| is_body_block(b) && (ignore_marks || !removed_by_marks(w, b, root, &layout)))
             .map(|(i, _)| i)
             .collect();
         if !chosen.is_empty() {

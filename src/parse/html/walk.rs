@@ -365,7 +365,7 @@ impl Walker {
             marks = marks.with(Marks::HIDDEN);
         }
         if el.attr("itemprop") == Some("articleBody") {
-            marks = marks.with(Marks::CONTENT);
+            marks = marks.with(Marks::CONTENT).with(Marks::ARTICLE);
         }
         marks
     }
