@@ -62,13 +62,13 @@ impl Layout {
     /// Whether element `i`'s marks take it out of the text of element `of` around it. Marks on
     /// an element that holds an article container, or (on pages without one) half of the text
     /// or more, name a layout (`header-style-2`, `has-sidebar`), not a box; a comment section's
-    /// always count.
+    /// and a hidden element's always count (pages hide structured copies of the article).
     fn is_boilerplate(&self, w: &Walker, i: usize, of: usize) -> bool {
         let marks = w.elements[i].marks;
         if !marks.any(Marks::BOILERPLATE) {
             return false;
         }
-        if marks.any(Marks::COMMENTS) {
+        if marks.any(Marks::COMMENTS.with(Marks::HIDDEN)) {
             return true;
         }
         if self.any_article {
