@@ -18,6 +18,12 @@ use crate::parse::text::{self, Kind};
 /// Share of a block's letters in links above which it is navigation, not text.
 const MAX_LINK_DENSITY: f32 = 0.5;
 
+/// What a letter of link text costs in a block that is mostly text.
+const LINK_COST: f32 = 0.5;
+
+/// List items and table rows at least this long (letters) weigh as much as text.
+const LONG_BLOCK: u32 = 80;
+
 /// Blocks shorter than this (letters) weigh less: labels, buttons, datelines.
 const SHORT_BLOCK: u32 = 25;
 
@@ -105,12 +111,14 @@ fn block_value(block: &Block, in_boilerplate: bool, hint: Hint) -> f32 {
     let mut good = (letters - links) * kind_weight(block.state.kind);
     if block.chars < SHORT_BLOCK {
         good *= 0.3;
+    } else if block.chars >= LONG_BLOCK && matches!(block.state.kind, BlockKind::Item | BlockKind::Row) {
+        // A long list item with few links is a point of the text, not a menu entry.
+        good *= 2.0;
     }
     match hint {
-        Hint::Absent => good - links,
-        Hint::Holds => 3.0 * good - links,
         // Structured copies of the body are often cut short: what they lack still counts.
-        Hint::Lacks => good - links,
+        Hint::Absent | Hint::Lacks => good - LINK_COST * links,
+        Hint::Holds => 3.0 * good - LINK_COST * links,
     }
 }
 
