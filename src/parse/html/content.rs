@@ -223,7 +223,26 @@ fn article_root(w: &Walker, hint: Option<&HintIndex>, layout: &Layout, ignore_ma
             block_value(b, boiler, hint.map_or(Hint::Absent, |h| h.judge(b)))
         })
         .collect();
-    best_element(&subtree_sums(&w.elements, &w.blocks, &values))
+    let sums = subtree_sums(&w.elements, &w.blocks, &values);
+    let root = best_element(&sums)?;
+    Some(narrow_to_article(w, &sums, root))
+}
+
+/// Share of the best element's score an article container inside it must hold to be taken
+/// instead: the rest (teasers of other stories, promotions under the text) is left out.
+const ARTICLE_SHARE: f32 = 0.6;
+
+/// The best-scoring article container inside `root` ([`Marks::ARTICLE`]) when it holds most of
+/// the root's score, else `root`.
+fn narrow_to_article(w: &Walker, sums: &[f32], root: usize) -> usize {
+    let end = w.elements[root].end as usize;
+    let best = (root + 1..end)
+        .filter(|&i| w.elements[i].marks.any(Marks::ARTICLE))
+        .max_by(|&a, &b| sums[a].total_cmp(&sums[b]));
+    match best {
+        Some(i) if sums[i] >= ARTICLE_SHARE * sums[root] => i,
+        _ => root,
+    }
 }
 
 /// Letters of plain text (outside links, in text-like blocks) per element subtree.
