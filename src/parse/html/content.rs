@@ -291,44 +291,10 @@ fn is_body_block(block: &Block) -> bool {
 pub(crate) fn article_blocks(w: &Walker, hint: Option<&HintIndex>) -> Vec<usize> {
     let layout = Layout::new(w);
     for ignore_marks in [false, true] {
-        let r = article_root(w, hint, &layout, ignore_marks);
-        if std::env::var_os("PAGESPLIT_DEBUG").is_some() {
-            eprintln!("pass ignore={ignore_marks} root={r:?}");
-        }
-        let Some(root) = r else {
+        let Some(root) = article_root(w, hint, &layout, ignore_marks) else {
             continue;
         };
         let end = w.elements[root].end as usize;
-        if std::env::var_os("PAGESPLIT_DEBUG").is_some() {
-            let mut chain = Vec::new();
-            let mut e = root as u32;
-            while e != NO_ELEMENT {
-                chain.push(format!("{}:{:#x}", e, w.elements[e as usize].marks.0));
-                e = w.elements[e as usize].parent;
-            }
-            eprintln!("root {root} end {end} ignore={ignore_marks} chain {}", chain.join(" < "));
-            if let Some(find) = std::env::var_os("PAGESPLIT_FIND") {
-                let find = find.to_string_lossy().to_string();
-                for b in w.blocks.iter().filter(|b| b.text.contains(&find)) {
-                    let mut e = b.state.element;
-                    let mut ch = Vec::new();
-                    while e != NO_ELEMENT {
-                        ch.push(format!("{}:{:#x}", e, w.elements[e as usize].marks.0));
-                        e = w.elements[e as usize].parent;
-                    }
-                    eprintln!("FOUND {:?} text={:?} | {}", b.state.kind, b.text, ch.join("<"));
-                }
-            }
-            for b in w.blocks.iter().filter(|b| (root..end).contains(&(b.state.element as usize))).take(8) {
-                let mut e = b.state.element;
-                let mut ch = Vec::new();
-                while e != NO_ELEMENT && e as usize >= root {
-                    ch.push(format!("{}:{:#x}", e, w.elements[e as usize].marks.0));
-                    e = w.elements[e as usize].parent;
-                }
-                eprintln!("  {:?} {} {:?} | {}", b.state.kind, b.chars, &b.text.chars().take(60).collect::<String>(), ch.join("<"));
-            }
-        }
         let chosen: Vec<usize> = w
             .blocks
             .iter()
