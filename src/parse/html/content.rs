@@ -224,8 +224,24 @@ fn article_root(w: &Walker, hint: Option<&HintIndex>, layout: &Layout, ignore_ma
         })
         .collect();
     let sums = subtree_sums(&w.elements, &w.blocks, &values);
-    let root = best_element(&sums)?;
+    let root = container_of(w, best_element(&sums)?);
     Some(narrow_to_article(w, &sums, root))
+}
+
+/// A paragraph, heading or list item that won alone stands for the element around it: the
+/// body is a container of blocks, and its neighbours (a paragraph that is mostly a link) are
+/// judged one by one.
+fn container_of(w: &Walker, best: usize) -> usize {
+    let is_text_block = w
+        .blocks
+        .iter()
+        .any(|b| b.state.element as usize == best && b.state.kind != BlockKind::Text);
+    let parent = w.elements[best].parent;
+    if is_text_block && parent != NO_ELEMENT {
+        parent as usize
+    } else {
+        best
+    }
 }
 
 /// Share of the best element's score an article container inside it must hold to be taken
@@ -278,7 +294,10 @@ fn is_body_block(block: &Block) -> bool {
     if block.used || matches!(block.state.kind, BlockKind::Title | BlockKind::Caption) || block.chars == 0 {
         return false;
     }
-    if block.link_chars as f32 > MAX_LINK_DENSITY * block.chars as f32 {
+    // A paragraph that opens with a link and goes on in words stays (`<a>Shares rose</a>,
+    // Reuters`); a paragraph that is one link is a related headline, decided by the caller.
+    let paragraph_with_words = block.state.kind == BlockKind::Paragraph && (block.single_link || block.link_chars < block.chars);
+    if block.link_chars as f32 > MAX_LINK_DENSITY * block.chars as f32 && !paragraph_with_words {
         return false;
     }
     !matches!(

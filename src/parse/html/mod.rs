@@ -121,6 +121,11 @@ fn choose_section(w: &mut Walker, meta: &mut Metadata) -> Option<String> {
 fn body_paragraphs(w: &mut Walker, hint: Option<&content::HintIndex>, parts: &mut ArticleParts, related: &mut Vec<String>) {
     for i in content::article_blocks(w, hint) {
         let b = &mut w.blocks[i];
+        // The headline shown again above the text (`<h2 class="headline">`).
+        if parts.paragraphs.is_empty() && parts.title.as_deref() == Some(b.text.as_str()) {
+            b.used = true;
+            continue;
+        }
         if parts.byline.is_none() && parts.paragraphs.is_empty() {
             if let Some(by) = dates::parse_dated_byline(&b.text) {
                 parts.byline = by.author;
