@@ -250,6 +250,14 @@ pub(crate) fn style_hides(style: &str) -> bool {
     s.contains("display:none") || s.contains("visibility:hidden")
 }
 
+/// Whether a class list names one of the usual hiding classes as a whole token (`hidden`,
+/// `d-none`); a word inside a longer name (`field-label-hidden`) says nothing.
+pub(crate) fn class_hides(class: &str) -> bool {
+    class
+        .split_whitespace()
+        .any(|c| matches!(c.to_ascii_lowercase().as_str(), "hidden" | "hide" | "d-none" | "is-hidden" | "display-none"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,5 +302,7 @@ mod tests {
         assert!(style_hides("color: red; display: none"));
         assert!(style_hides("VISIBILITY:hidden"));
         assert!(!style_hides("display: block"));
+        assert!(class_hides("rdf-meta hidden"));
+        assert!(!class_hides("field-label-hidden"));
     }
 }

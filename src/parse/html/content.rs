@@ -300,7 +300,9 @@ fn is_body_block(block: &Block) -> bool {
     if block.link_chars as f32 > MAX_LINK_DENSITY * block.chars as f32 && !paragraph_with_words {
         return false;
     }
-    !matches!(
+    // Table rows are figures by nature: only words mark them as widgets.
+    block.state.kind == BlockKind::Row
+        || !matches!(
         text::Entry::new(&block.text, true).kind,
         Kind::Widget | Kind::Nav | Kind::Junk | Kind::Footer
     )

@@ -361,7 +361,10 @@ impl Walker {
             .collect();
         boilerplate::words(&values, &mut self.words);
         let mut marks = boilerplate::classify(name, &self.words, self.state.article);
-        if el.attr("hidden").is_some() || el.attr("style").is_some_and(boilerplate::style_hides) {
+        if el.attr("hidden").is_some()
+            || el.attr("style").is_some_and(boilerplate::style_hides)
+            || el.attr("class").is_some_and(boilerplate::class_hides)
+        {
             marks = marks.with(Marks::HIDDEN);
         }
         if el.attr("itemprop") == Some("articleBody") {
