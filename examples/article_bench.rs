@@ -15,12 +15,22 @@ use pagesplit::parse::{parse_page, ParseOptions};
 
 /// The pages of `dir` as (key, bytes), sorted by key.
 fn load(dir: &Path) -> std::io::Result<Vec<(String, Vec<u8>)>> {
-    let dir = if dir.join("html").is_dir() { dir.join("html") } else { dir.to_path_buf() };
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+    let dir = if dir.join("html").is_dir() {
+        dir.join("html")
+    } else {
+        dir.to_path_buf()
+    };
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
     paths.sort();
     let mut pages = Vec::new();
     for path in paths {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
         let (key, gz) = if let Some(k) = name.strip_suffix(".html.gz") {
             (k.to_string(), true)
         } else if let Some(k) = name.strip_suffix(".html") {
@@ -70,9 +80,14 @@ fn main() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(3);
     let pages = load(Path::new(dir)).expect("pages directory readable");
-    let options = ParseOptions { max_page_bytes: 16 * 1024 * 1024, ..ParseOptions::default() };
-    let bodies: serde_json::Map<String, serde_json::Value> =
-        pages.iter().map(|(k, html)| (k.clone(), body(k, html, &options).into())).collect();
+    let options = ParseOptions {
+        max_page_bytes: 16 * 1024 * 1024,
+        ..ParseOptions::default()
+    };
+    let bodies: serde_json::Map<String, serde_json::Value> = pages
+        .iter()
+        .map(|(k, html)| (k.clone(), body(k, html, &options).into()))
+        .collect();
     if let Some(out) = out {
         std::fs::write(out, serde_json::to_string_pretty(&bodies).unwrap()).expect("predictions written");
     }
@@ -85,7 +100,10 @@ fn main() {
         }
         best = best.min(start.elapsed().as_secs_f64());
     }
-    let empty = bodies.values().filter(|b| b.as_str().is_some_and(|s| s.trim().is_empty())).count();
+    let empty = bodies
+        .values()
+        .filter(|b| b.as_str().is_some_and(|s| s.trim().is_empty()))
+        .count();
     println!(
         "pages={} empty={} pages_per_s={:.0} mb_per_s={:.1} (one core, best of {} rounds)",
         pages.len(),

@@ -420,7 +420,10 @@ fn html_news_article_with_structured_data() {
     assert!(parsed.quotes.is_empty());
     let a = &parsed.article;
     // JSON-LD first, then Open Graph and meta tags, then the visible page.
-    assert_eq!(a.title.as_deref(), Some("Harbour city opens its first tidal power plant"));
+    assert_eq!(
+        a.title.as_deref(),
+        Some("Harbour city opens its first tidal power plant")
+    );
     assert_eq!(a.authors, ["Mara Quint", "Tobias Rell"]);
     assert_eq!(a.published_at, Some(utc("2025-03-14T07:15:00Z")));
     assert_eq!(a.modified_at, Some(utc("2025-03-14T16:40:00Z")));
@@ -434,7 +437,10 @@ fn html_news_article_with_structured_data() {
         a.description.as_deref(),
         Some("Turbines under the harbour mouth will power 40,000 homes.")
     );
-    assert_eq!(a.image_url.as_deref(), Some("https://ledger.example/img/tidal-lead.jpg"));
+    assert_eq!(
+        a.image_url.as_deref(),
+        Some("https://ledger.example/img/tidal-lead.jpg")
+    );
     // One paragraph per block: the subheading, each list item, the quote and each table row
     // are their own; the caption, ad, newsletter box, hidden text, tags, related stories,
     // comments, sidebar and footer are left out.
@@ -476,7 +482,12 @@ fn html_meta_tags_stand_in_for_missing_structured_data() {
         <meta property="og:url" content="https://journal.example/port"></head>
         <body><div class="text"><p>Le port de la ville a ouvert un nouveau quai pour les navires de croisière ce samedi.</p>
         <p>Les travaux ont duré trois ans et coûté quarante millions d'euros, selon la mairie.</p></div></body></html>"#;
-    let page = raw_page("https://journal.example/p", ContentType::Html, None, html.as_bytes().to_vec());
+    let page = raw_page(
+        "https://journal.example/p",
+        ContentType::Html,
+        None,
+        html.as_bytes().to_vec(),
+    );
     let a = parse(&page).article;
     assert_eq!(a.title.as_deref(), Some("Le port s'agrandit"));
     assert_eq!(a.authors, ["Claire Dubois"]);

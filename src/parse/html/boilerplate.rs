@@ -160,7 +160,17 @@ const WEAK: &[(&str, Marks)] = &[
 
 /// Words of likely article containers.
 const CONTENT_WORDS: &[&str] = &[
-    "article", "articlebody", "content", "entry", "post", "story", "body", "main", "text", "blog", "news",
+    "article",
+    "articlebody",
+    "content",
+    "entry",
+    "post",
+    "story",
+    "body",
+    "main",
+    "text",
+    "blog",
+    "news",
 ];
 
 /// First and second words of article container names (`article-body`, `entry-content`).
@@ -169,8 +179,15 @@ const ARTICLE_SECOND: &[&str] = &["body", "content", "text", "entry", "copy", "a
 
 /// Whether consecutive words name an article container.
 fn names_article(words: &[String]) -> bool {
-    words.windows(2).any(|p| ARTICLE_FIRST.contains(&p[0].as_str()) && ARTICLE_SECOND.contains(&p[1].as_str()))
-        || words.iter().any(|w| matches!(w.as_str(), "articlebody" | "articletext" | "storybody" | "entrycontent" | "postcontent"))
+    words
+        .windows(2)
+        .any(|p| ARTICLE_FIRST.contains(&p[0].as_str()) && ARTICLE_SECOND.contains(&p[1].as_str()))
+        || words.iter().any(|w| {
+            matches!(
+                w.as_str(),
+                "articlebody" | "articletext" | "storybody" | "entrycontent" | "postcontent"
+            )
+        })
 }
 
 /// Splits attribute values into lowercased words (at spaces, `-`, `_` and camelCase humps).
@@ -246,16 +263,23 @@ fn tag_marks(tag: &str, in_article: bool) -> Marks {
 
 /// Whether an inline `style` hides the element.
 pub(crate) fn style_hides(style: &str) -> bool {
-    let s: String = style.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
+    let s: String = style
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase();
     s.contains("display:none") || s.contains("visibility:hidden")
 }
 
 /// Whether a class list names one of the usual hiding classes as a whole token (`hidden`,
 /// `d-none`); a word inside a longer name (`field-label-hidden`) says nothing.
 pub(crate) fn class_hides(class: &str) -> bool {
-    class
-        .split_whitespace()
-        .any(|c| matches!(c.to_ascii_lowercase().as_str(), "hidden" | "hide" | "d-none" | "is-hidden" | "display-none"))
+    class.split_whitespace().any(|c| {
+        matches!(
+            c.to_ascii_lowercase().as_str(),
+            "hidden" | "hide" | "d-none" | "is-hidden" | "display-none"
+        )
+    })
 }
 
 #[cfg(test)]

@@ -209,7 +209,6 @@ impl HintIndex {
     }
 }
 
-
 /// The element holding the article, found by scoring. With `ignore_marks`, boilerplate marks
 /// are not counted (for pages whose every container carries one).
 fn article_root(w: &Walker, hint: Option<&HintIndex>, layout: &Layout, ignore_marks: bool) -> Option<usize> {
@@ -296,16 +295,17 @@ fn is_body_block(block: &Block) -> bool {
     }
     // A paragraph that opens with a link and goes on in words stays (`<a>Shares rose</a>,
     // Reuters`); a paragraph that is one link is a related headline, decided by the caller.
-    let paragraph_with_words = block.state.kind == BlockKind::Paragraph && (block.single_link || block.link_chars < block.chars);
+    let paragraph_with_words =
+        block.state.kind == BlockKind::Paragraph && (block.single_link || block.link_chars < block.chars);
     if block.link_chars as f32 > MAX_LINK_DENSITY * block.chars as f32 && !paragraph_with_words {
         return false;
     }
     // Table rows are figures by nature: only words mark them as widgets.
     block.state.kind == BlockKind::Row
         || !matches!(
-        text::Entry::new(&block.text, true).kind,
-        Kind::Widget | Kind::Nav | Kind::Junk | Kind::Footer
-    )
+            text::Entry::new(&block.text, true).kind,
+            Kind::Widget | Kind::Nav | Kind::Junk | Kind::Footer
+        )
 }
 
 /// The blocks of the article body, in page order (indices into `w.blocks`).
@@ -341,7 +341,10 @@ mod tests {
 
     fn body(html: &str) -> Vec<String> {
         let w = walk(&scraper::Html::parse_document(html));
-        article_blocks(&w, None).into_iter().map(|i| w.blocks[i].text.clone()).collect()
+        article_blocks(&w, None)
+            .into_iter()
+            .map(|i| w.blocks[i].text.clone())
+            .collect()
     }
 
     const PARA_A: &str = "The council approved the new budget on Tuesday after a long debate, officials said.";
@@ -364,7 +367,10 @@ mod tests {
             "<body><article><p>{PARA_A}</p><ul><li>First point</li><li>Second point</li></ul>\
              <table><tr><th>Name</th><th>Votes</th></tr><tr><td>Yes</td><td>12</td></tr></table><p>{PARA_B}</p></article></body>"
         );
-        assert_eq!(body(&html), [PARA_A, "First point", "Second point", "Name Votes", "Yes 12", PARA_B]);
+        assert_eq!(
+            body(&html),
+            [PARA_A, "First point", "Second point", "Name Votes", "Yes 12", PARA_B]
+        );
     }
 
     #[test]

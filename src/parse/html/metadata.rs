@@ -116,16 +116,26 @@ fn from_json_ld(scripts: &[String], meta: &mut Metadata) {
         let Some(article) = find_article(&doc, 0) else {
             continue;
         };
-        let text = |key: &str| article.get(key).and_then(|v| text_of(v, &["name", "url", "@id"])).map(collapse);
+        let text = |key: &str| {
+            article
+                .get(key)
+                .and_then(|v| text_of(v, &["name", "url", "@id"]))
+                .map(collapse)
+        };
         meta.title = text("headline").or_else(|| text("name"));
         meta.authors = article.get("author").map(author_names).unwrap_or_default();
         meta.published = text("datePublished").as_deref().and_then(dates::parse_iso);
         meta.modified = text("dateModified").as_deref().and_then(dates::parse_iso);
         meta.section = text("articleSection");
         meta.language = text("inLanguage");
-        meta.canonical_url = text("url").or_else(|| text("mainEntityOfPage")).filter(|u| u.starts_with("http"));
+        meta.canonical_url = text("url")
+            .or_else(|| text("mainEntityOfPage"))
+            .filter(|u| u.starts_with("http"));
         meta.description = text("description");
-        meta.image_url = article.get("image").and_then(|v| text_of(v, &["url", "contentUrl", "@id"])).map(collapse);
+        meta.image_url = article
+            .get("image")
+            .and_then(|v| text_of(v, &["url", "contentUrl", "@id"]))
+            .map(collapse);
         meta.article_body = text("articleBody").filter(|b| b.len() >= 200);
         return;
     }
@@ -140,10 +150,23 @@ fn meta_value<'m>(tags: &'m MetaTags, keys: &[&str]) -> Option<&'m str> {
 /// Fills what JSON-LD left open from Open Graph and other meta tags.
 fn from_meta_tags(tags: &MetaTags, meta: &mut Metadata) {
     let get = |keys: &[&str]| meta_value(tags, keys).map(collapse);
-    let date = |keys: &[&str]| keys.iter().find_map(|k| meta_value(tags, &[k]).and_then(dates::parse_iso));
-    meta.title = meta.title.take().or_else(|| get(&["og:title", "twitter:title", "dc.title"]));
+    let date = |keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| meta_value(tags, &[k]).and_then(dates::parse_iso))
+    };
+    meta.title = meta
+        .title
+        .take()
+        .or_else(|| get(&["og:title", "twitter:title", "dc.title"]));
     if meta.authors.is_empty() {
-        let author = get(&["article:author", "author", "byl", "dc.creator", "parsely-author", "sailthru.author"]);
+        let author = get(&[
+            "article:author",
+            "author",
+            "byl",
+            "dc.creator",
+            "parsely-author",
+            "sailthru.author",
+        ]);
         meta.authors = author.filter(|a| is_plausible_name(a)).into_iter().collect();
     }
     meta.published = meta.published.or_else(|| {
@@ -160,13 +183,31 @@ fn from_meta_tags(tags: &MetaTags, meta: &mut Metadata) {
             "date",
         ])
     });
-    meta.modified = meta.modified.or_else(|| date(&["article:modified_time", "og:updated_time", "datemodified", "last-modified"]));
-    meta.section = meta.section.take().or_else(|| get(&["article:section", "parsely-section", "section"]));
-    meta.language = meta.language.take().or_else(|| get(&["og:locale", "content-language", "language", "dc.language"]));
+    meta.modified = meta.modified.or_else(|| {
+        date(&[
+            "article:modified_time",
+            "og:updated_time",
+            "datemodified",
+            "last-modified",
+        ])
+    });
+    meta.section = meta
+        .section
+        .take()
+        .or_else(|| get(&["article:section", "parsely-section", "section"]));
+    meta.language = meta
+        .language
+        .take()
+        .or_else(|| get(&["og:locale", "content-language", "language", "dc.language"]));
     meta.canonical_url = meta.canonical_url.take().or_else(|| get(&["og:url"]));
-    meta.description =
-        meta.description.take().or_else(|| get(&["og:description", "description", "twitter:description", "dc.description"]));
-    meta.image_url = meta.image_url.take().or_else(|| get(&["og:image", "og:image:url", "twitter:image", "twitter:image:src"]));
+    meta.description = meta
+        .description
+        .take()
+        .or_else(|| get(&["og:description", "description", "twitter:description", "dc.description"]));
+    meta.image_url = meta
+        .image_url
+        .take()
+        .or_else(|| get(&["og:image", "og:image:url", "twitter:image", "twitter:image:src"]));
 }
 
 /// The page's metadata from JSON-LD, then meta tags; `canonical` (`<link rel=canonical>`)
@@ -178,7 +219,11 @@ pub(crate) fn read(scripts: &[String], tags: &MetaTags, canonical: Option<&str>,
         meta.canonical_url = canonical.filter(|c| c.starts_with("http")).map(str::to_string);
     }
     from_meta_tags(tags, &mut meta);
-    meta.language = meta.language.take().or_else(|| lang.map(collapse)).filter(|l| !l.is_empty());
+    meta.language = meta
+        .language
+        .take()
+        .or_else(|| lang.map(collapse))
+        .filter(|l| !l.is_empty());
     meta.language = meta.language.map(|l| l.replace('_', "-"));
     meta
 }
@@ -218,7 +263,10 @@ mod tests {
     #[test]
     fn meta_tags_fill_what_json_ld_leaves_open() {
         let m = read(
-            &["not json".to_string(), r#"{"@type":"Organization","name":"X"}"#.to_string()],
+            &[
+                "not json".to_string(),
+                r#"{"@type":"Organization","name":"X"}"#.to_string(),
+            ],
             &tags(&[
                 ("og:title", "Open title"),
                 ("author", "Jo Park"),
@@ -245,7 +293,12 @@ mod tests {
 
     #[test]
     fn author_links_are_not_names() {
-        let m = read(&[], &tags(&[("article:author", "https://facebook.test/someone")]), None, None);
+        let m = read(
+            &[],
+            &tags(&[("article:author", "https://facebook.test/someone")]),
+            None,
+            None,
+        );
         assert!(m.authors.is_empty());
         assert_eq!(m, Metadata::default());
     }

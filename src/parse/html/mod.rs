@@ -50,7 +50,11 @@ fn first_h1(w: &Walker, article_only: bool) -> Option<usize> {
             && !b.used
             && b.text.len() <= text::MAX_TITLE_LEN
             && !b.state.comments
-            && (if article_only { b.state.article } else { !b.state.excluded })
+            && (if article_only {
+                b.state.article
+            } else {
+                !b.state.excluded
+            })
     })
 }
 
@@ -118,7 +122,12 @@ fn choose_section(w: &mut Walker, meta: &mut Metadata) -> Option<String> {
 }
 
 /// Body paragraphs from the blocks content scoring picked; one-link paragraphs go to `related`.
-fn body_paragraphs(w: &mut Walker, hint: Option<&content::HintIndex>, parts: &mut ArticleParts, related: &mut Vec<String>) {
+fn body_paragraphs(
+    w: &mut Walker,
+    hint: Option<&content::HintIndex>,
+    parts: &mut ArticleParts,
+    related: &mut Vec<String>,
+) {
     for i in content::article_blocks(w, hint) {
         let b = &mut w.blocks[i];
         // The headline shown again above the text (`<h2 class="headline">`).
@@ -231,7 +240,11 @@ pub(crate) fn parse_html(html: &str, options: &ParseOptions, quotes: &mut QuoteC
         fallback_paragraphs(&mut w, &meta, &mut parts, &mut related);
     }
     parts.related_headlines = related_headlines(&mut w, related);
-    parts.dateline = parts.paragraphs.first().and_then(|p| text::dateline(p)).map(str::to_string);
+    parts.dateline = parts
+        .paragraphs
+        .first()
+        .and_then(|p| text::dateline(p))
+        .map(str::to_string);
     parts.dropped = w.blocks.iter().filter(|b| !b.used).count();
     attach_metadata(&mut parts, meta);
     parts
@@ -243,7 +256,10 @@ mod tests {
 
     #[test]
     fn site_name_is_stripped_from_page_title() {
-        assert_eq!(strip_site_name("Gold rises again - Business Recorder"), "Gold rises again");
+        assert_eq!(
+            strip_site_name("Gold rises again - Business Recorder"),
+            "Gold rises again"
+        );
         assert_eq!(strip_site_name("Gold rises again"), "Gold rises again");
     }
 }

@@ -337,7 +337,12 @@ impl Walker {
                 self.flush();
                 return false;
             }
-            "time" if self.time_published.is_none() && !self.state.comments && !self.state.excluded && !self.state.related => {
+            "time"
+                if self.time_published.is_none()
+                    && !self.state.comments
+                    && !self.state.excluded
+                    && !self.state.related =>
+            {
                 self.time_published = el.attr("datetime").and_then(dates::parse_iso);
             }
             "a" => {
@@ -385,7 +390,12 @@ impl Walker {
         if marks.any(Marks::RELATED) && !self.state.comments {
             self.state.related = true;
             self.state.excluded = true;
-        } else if marks.any(Marks::BOILERPLATE.without(Marks::BYLINE).without(Marks::LABEL).without(Marks::HIDDEN)) {
+        } else if marks.any(
+            Marks::BOILERPLATE
+                .without(Marks::BYLINE)
+                .without(Marks::LABEL)
+                .without(Marks::HIDDEN),
+        ) {
             self.state.excluded = true;
         }
         // Labels are small elements: a page container (`<article class="post category-markets">`,
@@ -528,7 +538,10 @@ pub(crate) fn walk(doc: &Html) -> Walker {
     let mut node = root;
     'outer: loop {
         if is_json_ld(node.value()) && w.json_ld.len() < 16 {
-            let text: String = node.children().filter_map(|c| c.value().as_text().map(|t| &**t)).collect();
+            let text: String = node
+                .children()
+                .filter_map(|c| c.value().as_text().map(|t| &**t))
+                .collect();
             w.json_ld.push(text);
         }
         let descend = w.open(node.value());

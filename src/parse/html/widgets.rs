@@ -11,7 +11,8 @@ pub(crate) fn read_quotes(w: &mut Walker, options: &ParseOptions, quotes: &mut Q
         if b.state.comments || !ticker::may_be_ticker(&b.text) {
             continue;
         }
-        let line = ticker::parse_ticker_line(&b.text, options).or_else(|| ticker::parse_ticker_line(&b.spaced, options));
+        let line =
+            ticker::parse_ticker_line(&b.text, options).or_else(|| ticker::parse_ticker_line(&b.spaced, options));
         if let Some(t) = line {
             quotes.push(&t);
             b.used = true;
