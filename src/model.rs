@@ -102,6 +102,18 @@ pub struct Article {
     pub related_headlines: Vec<String>,
     /// Whether the page says comments are closed.
     pub comments_closed: bool,
+    /// Every author, from structured data (JSON-LD, meta tags) or else the visible byline.
+    pub authors: Vec<String>,
+    /// When the article was last modified, when the page says.
+    pub modified_at: Option<DateTime<Utc>>,
+    /// The article's language (`en`, `de-DE`), as the page declares it.
+    pub language: Option<String>,
+    /// The page's canonical address, when it names one.
+    pub canonical_url: Option<String>,
+    /// The page's summary of the article (`og:description`, `description`).
+    pub description: Option<String>,
+    /// The address of the article's lead image.
+    pub image_url: Option<String>,
 }
 
 /// Everything one page splits into.

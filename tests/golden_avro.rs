@@ -79,17 +79,23 @@ const ARTICLE_DATUM_HEX: &str = concat!(
     "020a576f726c64", // section: branch 1, "World"
     "020e52657574657273", // byline: branch 1, "Reuters"
     "0280d7d5d9f464", // published_at: branch 1, 1733650200000
+    "020e5265757465727300", // authors: a block of 1 item, "Reuters", end of array
+    "00",                   // modified_at: branch 0 (null)
+    "0204656e",             // language: branch 1, "en"
+    "00",                   // canonical_url: null
+    "00",                   // description: null
+    "00",                   // image_url: null
 );
 
 /// Parsing Canonical Form of schemas/quote.avsc.
 const QUOTE_CANONICAL_FORM: &str = r#"{"name":"io.pagesplit.market.v1.Quote","type":"record","fields":[{"name":"event_id","type":"string"},{"name":"symbol","type":"string"},{"name":"kind","type":{"name":"io.pagesplit.market.v1.QuoteKind","type":"enum","symbols":["STOCK","INDEX"]}},{"name":"price","type":"bytes"},{"name":"change","type":"bytes"},{"name":"change_pct","type":"bytes"},{"name":"direction","type":{"name":"io.pagesplit.market.v1.Direction","type":"enum","symbols":["UP","DOWN","UNCHANGED"]}},{"name":"url","type":"string"},{"name":"fetched_at","type":"long"}]}"#;
 /// Parsing Canonical Form of schemas/article.avsc.
-const ARTICLE_CANONICAL_FORM: &str = r#"{"name":"io.pagesplit.news.v1.Article","type":"record","fields":[{"name":"event_id","type":"string"},{"name":"url","type":"string"},{"name":"fetched_at","type":"long"},{"name":"title","type":["null","string"]},{"name":"dateline","type":["null","string"]},{"name":"paragraphs","type":{"type":"array","items":"string"}},{"name":"related_headlines","type":{"type":"array","items":"string"}},{"name":"comments_closed","type":"boolean"},{"name":"section","type":["null","string"]},{"name":"byline","type":["null","string"]},{"name":"published_at","type":["null","long"]}]}"#;
+const ARTICLE_CANONICAL_FORM: &str = r#"{"name":"io.pagesplit.news.v1.Article","type":"record","fields":[{"name":"event_id","type":"string"},{"name":"url","type":"string"},{"name":"fetched_at","type":"long"},{"name":"title","type":["null","string"]},{"name":"dateline","type":["null","string"]},{"name":"paragraphs","type":{"type":"array","items":"string"}},{"name":"related_headlines","type":{"type":"array","items":"string"}},{"name":"comments_closed","type":"boolean"},{"name":"section","type":["null","string"]},{"name":"byline","type":["null","string"]},{"name":"published_at","type":["null","long"]},{"name":"authors","type":{"type":"array","items":"string"}},{"name":"modified_at","type":["null","long"]},{"name":"language","type":["null","string"]},{"name":"canonical_url","type":["null","string"]},{"name":"description","type":["null","string"]},{"name":"image_url","type":["null","string"]}]}"#;
 
 /// CRC-64-AVRO fingerprint of the quote schema's canonical form, little-endian bytes.
 const QUOTE_FINGERPRINT_HEX: &str = "51a4c5e1eafac864";
 /// CRC-64-AVRO fingerprint of the article schema's canonical form, little-endian bytes.
-const ARTICLE_FINGERPRINT_HEX: &str = "132b084398fe79a3";
+const ARTICLE_FINGERPRINT_HEX: &str = "6c74b6c9e75c9c87";
 
 fn hex(text: &str) -> Vec<u8> {
     assert!(text.len().is_multiple_of(2), "odd hex length");
@@ -137,6 +143,12 @@ fn golden_article() -> Article {
         paragraphs: vec![PARAGRAPH.to_owned()],
         related_headlines: vec![RELATED.to_owned()],
         comments_closed: true,
+        authors: vec!["Reuters".to_owned()],
+        modified_at: None,
+        language: Some("en".to_owned()),
+        canonical_url: None,
+        description: None,
+        image_url: None,
     }
 }
 
@@ -229,6 +241,12 @@ fn spec_article_datum() -> Vec<u8> {
         spec_union(1, spec_string("World")),
         spec_union(1, spec_string("Reuters")),
         spec_union(1, spec_long(PUBLISHED_AT_MS)),
+        spec_string_array(&["Reuters"]),
+        spec_union(0, Vec::new()),
+        spec_union(1, spec_string("en")),
+        spec_union(0, Vec::new()),
+        spec_union(0, Vec::new()),
+        spec_union(0, Vec::new()),
     ]
     .concat()
 }

@@ -415,6 +415,93 @@ fn html_article_page() {
 }
 
 #[test]
+fn html_news_article_with_structured_data() {
+    let parsed = parse(&html_page("news-article-jsonld.html", None));
+    assert!(parsed.quotes.is_empty());
+    let a = &parsed.article;
+    // JSON-LD first, then Open Graph and meta tags, then the visible page.
+    assert_eq!(
+        a.title.as_deref(),
+        Some("Harbour city opens its first tidal power plant")
+    );
+    assert_eq!(a.authors, ["Mara Quint", "Tobias Rell"]);
+    assert_eq!(a.published_at, Some(utc("2025-03-14T07:15:00Z")));
+    assert_eq!(a.modified_at, Some(utc("2025-03-14T16:40:00Z")));
+    assert_eq!(a.section.as_deref(), Some("Energy"));
+    assert_eq!(a.language.as_deref(), Some("en-US"));
+    assert_eq!(
+        a.canonical_url.as_deref(),
+        Some("https://ledger.example/energy/2025/03/tidal-plant-opens")
+    );
+    assert_eq!(
+        a.description.as_deref(),
+        Some("Turbines under the harbour mouth will power 40,000 homes.")
+    );
+    assert_eq!(
+        a.image_url.as_deref(),
+        Some("https://ledger.example/img/tidal-lead.jpg")
+    );
+    // One paragraph per block: the subheading, each list item, the quote and each table row
+    // are their own; the caption, ad, newsletter box, hidden text, tags, related stories,
+    // comments, sidebar and footer are left out.
+    assert_eq!(
+        a.paragraphs,
+        [
+            "The harbour city switched on its first tidal power plant on Friday, sending electricity from twelve underwater turbines to the regional grid.",
+            "Engineers said the turbines, anchored beneath the harbour mouth, will produce enough power for about 40,000 homes once all of them run at full speed.",
+            "How the turbines work",
+            "Each turbine turns with the incoming and the outgoing tide, so the plant produces power four times a day at predictable hours.",
+            "Twelve turbines, each 20 metres across",
+            "Four tides a day, each known years ahead",
+            "A cable of 6 kilometres to the shore station",
+            "“The tide never forgets to come back,” said the plant’s chief engineer, Ilse Varga.",
+            "Year Output (GWh)",
+            "2025 95",
+            "2026 140",
+            "Critics have questioned the cost of the project, which ran two years late and a third over budget, but the council said the price of the power was fixed for twenty years.",
+        ]
+    );
+    assert_eq!(
+        a.related_headlines,
+        [
+            "Read more: Offshore wind farm doubles in size",
+            "Solar roofs spread across the old town",
+            "Grid operator plans new storage site",
+        ]
+    );
+}
+
+#[test]
+fn html_meta_tags_stand_in_for_missing_structured_data() {
+    let html = r#"<html lang="fr"><head><title>Le port s'agrandit | Journal</title>
+        <meta property="og:title" content="Le port s'agrandit">
+        <meta name="author" content="Claire Dubois">
+        <meta property="article:published_time" content="2024-06-01T10:00:00+02:00">
+        <meta name="description" content="Le port ouvre un nouveau quai.">
+        <meta property="og:image" content="https://journal.example/quai.jpg">
+        <meta property="og:url" content="https://journal.example/port"></head>
+        <body><div class="text"><p>Le port de la ville a ouvert un nouveau quai pour les navires de croisière ce samedi.</p>
+        <p>Les travaux ont duré trois ans et coûté quarante millions d'euros, selon la mairie.</p></div></body></html>"#;
+    let page = raw_page(
+        "https://journal.example/p",
+        ContentType::Html,
+        None,
+        html.as_bytes().to_vec(),
+    );
+    let a = parse(&page).article;
+    assert_eq!(a.title.as_deref(), Some("Le port s'agrandit"));
+    assert_eq!(a.authors, ["Claire Dubois"]);
+    assert_eq!(a.byline.as_deref(), Some("Claire Dubois"));
+    assert_eq!(a.published_at, Some(utc("2024-06-01T08:00:00Z")));
+    assert_eq!(a.modified_at, None);
+    assert_eq!(a.language.as_deref(), Some("fr"));
+    assert_eq!(a.canonical_url.as_deref(), Some("https://journal.example/port"));
+    assert_eq!(a.description.as_deref(), Some("Le port ouvre un nouveau quai."));
+    assert_eq!(a.image_url.as_deref(), Some("https://journal.example/quai.jpg"));
+    assert_eq!(a.paragraphs.len(), 2);
+}
+
+#[test]
 fn html_windows_1252_from_meta_and_from_content_type() {
     for charset in [None, Some("ISO-8859-1"), Some("windows-1252")] {
         let parsed = parse(&html_page("windows-1252.html", charset));

@@ -189,6 +189,12 @@ fn sample_article() -> Article {
         paragraphs: vec!["MOSCOW: Russia\u{2019}s president met Assad.".to_owned()],
         related_headlines: vec!["Iran, Saudi Arabia to restore ties in China-brokered deal".to_owned()],
         comments_closed: true,
+        authors: Vec::new(),
+        modified_at: None,
+        language: None,
+        canonical_url: None,
+        description: None,
+        image_url: None,
     }
 }
 

@@ -127,7 +127,17 @@ pub fn write_article(out: &mut Vec<u8>, article: &Article) {
     out.push(u8::from(article.comments_closed));
     optional_string(out, article.section.as_deref());
     optional_string(out, article.byline.as_deref());
-    match article.published_at {
+    optional_timestamp(out, article.published_at);
+    strings(out, &article.authors);
+    optional_timestamp(out, article.modified_at);
+    optional_string(out, article.language.as_deref());
+    optional_string(out, article.canonical_url.as_deref());
+    optional_string(out, article.description.as_deref());
+    optional_string(out, article.image_url.as_deref());
+}
+
+fn optional_timestamp(out: &mut Vec<u8>, at: Option<DateTime<Utc>>) {
+    match at {
         None => long(out, 0),
         Some(at) => {
             long(out, 1);
@@ -190,6 +200,8 @@ mod tests {
             related in proptest::collection::vec(".{0,30}", 0..3),
             published in proptest::option::of(0i64..4_102_444_800_000),
             closed in any::<bool>(),
+            authors in proptest::collection::vec(".{0,20}", 0..3),
+            modified in proptest::option::of(0i64..4_102_444_800_000),
         ) {
             let article = Article {
                 event_id: uuid::Uuid::nil(),
@@ -199,10 +211,16 @@ mod tests {
                 section: title.clone().map(|t| t.to_uppercase()),
                 byline: None,
                 published_at: published.and_then(DateTime::from_timestamp_millis),
-                dateline: title,
+                dateline: title.clone(),
                 paragraphs,
-                related_headlines: related,
+                related_headlines: related.clone(),
                 comments_closed: closed,
+                authors,
+                modified_at: modified.and_then(DateTime::from_timestamp_millis),
+                language: title.as_ref().map(|_| "en".to_string()),
+                canonical_url: None,
+                description: related.first().cloned(),
+                image_url: Some("https://www.brecorder.com/a.jpg".into()),
             };
             let mut direct = Vec::new();
             write_article(&mut direct, &article);

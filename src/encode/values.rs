@@ -44,14 +44,21 @@ pub fn article_value(article: &Article) -> Value {
         ("comments_closed".into(), Value::Boolean(article.comments_closed)),
         ("section".into(), optional_string(&article.section)),
         ("byline".into(), optional_string(&article.byline)),
-        (
-            "published_at".into(),
-            match article.published_at {
-                Some(at) => Value::Union(1, Box::new(timestamp(at))),
-                None => Value::Union(0, Box::new(Value::Null)),
-            },
-        ),
+        ("published_at".into(), optional_timestamp(article.published_at)),
+        ("authors".into(), string_array(&article.authors)),
+        ("modified_at".into(), optional_timestamp(article.modified_at)),
+        ("language".into(), optional_string(&article.language)),
+        ("canonical_url".into(), optional_string(&article.canonical_url)),
+        ("description".into(), optional_string(&article.description)),
+        ("image_url".into(), optional_string(&article.image_url)),
     ])
+}
+
+fn optional_timestamp(at: Option<DateTime<Utc>>) -> Value {
+    match at {
+        Some(at) => Value::Union(1, Box::new(timestamp(at))),
+        None => Value::Union(0, Box::new(Value::Null)),
+    }
 }
 
 fn timestamp(at: DateTime<Utc>) -> Value {

@@ -6,7 +6,8 @@
 //!
 //! - [`ticker`]: the grammar of one ticker line ([`parse_ticker_line`]).
 //! - `text`: pages whose body is extracted text, one block per line.
-//! - `html`: pages whose body is HTML markup.
+//! - `html`: pages whose body is HTML markup (content scoring, boilerplate, metadata, ticker
+//!   widgets).
 //! - `dates`: bylines and publication dates.
 
 mod dates;
@@ -140,6 +141,12 @@ pub fn parse_page(page: &RawPage, options: &ParseOptions) -> Result<ParsedPage, 
         paragraphs: parts.paragraphs,
         related_headlines: parts.related_headlines,
         comments_closed: parts.comments_closed,
+        authors: parts.authors,
+        modified_at: parts.modified_at,
+        language: parts.language,
+        canonical_url: parts.canonical_url,
+        description: parts.description,
+        image_url: parts.image_url,
     };
     Ok(ParsedPage {
         quotes: quotes.quotes,
@@ -160,6 +167,12 @@ pub(crate) struct ArticleParts {
     pub paragraphs: Vec<String>,
     pub related_headlines: Vec<String>,
     pub comments_closed: bool,
+    pub authors: Vec<String>,
+    pub modified_at: Option<DateTime<Utc>>,
+    pub language: Option<String>,
+    pub canonical_url: Option<String>,
+    pub description: Option<String>,
+    pub image_url: Option<String>,
     /// Lines left out of the article as navigation, widgets or boilerplate.
     pub dropped: usize,
 }
