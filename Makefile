@@ -64,6 +64,7 @@ $(VENV)/.installed: tests/python/requirements.txt
 
 test: deps up venv
 	$(CARGO) test --all-targets --features broker-tests
+	deploy/local/asyncapi-validate
 	bash deploy/validate.sh
 
 demo: deps up
