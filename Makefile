@@ -1,7 +1,8 @@
 # pagesplit developer entry points.
 #
 #   make demo   start Kafka + schema registry locally and run the demo pipeline
-#   make test   start Kafka + schema registry locally and run all tests
+#   make test   start Kafka + schema registry locally and run all tests,
+#               the container image's among them (built with podman)
 #
 # `make deps` (run by up, test and demo) installs the missing Debian packages
 # (deploy/local/deps: Java, Maven, Prometheus, C toolchain, ...). The first
@@ -27,12 +28,23 @@ export PAGESPLIT_TEST_REGISTRY := http://127.0.0.1:$(REGISTRY_PORT)/apis/ccompat
 VENV := .local/venv
 export PAGESPLIT_TEST_PYTHON ?= $(CURDIR)/$(VENV)/bin/python
 
-.PHONY: help deps up down status logs topics test demo lint fmt bench venv
+.PHONY: help deps up down status logs topics test demo lint fmt bench venv image test-container
+
+# The container image deploy/Dockerfile makes, built locally with podman
+# (deploy/image/build-local) and tested by tests/container.rs.
+IMAGE ?= localhost/pagesplit:latest
+export PAGESPLIT_TEST_IMAGE := $(IMAGE)
+define CONTAINER_TESTS
+deploy/image/build-local $(IMAGE)
+$(CARGO) test --features container-tests --test container
+endef
 
 help:
 	@echo 'make demo     start the local stack and run the demo pipeline'
 	@echo 'make test     start the local stack and run all tests'
 	@echo 'make lint     rustfmt check + clippy (warnings are errors)'
+	@echo 'make image    build the container image locally with podman'
+	@echo 'make test-container   build the image and run its tests against the local stack'
 	@echo 'make bench    run the benchmarks'
 	@echo 'make deps     install the missing system packages (Prometheus, Java, Maven, ...)'
 	@echo 'make up | down | status | logs | topics   manage the local Kafka + schema registry'
@@ -65,6 +77,13 @@ $(VENV)/.installed: tests/python/requirements.txt
 test: deps up venv
 	$(CARGO) test --all-targets
 	bash deploy/validate.sh
+	$(CONTAINER_TESTS)
+
+image: deps
+	deploy/image/build-local $(IMAGE)
+
+test-container: deps up
+	$(CONTAINER_TESTS)
 
 demo: deps up
 	$(CARGO) run --release -- demo
