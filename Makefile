@@ -34,8 +34,13 @@ export PAGESPLIT_TEST_PYTHON ?= $(CURDIR)/$(VENV)/bin/python
 # (deploy/image/build-local) and tested by tests/container.rs.
 IMAGE ?= localhost/pagesplit:latest
 export PAGESPLIT_TEST_IMAGE := $(IMAGE)
+# podman-compose from PyPI (Debian 12's 1.0.3 starts every service despite
+# --no-deps and cannot put one on the host network).
+COMPOSE_VENV := .local/venv-compose
+export PAGESPLIT_TEST_PODMAN_COMPOSE ?= $(CURDIR)/$(COMPOSE_VENV)/bin/podman-compose
 define CONTAINER_TESTS
 deploy/image/build-local $(IMAGE)
+$(MAKE) --no-print-directory $(COMPOSE_VENV)/.installed
 $(CARGO) test --features container-tests --test container
 endef
 
@@ -72,6 +77,12 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: tests/python/requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt
+	touch $@
+
+$(COMPOSE_VENV)/.installed:
+	python3 -m venv $(COMPOSE_VENV)
+	$(COMPOSE_VENV)/bin/python -m pip install -q --disable-pip-version-check \
+		podman-compose==1.6.0 python-dotenv==1.2.4 PyYAML==6.0.4
 	touch $@
 
 test: deps up venv

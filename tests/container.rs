@@ -4,7 +4,8 @@
 //! system, every capability dropped, the ConfigMap's configuration file mounted read-only.
 //!
 //! Needs podman and runc and the image (`PAGESPLIT_TEST_IMAGE`, default
-//! `localhost/pagesplit:latest`); `make test` builds the image and runs these with
+//! `localhost/pagesplit:latest`), podman-compose for the compose test; `make test` builds the
+//! image, installs podman-compose into .local/venv-compose and runs these with
 //! `--features container-tests`.
 #![cfg(feature = "container-tests")]
 
@@ -502,4 +503,94 @@ fn image_config_check_accepts_the_configmap_and_compose_configurations() {
         .find(|(key, _)| key == "PAGESPLIT_KAFKA__BOOTSTRAP_SERVERS")
         .map(|(_, value)| value.as_str());
     assert_eq!(effective["kafka"]["bootstrap_servers"].as_str(), bootstrap);
+}
+
+/// podman-compose (`PAGESPLIT_TEST_PODMAN_COMPOSE`, else the one on PATH) with the compose file
+/// and an override, in a project of its own, taken down when the test ends.
+struct ComposeProject {
+    name: String,
+    files: Vec<PathBuf>,
+}
+
+impl ComposeProject {
+    fn run(&self, args: &[&str]) -> Output {
+        let program = std::env::var("PAGESPLIT_TEST_PODMAN_COMPOSE").unwrap_or_else(|_| "podman-compose".to_owned());
+        let mut command = podman_command(&program);
+        command.arg("--project-name").arg(&self.name);
+        for file in &self.files {
+            command.arg("--file").arg(file);
+        }
+        command.args(args);
+        command
+            .output()
+            .unwrap_or_else(|error| panic!("{program} {args:?} did not start: {error}"))
+    }
+
+    fn run_ok(&self, args: &[&str]) {
+        let output = self.run(args);
+        assert!(
+            output.status.success(),
+            "podman-compose {args:?} failed ({}): {}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+impl Drop for ComposeProject {
+    fn drop(&mut self) {
+        let _ = self.run(&["down", "--timeout", "0"]);
+    }
+}
+
+/// The compose file's pagesplit service, with an override that only puts it on the host network
+/// (where the local broker and registry are) and points it at unique topics: it runs the image,
+/// passes the compose healthcheck, splits the example pages and stops with exit code 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compose_pagesplit_service_splits_pages_against_the_local_stack() {
+    let config = common::test_config("compose", EncodingFormat::Confluent);
+    let work = tempfile::tempdir().expect("temporary directory");
+    let mut environment = serde_yaml_ng::Mapping::new();
+    for (key, value) in test_overrides(&config, free_port()) {
+        environment.insert(key.into(), value.into());
+    }
+    let mut service = serde_yaml_ng::Mapping::new();
+    service.insert("image".into(), image().into());
+    service.insert("network_mode".into(), "host".into());
+    service.insert("environment".into(), environment.into());
+    let mut services = serde_yaml_ng::Mapping::new();
+    services.insert("pagesplit".into(), service.into());
+    let mut document = serde_yaml_ng::Mapping::new();
+    document.insert("services".into(), services.into());
+    let override_file = work.path().join("compose.local-stack.yml");
+    std::fs::write(&override_file, serde_yaml_ng::to_string(&document).unwrap()).expect("write the override");
+
+    let project = ComposeProject {
+        name: common::unique("pagesplit-compose").replace('.', "-"),
+        files: vec![repo_path("deploy/docker-compose.yml"), override_file],
+    };
+    project.run_ok(&["up", "--detach", "--no-build", "--no-deps", "pagesplit"]);
+    let container = Container {
+        name: format!("{}_pagesplit_1", project.name),
+    };
+    assert_eq!(container.inspect("{{.ImageName}}"), image());
+    assert_eq!(
+        container.inspect("{{.Config.User}}"),
+        format!("{IMAGE_UID}:{IMAGE_UID}")
+    );
+    container.wait_healthy(Duration::from_secs(60)).await;
+
+    split_example_pages_end_to_end(&config).await;
+
+    project.run_ok(&["stop", "--timeout", "10", "pagesplit"]);
+    let logs = container.logs();
+    assert_eq!(container.inspect("{{.State.ExitCode}}"), "0", "logs:\n{logs}");
+    assert!(
+        json_log_messages(&logs)
+            .iter()
+            .any(|message| message == "worker stopped"),
+        "{logs}"
+    );
+    common::delete_topics(&config).await;
 }
