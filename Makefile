@@ -1,7 +1,8 @@
 # pagesplit developer entry points.
 #
 #   make demo   start Kafka + schema registry locally and run the demo pipeline
-#   make test   start Kafka + schema registry locally and run all tests
+#   make test   start Kafka + schema registry locally and run all tests,
+#               the container image's among them (built with podman)
 #
 # `make deps` (run by up, test and demo) installs the missing Debian packages
 # (deploy/local/deps: Java, Maven, Prometheus, C toolchain, ...). The first
@@ -27,12 +28,28 @@ export PAGESPLIT_TEST_REGISTRY := http://127.0.0.1:$(REGISTRY_PORT)/apis/ccompat
 VENV := .local/venv
 export PAGESPLIT_TEST_PYTHON ?= $(CURDIR)/$(VENV)/bin/python
 
-.PHONY: help deps up down status logs topics test demo lint fmt bench venv
+.PHONY: help deps up down status logs topics test demo lint fmt bench venv image test-container
+
+# The container image deploy/Dockerfile makes, built locally with podman
+# (deploy/image/build-local) and tested by tests/container.rs.
+IMAGE ?= localhost/pagesplit:latest
+export PAGESPLIT_TEST_IMAGE := $(IMAGE)
+# podman-compose from PyPI (Debian 12's 1.0.3 starts every service despite
+# --no-deps and cannot put one on the host network).
+COMPOSE_VENV := .local/venv-compose
+export PAGESPLIT_TEST_PODMAN_COMPOSE ?= $(CURDIR)/$(COMPOSE_VENV)/bin/podman-compose
+define CONTAINER_TESTS
+deploy/image/build-local $(IMAGE)
+$(MAKE) --no-print-directory $(COMPOSE_VENV)/.installed
+$(CARGO) test --features container-tests --test container
+endef
 
 help:
 	@echo 'make demo     start the local stack and run the demo pipeline'
 	@echo 'make test     start the local stack and run all tests'
 	@echo 'make lint     rustfmt check + clippy (warnings are errors)'
+	@echo 'make image    build the container image locally with podman'
+	@echo 'make test-container   build the image and run its tests against the local stack'
 	@echo 'make bench    run the benchmarks'
 	@echo 'make deps     install the missing system packages (Prometheus, Java, Maven, ...)'
 	@echo 'make up | down | status | logs | topics   manage the local Kafka + schema registry'
@@ -62,17 +79,30 @@ $(VENV)/.installed: tests/python/requirements.txt
 	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -r tests/python/requirements.txt
 	touch $@
 
+$(COMPOSE_VENV)/.installed:
+	python3 -m venv $(COMPOSE_VENV)
+	$(COMPOSE_VENV)/bin/python -m pip install -q --disable-pip-version-check \
+		podman-compose==1.6.0 python-dotenv==1.2.4 PyYAML==6.0.4
+	touch $@
+
 test: deps up venv
 	$(CARGO) test --all-targets --features broker-tests
 	deploy/local/asyncapi-validate
 	bash deploy/validate.sh
+	$(CONTAINER_TESTS)
+
+image: deps
+	deploy/image/build-local $(IMAGE)
+
+test-container: deps up
+	$(CONTAINER_TESTS)
 
 demo: deps up
 	$(CARGO) run --release -- demo
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --all-targets --all-features -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
