@@ -46,7 +46,7 @@ pub mod encode;
 pub mod envelope;
 mod http;
 mod input;
-mod metrics;
+pub mod metrics;
 pub mod model;
 mod offsets;
 pub mod parse;
@@ -54,7 +54,7 @@ pub mod pipeline;
 mod quote_filter;
 pub mod registry;
 mod shutdown;
-mod sink;
+pub mod sink;
 mod source;
 mod split;
 

@@ -33,6 +33,7 @@ fn main() -> ExitCode {
         Command::Split(args) => cli::split::run(&config, &args),
         command => {
             cli::logs::init(&config, command.quiets_kafka_logs());
+            config.warn_insecure_credentials();
             block_on(run_async(config, command))
         }
     };

@@ -372,7 +372,7 @@ fn failed_page() -> (InMessage, Failure) {
     };
     let failure = Failure {
         stage: Stage::Decode,
-        code: "not_an_envelope",
+        code: pagesplit::metrics::FailureCode::NotAnEnvelope,
         message: "not a page: value is not a JSON envelope and the `url` header is missing".to_owned(),
     };
     (message, failure)
