@@ -1893,7 +1893,7 @@ fn round2(value: f64) -> f64 {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[cfg(test)]
+#[cfg(all(test, feature = "broker-tests"))]
 mod tests {
     use super::*;
 
