@@ -7,8 +7,8 @@ use anyhow::Context as _;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-use crate::config::Config;
 use crate::client::{read_records_with, Positions, ReadRecord};
+use crate::config::Config;
 use crate::pipeline::dead_letter_headers;
 
 /// Which dead letters to replay.

@@ -161,7 +161,10 @@ impl RegistryClient {
         let what = format!("registering subject `{subject}`");
         let url = format!("{}/subjects/{}/versions", self.base, subject);
         let (status, text) = self
-            .call(self.http.post(url), Some(json!({"schema": schema, "schemaType": "AVRO"})))
+            .call(
+                self.http.post(url),
+                Some(json!({"schema": schema, "schemaType": "AVRO"})),
+            )
             .await?;
         if status == 200 {
             if let Ok(IdResponse { id }) = serde_json::from_str(&text) {
@@ -176,7 +179,10 @@ impl RegistryClient {
         let what = format!("looking up subject `{subject}`");
         let url = format!("{}/subjects/{}", self.base, subject);
         let (status, text) = self
-            .call(self.http.post(url), Some(json!({"schema": schema, "schemaType": "AVRO"})))
+            .call(
+                self.http.post(url),
+                Some(json!({"schema": schema, "schemaType": "AVRO"})),
+            )
             .await?;
         match status {
             200 => serde_json::from_str::<IdResponse>(&text)
@@ -215,7 +221,10 @@ impl RegistryClient {
             self.base, subject
         );
         let (status, text) = self
-            .call(self.http.post(url), Some(json!({"schema": schema, "schemaType": "AVRO"})))
+            .call(
+                self.http.post(url),
+                Some(json!({"schema": schema, "schemaType": "AVRO"})),
+            )
             .await?;
         match status {
             200 => {
@@ -236,7 +245,9 @@ impl RegistryClient {
     pub async fn set_compatibility(&self, subject: &str, level: &str) -> Result<(), RegistryError> {
         let what = format!("setting compatibility of subject `{subject}`");
         let url = format!("{}/config/{}", self.base, subject);
-        let (status, text) = self.call(self.http.put(url), Some(json!({"compatibility": level}))).await?;
+        let (status, text) = self
+            .call(self.http.put(url), Some(json!({"compatibility": level})))
+            .await?;
         if status == 200 {
             Ok(())
         } else {

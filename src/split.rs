@@ -383,14 +383,21 @@ mod tests {
         assert_eq!(progress.bytes.borrow().last(), Some(&total));
         let failures = progress.failures.borrow();
         assert_eq!(failures.len(), 1);
-        assert!(failures[0].starts_with(&format!("{}: invalid_envelope: ", bad.display())), "{failures:?}");
+        assert!(
+            failures[0].starts_with(&format!("{}: invalid_envelope: ", bad.display())),
+            "{failures:?}"
+        );
     }
 
     #[test]
     fn unchanged_quotes_are_left_out_with_a_filter() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.txt");
-        std::fs::write(&path, "AGL 37.94 Decreased By ▼ -0.54 (-1.4%)\nMOSCOW: Something happened today.\n").unwrap();
+        std::fs::write(
+            &path,
+            "AGL 37.94 Decreased By ▼ -0.54 (-1.4%)\nMOSCOW: Something happened today.\n",
+        )
+        .unwrap();
         let inputs = crate::input::collect_inputs(&[path.clone(), path]).unwrap();
         let mut filter = QuoteFilter::new(100);
         let mut out = Vec::new();
@@ -403,6 +410,9 @@ mod tests {
             &Recorded::default(),
         )
         .unwrap();
-        assert_eq!((summary.pages, summary.quotes, summary.unchanged_quotes), (2, 1, Some(1)));
+        assert_eq!(
+            (summary.pages, summary.quotes, summary.unchanged_quotes),
+            (2, 1, Some(1))
+        );
     }
 }

@@ -1055,7 +1055,10 @@ fn logs_are_coloured_only_on_a_terminal_without_no_color() {
     let logged = |output: &str| output.contains("effective configuration");
 
     // Piped (CI, files, `kubectl logs`): no escape codes.
-    let output = run(pagesplit().args(arguments).env_remove("NO_COLOR"), Duration::from_secs(60));
+    let output = run(
+        pagesplit().args(arguments).env_remove("NO_COLOR"),
+        Duration::from_secs(60),
+    );
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(logged(&stderr), "{stderr}");

@@ -139,7 +139,6 @@ Examples:
     },
 }
 
-
 // The arguments of `split` (described by its variant of [`Command`]).
 #[derive(Args, Debug, Clone)]
 pub struct SplitArgs {

@@ -31,7 +31,13 @@ pub async fn run(config: &Config, args: ReplayArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let inputs = collect_inputs(&args.sources)?;
     let total = total_size(&inputs);
-    let progress = Progress::new("replay", "pages", Measure::Bytes, total, args.progress.progress_interval);
+    let progress = Progress::new(
+        "replay",
+        "pages",
+        Measure::Bytes,
+        total,
+        args.progress.progress_interval,
+    );
     let options = ReplayOptions {
         topic: args.topic.unwrap_or_else(|| config.topics.input.clone()),
         rate: args.rate,
@@ -325,8 +331,7 @@ impl Publisher<'_> {
         self.summary.sent += 1;
         self.progress.add_items(1);
         let url = page.url;
-        self.deliveries
-            .push(delivery.map(move |result| (url, result)).boxed());
+        self.deliveries.push(delivery.map(move |result| (url, result)).boxed());
         self.acknowledge_ready();
         self.progress
             .set_detail(format!("{} acknowledged", self.summary.acknowledged));

@@ -23,8 +23,8 @@ use super::args::TailArgs;
 use super::check_topic;
 use super::progress::{Measure, Progress};
 use crate::config::{Config, RegistryConfig};
-use crate::registry::RegistryClient;
 use crate::encode::{decode_single_object, read_datum, unframe, value_to_json, EventType, Framed, Schemas};
+use crate::registry::RegistryClient;
 
 /// Prints the events of the topic `args` names until `--count` events were printed or Ctrl-C.
 pub async fn run(config: &Config, args: TailArgs) -> anyhow::Result<()> {

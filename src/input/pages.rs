@@ -19,7 +19,11 @@ pub struct PageDefaults {
 
 /// Reads the pages of one input: a JSON envelope, JSON lines of envelopes, or a plain text or
 /// HTML page (HTML by extension or by [`looks_like_html`]).
-pub fn pages_from_bytes(bytes: &[u8], path: Option<&Path>, defaults: &PageDefaults) -> Vec<Result<RawPage, DecodeError>> {
+pub fn pages_from_bytes(
+    bytes: &[u8],
+    path: Option<&Path>,
+    defaults: &PageDefaults,
+) -> Vec<Result<RawPage, DecodeError>> {
     let trimmed = bytes.trim_ascii_start();
     if trimmed.first() == Some(&b'{') {
         let whole = decode_message(Some(bytes), []);
@@ -130,7 +134,10 @@ mod tests {
             pages.remove(0).unwrap()
         };
         assert_eq!(page("a.htm", "<p>x</p>").content_type, ContentType::Html);
-        assert_eq!(page("b.txt", "<?xml version=\"1.0\"?>\n<html>").content_type, ContentType::Html);
+        assert_eq!(
+            page("b.txt", "<?xml version=\"1.0\"?>\n<html>").content_type,
+            ContentType::Html
+        );
         let text = page("c.txt", "AGL 37.94");
         assert_eq!(text.content_type, ContentType::Text);
         assert_eq!(text.url, "https://example.com/p");
