@@ -345,14 +345,37 @@ fn propagate_widgets(entries: &mut [Entry<'_>]) {
 pub(crate) fn extract_article(entries: &mut [Entry<'_>], cut_tail: bool) -> ArticleParts {
     propagate_widgets(entries);
     let mut parts = ArticleParts::default();
-    let n = entries.len();
+    let header = read_header(entries, &mut parts);
+    title_and_section(entries, &header, &mut parts);
+    let body_end = read_body(entries, header.body_start, cut_tail, &mut parts);
+    read_footer(&entries[body_end..], &mut parts);
+    parts.dateline = parts.paragraphs.first().and_then(|p| dateline(p)).map(str::to_string);
+    parts
+}
 
-    // Header: everything before the byline or the first paragraph.
-    let mut candidates: Vec<usize> = Vec::new();
-    let mut print_section: Option<(&str, DateTime<Utc>)> = None;
-    let mut byline: Option<Byline> = None;
-    let mut bare_date: Option<DateTime<Utc>> = None;
-    let mut body_start = n;
+/// What the lines before the body say: title candidates, a print section, a byline.
+struct Header<'a> {
+    /// Positions of the lines that may be the title or the section.
+    candidates: Vec<usize>,
+    /// A print edition's section and date (`Markets | Print 2022-07-05`).
+    print_section: Option<(&'a str, DateTime<Utc>)>,
+    byline: Option<Byline>,
+    /// A date standing alone in the header.
+    bare_date: Option<DateTime<Utc>>,
+    /// Where the body starts.
+    body_start: usize,
+}
+
+/// Header: everything before the byline or the first paragraph.
+fn read_header<'a>(entries: &[Entry<'a>], parts: &mut ArticleParts) -> Header<'a> {
+    let n = entries.len();
+    let mut header = Header {
+        candidates: Vec::new(),
+        print_section: None,
+        byline: None,
+        bare_date: None,
+        body_start: n,
+    };
     let mut i = 0;
     while i < n {
         let e = entries[i];
@@ -363,59 +386,68 @@ pub(crate) fn extract_article(entries: &mut [Entry<'_>], cut_tail: bool) -> Arti
                 continue;
             }
             Kind::Footer => {
-                body_start = i;
+                header.body_start = i;
                 break;
             }
             Kind::Other => {}
         }
         if let Some(sp) = section_print(e.text) {
-            print_section = Some(sp);
+            header.print_section = Some(sp);
             i += 1;
             continue;
         }
         if let Some(b) = dates::parse_dated_byline(e.text) {
             if b.author.is_none() && !has_date_keyword(e.text) {
                 // A bare date in the header (`Jul 05, 2022`): keep it, the byline may follow.
-                bare_date = bare_date.or(b.published);
+                header.bare_date = header.bare_date.or(b.published);
                 parts.dropped += 1;
                 i += 1;
                 continue;
             }
-            byline = Some(b);
-            body_start = i + 1;
+            header.byline = Some(b);
+            header.body_start = i + 1;
             break;
         }
         if dates::is_name_byline(e.text) && !dated_byline_ahead(&entries[i + 1..]) {
-            byline = Some(Byline {
+            header.byline = Some(Byline {
                 author: Some(e.text.to_string()),
                 published: None,
             });
-            body_start = i + 1;
+            header.body_start = i + 1;
             break;
         }
         if is_prose(e.text) {
-            // A teaser may stand between the title and the byline.
-            let ahead = if is_dateline_paragraph(e.text) {
-                None
-            } else {
-                entries[i + 1..].iter().take(3).position(is_dated_byline_entry)
-            };
-            match ahead {
-                Some(k) => {
-                    let b = i + 1 + k;
-                    parts.dropped += b - i;
-                    byline = dates::parse_dated_byline(entries[b].text);
-                    body_start = b + 1;
-                }
-                _ => body_start = i,
-            }
+            start_body_at_prose(entries, i, &mut header, parts);
             break;
         }
-        candidates.push(i);
+        header.candidates.push(i);
         i += 1;
     }
+    header
+}
 
-    // Title and section from the header candidates.
+/// The first prose line of the header starts the body, unless it is a teaser with a dated
+/// byline within the next three lines: then the body starts after that byline.
+fn start_body_at_prose(entries: &[Entry<'_>], i: usize, header: &mut Header<'_>, parts: &mut ArticleParts) {
+    let ahead = if is_dateline_paragraph(entries[i].text) {
+        None
+    } else {
+        entries[i + 1..].iter().take(3).position(is_dated_byline_entry)
+    };
+    match ahead {
+        Some(k) => {
+            let b = i + 1 + k;
+            parts.dropped += b - i;
+            header.byline = dates::parse_dated_byline(entries[b].text);
+            header.body_start = b + 1;
+        }
+        None => header.body_start = i,
+    }
+}
+
+/// Title, section, byline and publication time from the header.
+fn title_and_section(entries: &[Entry<'_>], header: &Header<'_>, parts: &mut ArticleParts) {
+    let mut candidates = header.candidates.clone();
     candidates.retain(|&c| {
         let fits = entries[c].text.len() <= MAX_TITLE_LEN;
         if !fits {
@@ -430,35 +462,39 @@ pub(crate) fn extract_article(entries: &mut [Entry<'_>], cut_tail: bool) -> Arti
     if let Some(tp) = title_pos {
         parts.title = Some(entries[candidates[tp]].text.to_string());
         parts.dropped += candidates.len() - 1;
-        if let Some((section, _)) = print_section {
+        if let Some((section, _)) = header.print_section {
             parts.section = Some(section.to_string());
         } else if tp > 0 && section_like(entries[candidates[tp - 1]].text) {
             parts.section = Some(entries[candidates[tp - 1]].text.to_string());
             parts.dropped -= 1;
         }
-    } else if let Some((section, _)) = print_section {
+    } else if let Some((section, _)) = header.print_section {
         parts.section = Some(section.to_string());
     }
-    if let Some(b) = byline {
-        parts.byline = b.author;
+    if let Some(b) = &header.byline {
+        parts.byline = b.author.clone();
         parts.published_at = b.published;
     }
     if parts.published_at.is_none() {
-        parts.published_at = print_section.map(|(_, d)| d).or(bare_date);
+        parts.published_at = header.print_section.map(|(_, d)| d).or(header.bare_date);
     }
+}
 
-    // Body, up to the footer.
-    #[derive(Clone, Copy, PartialEq, Eq)]
-    enum Role {
-        Para,
-        Short,
-        Related,
-        Drop,
-        Footer,
-    }
-    let mut roles: Vec<Role> = Vec::with_capacity(n.saturating_sub(body_start));
+/// What a body line is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Para,
+    Short,
+    Related,
+    Drop,
+    Footer,
+}
+
+/// The roles of the body's lines, up to the footer (not included).
+fn body_roles(entries: &[Entry<'_>]) -> Vec<Role> {
+    let mut roles: Vec<Role> = Vec::with_capacity(entries.len());
     let mut seen_para = false;
-    for e in &entries[body_start..] {
+    for e in entries {
         let role = match e.kind {
             Kind::Widget | Kind::Nav | Kind::Junk => Role::Drop,
             Kind::Bullet => Role::Para,
@@ -484,7 +520,13 @@ pub(crate) fn extract_article(entries: &mut [Entry<'_>], cut_tail: bool) -> Arti
         seen_para |= role == Role::Para;
         roles.push(role);
     }
-    let body_end = body_start + roles.len();
+    roles
+}
+
+/// Body, up to the footer: paragraphs and related headlines. Returns where the footer starts.
+fn read_body(entries: &[Entry<'_>], body_start: usize, cut_tail: bool, parts: &mut ArticleParts) -> usize {
+    let n = entries.len();
+    let roles = body_roles(&entries[body_start..]);
     let first_para = roles.iter().position(|r| *r == Role::Para);
     let last_para = roles.iter().rposition(|r| *r == Role::Para);
     for (k, role) in roles.iter().enumerate() {
@@ -509,17 +551,17 @@ pub(crate) fn extract_article(entries: &mut [Entry<'_>], cut_tail: bool) -> Arti
             _ => parts.dropped += 1,
         }
     }
+    body_start + roles.len()
+}
 
-    // Footer: copyright, comments heading, reader comments.
-    for e in &entries[body_end..] {
+/// Footer: copyright, comments heading, reader comments.
+fn read_footer(entries: &[Entry<'_>], parts: &mut ArticleParts) {
+    for e in entries {
         parts.dropped += 1;
         if starts_with_ignore_case(e.text, "comments are closed") {
             parts.comments_closed = true;
         }
     }
-
-    parts.dateline = parts.paragraphs.first().and_then(|p| dateline(p)).map(str::to_string);
-    parts
 }
 
 /// `Published …` / `Updated …` on the line.
