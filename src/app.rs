@@ -66,29 +66,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     prepare_topics(&config).await?;
 
     let sink = Sink::new(&config.producer_config(), metrics.clone()).context("failed to create the Kafka producer")?;
-    if let Some(transactional_id) = config.transactional_id() {
-        let producer = sink.clone();
-        tokio::task::spawn_blocking(move || producer.init_transactions(INIT_TRANSACTIONS_TIMEOUT))
-            .await
-            .context("init_transactions task panicked")?
-            .with_context(|| format!("failed to initialise transactions with transactional.id `{transactional_id}`"))?;
-        tracing::info!(transactional_id, "exactly-once delivery: transactions initialised");
-    }
-    let handover = Arc::new(Handover::new(config.delivery.mode, config.pipeline.revoke_timeout()));
-    let context = SourceContext::new(
-        metrics.clone(),
-        tracker.clone(),
-        handover,
-        Duration::from_millis(config.pipeline.stall_timeout_ms),
-    );
-    let consumer: PageConsumer = config
-        .consumer_config()
-        .create_with_context(context)
-        .context("failed to create the Kafka consumer")?;
-    consumer
-        .subscribe(&[config.topics.input.as_str()])
-        .with_context(|| format!("failed to subscribe to topic `{}`", config.topics.input))?;
-    let consumer = Arc::new(consumer);
+    init_transactions(&config, &sink).await?;
+    let consumer = subscribe(&config, metrics.clone(), tracker.clone())?;
 
     let health = Arc::new(Health::new({
         let consumer = consumer.clone();
@@ -108,17 +87,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         (None, None)
     };
     health.set_started();
-    tracing::info!(
-        input = %config.topics.input,
-        quotes = %config.topics.quotes,
-        articles = %config.topics.articles,
-        dead_letter = %config.topics.dead_letter,
-        quotes_latest = %config.topics.quotes_latest,
-        quotes_emit = ?config.quotes.emit,
-        group = %config.kafka.group_id,
-        delivery = ?config.delivery.mode,
-        "worker started"
-    );
+    log_started(&config);
 
     let pipeline = Pipeline {
         consumer,
@@ -139,38 +108,102 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             .then(|| Arc::new(Mutex::new(QuoteFilter::new(config.quotes.max_symbols)))),
         config: config.clone(),
     };
-    let task = {
-        let health = health.clone();
-        tokio::spawn(async move {
-            let draining = {
-                let health = health.clone();
-                let shutdown = shutdown.clone();
-                tokio::spawn(async move {
-                    shutdown.cancelled().await;
-                    health.set_draining();
-                })
-            };
-            let result = pipeline.run(shutdown).await;
-            health.set_draining();
-            draining.abort();
-            http_shutdown.cancel();
-            if let Some(task) = http_task {
-                let _ = task.await;
-            }
-            if let Err(error) = &result {
-                tracing::error!(error = %format!("{error:#}"), "worker stopped on an error");
-            } else {
-                tracing::info!("worker stopped");
-            }
-            result
-        })
-    };
+    let task = tokio::spawn(run_until_stopped(
+        pipeline,
+        shutdown,
+        health.clone(),
+        http_shutdown,
+        http_task,
+    ));
     Ok(Running {
         metrics,
         http_addr,
         health,
         task,
     })
+}
+
+/// In exactly-once mode, registers the producer's transactional id (fencing older instances).
+async fn init_transactions(config: &Config, sink: &Sink) -> anyhow::Result<()> {
+    let Some(transactional_id) = config.transactional_id() else {
+        return Ok(());
+    };
+    let producer = sink.clone();
+    tokio::task::spawn_blocking(move || producer.init_transactions(INIT_TRANSACTIONS_TIMEOUT))
+        .await
+        .context("init_transactions task panicked")?
+        .with_context(|| format!("failed to initialise transactions with transactional.id `{transactional_id}`"))?;
+    tracing::info!(transactional_id, "exactly-once delivery: transactions initialised");
+    Ok(())
+}
+
+/// The consumer of the input topic, subscribed, with its context (rebalances, statistics).
+fn subscribe(
+    config: &Config,
+    metrics: Arc<Metrics>,
+    tracker: Arc<Mutex<OffsetTracker>>,
+) -> anyhow::Result<Arc<PageConsumer>> {
+    let handover = Arc::new(Handover::new(config.delivery.mode, config.pipeline.revoke_timeout()));
+    let context = SourceContext::new(
+        metrics,
+        tracker,
+        handover,
+        Duration::from_millis(config.pipeline.stall_timeout_ms),
+    );
+    let consumer: PageConsumer = config
+        .consumer_config()
+        .create_with_context(context)
+        .context("failed to create the Kafka consumer")?;
+    consumer
+        .subscribe(&[config.topics.input.as_str()])
+        .with_context(|| format!("failed to subscribe to topic `{}`", config.topics.input))?;
+    Ok(Arc::new(consumer))
+}
+
+fn log_started(config: &Config) {
+    tracing::info!(
+        input = %config.topics.input,
+        quotes = %config.topics.quotes,
+        articles = %config.topics.articles,
+        dead_letter = %config.topics.dead_letter,
+        quotes_latest = %config.topics.quotes_latest,
+        quotes_emit = ?config.quotes.emit,
+        group = %config.kafka.group_id,
+        delivery = ?config.delivery.mode,
+        "worker started"
+    );
+}
+
+/// Runs the pipeline until it stops, marking the worker as draining from the shutdown signal
+/// on, then stops the HTTP endpoint.
+async fn run_until_stopped(
+    pipeline: Pipeline,
+    shutdown: CancellationToken,
+    health: Arc<Health>,
+    http_shutdown: CancellationToken,
+    http_task: Option<tokio::task::JoinHandle<()>>,
+) -> anyhow::Result<()> {
+    let draining = {
+        let health = health.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            health.set_draining();
+        })
+    };
+    let result = pipeline.run(shutdown).await;
+    health.set_draining();
+    draining.abort();
+    http_shutdown.cancel();
+    if let Some(task) = http_task {
+        let _ = task.await;
+    }
+    if let Err(error) = &result {
+        tracing::error!(error = %format!("{error:#}"), "worker stopped on an error");
+    } else {
+        tracing::info!("worker stopped");
+    }
+    result
 }
 
 /// The encoder of the configured framing; resolves schema ids at the registry when needed.
