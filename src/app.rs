@@ -326,69 +326,84 @@ pub async fn prepare_topics(config: &Config) -> anyhow::Result<()> {
     let latest = config.topics.quotes_latest();
     names.extend(latest);
     if config.topics.create {
-        let max_record_bytes = config.max_record_bytes().to_string();
-        let new_topics: Vec<NewTopic<'_>> = names
-            .iter()
-            .map(|name| {
-                let topic = NewTopic::new(
-                    name,
-                    config.topics.partitions,
-                    TopicReplication::Fixed(config.topics.replication_factor),
-                );
-                if Some(*name) == latest {
-                    topic.set(CLEANUP_POLICY, "compact")
-                } else if *name == config.topics.articles || *name == config.topics.dead_letter {
-                    // A page's article, or its dead letter, may be as large as the page.
-                    topic.set("max.message.bytes", &max_record_bytes)
-                } else {
-                    topic
-                }
-            })
-            .collect();
-        let options = AdminOptions::new()
-            .operation_timeout(Some(METADATA_TIMEOUT))
-            .request_timeout(Some(METADATA_TIMEOUT));
-        let results = admin
-            .create_topics(&new_topics, &options)
-            .await
-            .with_context(|| format!("cannot reach Kafka at {}", config.kafka.bootstrap_servers))?;
-        for result in results {
-            match result {
-                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((topic, code)) => bail!("failed to create topic `{topic}`: {code}"),
-            }
-        }
+        create_topics(&admin, config, &names, latest).await?;
     }
     let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
-    let exist = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        // Newly created topics can take a moment to appear in metadata.
-        let deadline = std::time::Instant::now() + METADATA_TIMEOUT;
-        loop {
-            let metadata = probe
-                .client()
-                .fetch_metadata(None, METADATA_TIMEOUT)
-                .map_err(|error| unreachable_error(&probe, &bootstrap, &error))?;
-            let missing = names.iter().find(|name| {
-                !metadata.topics().iter().any(|topic| {
-                    topic.name() == name.as_str() && topic.error().is_none() && !topic.partitions().is_empty()
-                })
-            });
-            match missing {
-                None => return Ok(()),
-                Some(name) if std::time::Instant::now() >= deadline => {
-                    bail!("topic `{name}` does not exist at {bootstrap}; create it or set topics.create = true")
-                }
-                Some(_) => std::thread::sleep(Duration::from_millis(200)),
-            }
-        }
-    })
-    .await
-    .context("metadata task panicked")?;
-    exist?;
+    tokio::task::spawn_blocking(move || wait_for_topics(&probe, &bootstrap, &names))
+        .await
+        .context("metadata task panicked")??;
     for warning in topic_warnings(&admin, config).await {
         tracing::warn!("{warning}");
     }
     Ok(())
+}
+
+/// Creates the topics `names` (existing ones are left as they are): the latest-quote topic
+/// compacted, the article and dead-letter topics with room for a whole page.
+async fn create_topics(
+    admin: &AdminClient<DefaultClientContext>,
+    config: &Config,
+    names: &[&str],
+    latest: Option<&str>,
+) -> anyhow::Result<()> {
+    let max_record_bytes = config.max_record_bytes().to_string();
+    let new_topics: Vec<NewTopic<'_>> = names
+        .iter()
+        .map(|name| {
+            let topic = NewTopic::new(
+                name,
+                config.topics.partitions,
+                TopicReplication::Fixed(config.topics.replication_factor),
+            );
+            if Some(*name) == latest {
+                topic.set(CLEANUP_POLICY, "compact")
+            } else if *name == config.topics.articles || *name == config.topics.dead_letter {
+                // A page's article, or its dead letter, may be as large as the page.
+                topic.set(MAX_MESSAGE_BYTES, &max_record_bytes)
+            } else {
+                topic
+            }
+        })
+        .collect();
+    let options = AdminOptions::new()
+        .operation_timeout(Some(METADATA_TIMEOUT))
+        .request_timeout(Some(METADATA_TIMEOUT));
+    let results = admin
+        .create_topics(&new_topics, &options)
+        .await
+        .with_context(|| format!("cannot reach Kafka at {}", config.kafka.bootstrap_servers))?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => bail!("failed to create topic `{topic}`: {code}"),
+        }
+    }
+    Ok(())
+}
+
+/// Blocks until every topic of `names` is in the brokers' metadata with partitions: newly
+/// created topics can take a moment to appear.
+fn wait_for_topics(probe: &BaseProducer<ProbeContext>, bootstrap: &str, names: &[String]) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + METADATA_TIMEOUT;
+    loop {
+        let metadata = probe
+            .client()
+            .fetch_metadata(None, METADATA_TIMEOUT)
+            .map_err(|error| unreachable_error(probe, bootstrap, &error))?;
+        let missing = names.iter().find(|name| {
+            !metadata
+                .topics()
+                .iter()
+                .any(|topic| topic.name() == name.as_str() && topic.error().is_none() && !topic.partitions().is_empty())
+        });
+        match missing {
+            None => return Ok(()),
+            Some(name) if std::time::Instant::now() >= deadline => {
+                bail!("topic `{name}` does not exist at {bootstrap}; create it or set topics.create = true")
+            }
+            Some(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
 }
 
 /// The topic config that makes a topic compacted.

@@ -209,7 +209,6 @@ pub fn read_records_with(
     from: &Positions,
     deadline: Duration,
 ) -> anyhow::Result<Vec<ReadRecord>> {
-    use rdkafka::message::Headers as _;
     let ends = end_offsets_with(&client, topic)?;
     let consumer: BaseConsumer = client
         .set("enable.auto.commit", "false")
@@ -218,15 +217,7 @@ pub fn read_records_with(
         // partition is known from the partition-EOF event and the consumer's position.
         .set("enable.partition.eof", "true")
         .create()?;
-    let mut assignment = TopicPartitionList::new();
-    let mut remaining = 0;
-    for (partition, end) in &ends {
-        let start = from.get(partition).copied().unwrap_or(0);
-        if start < *end {
-            assignment.add_partition_offset(topic, *partition, Offset::Offset(start))?;
-            remaining += 1;
-        }
-    }
+    let (assignment, remaining) = reader_assignment(topic, &ends, from)?;
     let mut records = Vec::new();
     if remaining == 0 {
         return Ok(records);
@@ -241,14 +232,7 @@ pub fn read_records_with(
         let message = match consumer.poll(Duration::from_millis(200)) {
             None => continue,
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(partition))) => {
-                let position = consumer.position()?;
-                let at = position
-                    .find_partition(topic, partition)
-                    .and_then(|element| match element.offset() {
-                        Offset::Offset(offset) => Some(offset),
-                        _ => None,
-                    });
-                if at.is_some_and(|at| at >= ends[&partition]) {
+                if position_reached(&consumer, topic, partition, ends[&partition])? {
                     done.insert(partition, ());
                 }
                 continue;
@@ -259,44 +243,74 @@ pub fn read_records_with(
         if message.offset() >= end {
             continue;
         }
-        records.push(ReadRecord {
-            partition: message.partition(),
-            offset: message.offset(),
-            key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-            raw_key: message.key().map(<[u8]>::to_vec),
-            value: message.payload().unwrap_or_default().to_vec(),
-            headers: message
-                .headers()
-                .map(|headers| {
-                    headers
-                        .iter()
-                        .map(|h| {
-                            (
-                                h.key.to_owned(),
-                                h.value
-                                    .map(|v| String::from_utf8_lossy(v).into_owned())
-                                    .unwrap_or_default(),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-            raw_headers: message
-                .headers()
-                .map(|headers| {
-                    headers
-                        .iter()
-                        .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
-                        .collect()
-                })
-                .unwrap_or_default(),
-        });
+        records.push(ReadRecord::from_message(&message));
         if message.offset() + 1 >= end {
             done.insert(message.partition(), ());
         }
     }
     records.sort_by_key(|record| (record.partition, record.offset));
     Ok(records)
+}
+
+/// The partitions of `topic` that hold records at or after `from`, each from its start, and
+/// how many there are.
+fn reader_assignment(
+    topic: &str,
+    ends: &BTreeMap<i32, i64>,
+    from: &Positions,
+) -> anyhow::Result<(TopicPartitionList, usize)> {
+    let mut assignment = TopicPartitionList::new();
+    let mut remaining = 0;
+    for (partition, end) in ends {
+        let start = from.get(partition).copied().unwrap_or(0);
+        if start < *end {
+            assignment.add_partition_offset(topic, *partition, Offset::Offset(start))?;
+            remaining += 1;
+        }
+    }
+    Ok((assignment, remaining))
+}
+
+/// Whether the consumer's position in `partition` has reached `end`.
+fn position_reached(consumer: &BaseConsumer, topic: &str, partition: i32, end: i64) -> anyhow::Result<bool> {
+    let position = consumer.position()?;
+    let at = position
+        .find_partition(topic, partition)
+        .and_then(|element| match element.offset() {
+            Offset::Offset(offset) => Some(offset),
+            _ => None,
+        });
+    Ok(at.is_some_and(|at| at >= end))
+}
+
+impl ReadRecord {
+    fn from_message(message: &rdkafka::message::BorrowedMessage<'_>) -> Self {
+        use rdkafka::message::Headers as _;
+        let raw_headers: Vec<(String, Option<Vec<u8>>)> = message
+            .headers()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        ReadRecord {
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            raw_key: message.key().map(<[u8]>::to_vec),
+            value: message.payload().unwrap_or_default().to_vec(),
+            headers: raw_headers
+                .iter()
+                .map(|(key, value)| {
+                    let value = value.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+                    (key.clone(), value.into_owned())
+                })
+                .collect(),
+            raw_headers,
+        }
+    }
 }
 
 /// Decodes a framed event value with the bundled schema of its kind (`quote` or `article`).

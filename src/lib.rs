@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! src/main.rs      CLI → Config::load → telemetry → app::run(config, shutdown)
-//! src/config.rs    config tree, defaults, validation, librdkafka client configs
+//! src/config/      config tree and defaults, loading, validation, librdkafka client settings,
+//!                  secrets
 //! src/model.rs     RawPage, Quote, Article (data only)
 //! src/envelope.rs  pure: Kafka message → RawPage
 //! src/parse/       pure: page text/HTML → quotes + article
@@ -13,8 +14,8 @@
 //! src/sink.rs      Kafka producer: send, classify failures, flush
 //! src/offsets.rs   pure: which offsets may be committed
 //! src/quote_filter.rs  pure: quote change detection (`quotes.emit = "changed"`)
-//! src/pipeline.rs  the only module that sees both ends: ordering, offsets, dead letters
-//!                  (pipeline/transactional.rs: the exactly-once variant)
+//! src/pipeline/    the only module that sees both ends, as stages: records (pure), split
+//!                  pool, consume, produce, deliver, transactional (exactly-once), drain
 //! src/metrics.rs   Prometheus metrics, one function per telemetry event
 //! src/http.rs      /metrics, /healthz, /readyz
 //! src/app.rs       startup checks and wiring

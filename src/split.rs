@@ -80,21 +80,67 @@ impl std::fmt::Display for Summary {
     }
 }
 
-fn write_json_events(parsed: &ParsedPage, out: &mut impl Write) -> std::io::Result<()> {
-    for quote in &parsed.quotes {
-        serde_json::to_writer(&mut *out, &JsonEvent::Quote(quote))?;
-        out.write_all(b"\n")?;
-    }
-    serde_json::to_writer(&mut *out, &JsonEvent::Article(&parsed.article))?;
-    out.write_all(b"\n")
+/// The events of one page, encoded for a sink's format; made on any thread, written in order.
+pub enum EncodedPage {
+    /// JSON lines, one event per line.
+    JsonLines(Vec<u8>),
+    /// Avro values of the bundled schemas.
+    Avro {
+        /// The quote events.
+        quotes: Vec<apache_avro::types::Value>,
+        /// The article event.
+        article: apache_avro::types::Value,
+    },
 }
 
-/// Where `split` writes the events of the pages it splits.
+/// How a sink wants the events of a page encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// JSON lines (see [`JsonLines`]).
+    JsonLines,
+    /// Avro values (see [`AvroFiles`]).
+    Avro,
+}
+
+impl Format {
+    /// Pure: the events of `parsed` in this format; `Err((code, message))` when they do not fit
+    /// the schema.
+    pub fn encode(self, parsed: &ParsedPage) -> Result<EncodedPage, (&'static str, String)> {
+        match self {
+            Format::JsonLines => {
+                let mut out = Vec::with_capacity(256 * (parsed.quotes.len() + 4));
+                for quote in &parsed.quotes {
+                    serde_json::to_writer(&mut out, &JsonEvent::Quote(quote)).expect("serializable event");
+                    out.push(b'\n');
+                }
+                serde_json::to_writer(&mut out, &JsonEvent::Article(&parsed.article)).expect("serializable event");
+                out.push(b'\n');
+                Ok(EncodedPage::JsonLines(out))
+            }
+            Format::Avro => {
+                let quotes = parsed
+                    .quotes
+                    .iter()
+                    .map(quote_value)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|error| (error.code(), error.to_string()))?;
+                Ok(EncodedPage::Avro {
+                    quotes,
+                    article: article_value(&parsed.article),
+                })
+            }
+        }
+    }
+}
+
+/// Where `split` writes the events of the pages it splits, in input order.
 pub trait EventSink {
-    /// Writes the events of one page. `Ok(Err((code, message)))` when this page's events cannot be
-    /// written (they do not fit the schema) and nothing of it was written; `Err` when writing
+    /// The format [`write_page`](Self::write_page) takes.
+    fn format(&self) -> Format;
+
+    /// Writes the events of one page, encoded in [`format`](Self::format). `Err` when writing
     /// failed and splitting should stop.
-    fn write_page(&mut self, parsed: &ParsedPage) -> anyhow::Result<Result<(), (&'static str, String)>>;
+    fn write_page(&mut self, page: EncodedPage) -> anyhow::Result<()>;
 
     /// Flushes and closes the output; a line about what was written, if there is more to say
     /// than the summary does.
@@ -117,12 +163,19 @@ impl<W: Write> JsonLines<W> {
 }
 
 impl<W: Write> EventSink for JsonLines<W> {
-    fn write_page(&mut self, parsed: &ParsedPage) -> anyhow::Result<Result<(), (&'static str, String)>> {
-        write_json_events(parsed, &mut self.out)?;
+    fn format(&self) -> Format {
+        Format::JsonLines
+    }
+
+    fn write_page(&mut self, page: EncodedPage) -> anyhow::Result<()> {
+        let EncodedPage::JsonLines(lines) = page else {
+            anyhow::bail!("JSON lines take pages encoded as JSON lines");
+        };
+        self.out.write_all(&lines)?;
         if self.flush_each_page {
             self.out.flush()?;
         }
-        Ok(Ok(()))
+        Ok(())
     }
 
     fn finish(&mut self) -> anyhow::Result<Option<String>> {
@@ -136,8 +189,33 @@ pub const QUOTES_FILE: &str = "quotes.avro";
 /// File name of the article events written by [`AvroFiles`].
 pub const ARTICLES_FILE: &str = "articles.avro";
 
+/// The block codec of the Avro container files `split --out` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ContainerCodec {
+    /// Uncompressed blocks.
+    Null,
+    /// Deflate (every Avro implementation reads it).
+    #[default]
+    Deflate,
+    /// Snappy (with the CRC32 Avro appends).
+    Snappy,
+    /// Zstandard.
+    Zstandard,
+}
+
+impl ContainerCodec {
+    fn codec(self) -> apache_avro::Codec {
+        match self {
+            ContainerCodec::Null => apache_avro::Codec::Null,
+            ContainerCodec::Deflate => apache_avro::Codec::Deflate(apache_avro::DeflateSettings::default()),
+            ContainerCodec::Snappy => apache_avro::Codec::Snappy,
+            ContainerCodec::Zstandard => apache_avro::Codec::Zstandard(apache_avro::ZstandardSettings::default()),
+        }
+    }
+}
+
 /// Avro object container files, one per event type ([`QUOTES_FILE`], [`ARTICLES_FILE`]), written
-/// with the bundled schemas (deflate-compressed blocks): readable by any Avro library or tool.
+/// with the bundled schemas: readable by any Avro library or tool.
 pub struct AvroFiles {
     directory: PathBuf,
     quotes: Option<apache_avro::Writer<'static, BufWriter<File>>>,
@@ -147,8 +225,9 @@ pub struct AvroFiles {
 }
 
 impl AvroFiles {
-    /// Creates `directory` if needed and both files in it (replacing existing ones).
-    pub fn create(directory: &Path) -> anyhow::Result<Self> {
+    /// Creates `directory` if needed and both files in it (replacing existing ones), with blocks
+    /// compressed by `codec`.
+    pub fn create(directory: &Path, codec: ContainerCodec) -> anyhow::Result<Self> {
         std::fs::create_dir_all(directory)
             .with_context(|| format!("failed to create the output directory {}", directory.display()))?;
         let schemas = Schemas::bundled();
@@ -158,7 +237,7 @@ impl AvroFiles {
             Ok(apache_avro::Writer::with_codec(
                 schema,
                 BufWriter::new(file),
-                apache_avro::Codec::Deflate(apache_avro::DeflateSettings::default()),
+                codec.codec(),
             )?)
         };
         Ok(Self {
@@ -172,25 +251,30 @@ impl AvroFiles {
 }
 
 impl EventSink for AvroFiles {
-    fn write_page(&mut self, parsed: &ParsedPage) -> anyhow::Result<Result<(), (&'static str, String)>> {
-        let quotes = match parsed.quotes.iter().map(quote_value).collect::<Result<Vec<_>, _>>() {
-            Ok(quotes) => quotes,
-            Err(error) => return Ok(Err((error.code(), error.to_string()))),
+    fn format(&self) -> Format {
+        Format::Avro
+    }
+
+    fn write_page(&mut self, page: EncodedPage) -> anyhow::Result<()> {
+        let EncodedPage::Avro { quotes, article } = page else {
+            anyhow::bail!("Avro files take pages encoded as Avro values");
         };
         let (Some(quote_writer), Some(article_writer)) = (&mut self.quotes, &mut self.articles) else {
             anyhow::bail!("the Avro files are already closed");
         };
+        let count = quotes.len();
+        // The values were made from the same schemas by `Format::encode`.
         for quote in quotes {
             quote_writer
-                .append_value(quote)
+                .unvalidated_append_value(quote)
                 .with_context(|| format!("failed to write {}", QUOTES_FILE))?;
         }
         article_writer
-            .append_value(article_value(&parsed.article))
+            .unvalidated_append_value(article)
             .with_context(|| format!("failed to write {}", ARTICLES_FILE))?;
-        self.quotes_written += parsed.quotes.len();
+        self.quotes_written += count;
         self.articles_written += 1;
-        Ok(Ok(()))
+        Ok(())
     }
 
     fn finish(&mut self) -> anyhow::Result<Option<String>> {
@@ -225,10 +309,17 @@ pub trait SplitProgress {
     fn failed(&self, line: &str);
 }
 
-/// Splits every page of `inputs` into `sink`, reporting progress (input bytes read, pages) and
-/// failed pages through `progress`. Failed pages are counted, not fatal; an error of the output
-/// is. With `quote_filter` (`quotes.emit = "changed"`), quotes that equal the last quote of their
-/// symbol written are left out, as the worker leaves them out of the quote topic.
+/// Pages split together by the threads of [`split_inputs`]; their events are written in input
+/// order once the whole batch is split.
+const BATCH_PAGES: usize = 512;
+/// A batch is split as soon as its pages hold this many bytes, whatever their count.
+const BATCH_BYTES: usize = 32 << 20;
+
+/// Splits every page of `inputs` into `sink` on `threads` threads (at least 1), writing the
+/// events in input order, reporting progress (input bytes read, pages) and failed pages through
+/// `progress`. Failed pages are counted, not fatal; an error of the output is. With
+/// `quote_filter` (`quotes.emit = "changed"`), quotes that equal the last quote of their symbol
+/// written are left out, as the worker leaves them out of the quote topic.
 pub fn split_inputs(
     inputs: &[Input],
     defaults: &PageDefaults,
@@ -236,7 +327,13 @@ pub fn split_inputs(
     quote_filter: Option<&mut QuoteFilter>,
     sink: &mut dyn EventSink,
     progress: &dyn SplitProgress,
+    threads: usize,
 ) -> anyhow::Result<Summary> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .thread_name(|index| format!("split-{index}"))
+        .build()
+        .context("failed to start the split threads")?;
     let mut run = SplitRun {
         summary: Summary {
             unchanged_quotes: quote_filter.as_ref().map(|_| 0),
@@ -244,8 +341,12 @@ pub fn split_inputs(
         },
         options,
         quote_filter,
+        format: sink.format(),
         sink,
         progress,
+        pool,
+        batch: Vec::new(),
+        batch_bytes: 0,
     };
     let mut done_before = 0u64;
     for input in inputs {
@@ -255,7 +356,28 @@ pub fn split_inputs(
             done_before += size;
         }
     }
+    run.flush()?;
     Ok(run.summary)
+}
+
+/// An item of an input waiting in the batch: a page to split, or one that failed to be read.
+enum Waiting {
+    Page {
+        name: String,
+        page: RawPage,
+    },
+    Failed {
+        name: String,
+        code: &'static str,
+        message: String,
+    },
+}
+
+/// A page split (and, without a quote filter, encoded) on a split thread.
+enum Split {
+    Encoded { page: EncodedPage, quotes: usize },
+    Parsed(Box<ParsedPage>),
+    Failed(&'static str, String),
 }
 
 /// The state of one [`split_inputs`].
@@ -263,33 +385,84 @@ struct SplitRun<'a> {
     summary: Summary,
     options: &'a ParseOptions,
     quote_filter: Option<&'a mut QuoteFilter>,
+    format: Format,
     sink: &'a mut dyn EventSink,
     progress: &'a dyn SplitProgress,
+    pool: rayon::ThreadPool,
+    batch: Vec<Waiting>,
+    batch_bytes: usize,
 }
 
 impl SplitRun<'_> {
-    /// Counts one item of an input; splits it when it is a page.
+    /// Counts one item of an input; queues it when it is a page or a failed page.
     fn item(&mut self, name: &str, item: Item) -> anyhow::Result<()> {
-        let (code, message) = match item {
+        match item {
             Item::Skipped(code) => {
                 *self.summary.skipped.entry(code).or_default() += 1;
                 return Ok(());
             }
-            Item::Failed { code, message } => {
+            Item::Failed { code, message } => self.batch.push(Waiting::Failed {
+                name: name.to_owned(),
+                code,
+                message,
+            }),
+            Item::Page(page) => {
+                self.batch_bytes += page.body.len();
+                self.batch.push(Waiting::Page {
+                    name: name.to_owned(),
+                    page,
+                });
+            }
+        }
+        if self.batch.len() >= BATCH_PAGES || self.batch_bytes >= BATCH_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Splits the waiting pages on the split threads and writes their events in input order.
+    fn flush(&mut self) -> anyhow::Result<()> {
+        use rayon::prelude::*;
+        let batch = std::mem::take(&mut self.batch);
+        self.batch_bytes = 0;
+        let (options, format, encode) = (self.options, self.format, self.quote_filter.is_none());
+        let split: Vec<Option<Split>> = self.pool.install(|| {
+            batch
+                .par_iter()
+                .map(|waiting| match waiting {
+                    Waiting::Page { page, .. } => Some(split_page(page, options, format, encode)),
+                    Waiting::Failed { .. } => None,
+                })
+                .collect()
+        });
+        for (waiting, split) in batch.into_iter().zip(split) {
+            self.write(waiting, split)?;
+        }
+        Ok(())
+    }
+
+    /// Writes one item of a batch in order: a split page's events, or its failure.
+    fn write(&mut self, waiting: Waiting, split: Option<Split>) -> anyhow::Result<()> {
+        let (name, code, message) = match (waiting, split) {
+            (Waiting::Failed { name, code, message }, _) => {
                 // An input that cannot be read at all is not a page; anything else that failed
                 // (an envelope line, a WARC record) was meant to be one.
                 if code != crate::input::UNREADABLE_INPUT {
                     self.page_done();
                 }
-                (code, message)
+                (name, code, message)
             }
-            Item::Page(page) => {
-                let result = self.page(&page)?;
+            (Waiting::Page { name, page }, split) => {
+                let result = match split.expect("every page is split") {
+                    Split::Encoded { page, quotes } => self.write_encoded(page, quotes),
+                    Split::Parsed(parsed) => self.write_filtered(*parsed),
+                    Split::Failed(code, message) => Ok(Err((code, message))),
+                }?;
                 self.page_done();
                 match result {
                     Ok(()) => return Ok(()),
-                    Err((code, message)) if page.url.starts_with("file://") => (code, message),
-                    Err((code, message)) => (code, format!("{}: {message}", page.url)),
+                    Err((code, message)) if page.url.starts_with("file://") => (name, code, message),
+                    Err((code, message)) => (name, code, format!("{}: {message}", page.url)),
                 }
             }
         };
@@ -303,12 +476,8 @@ impl SplitRun<'_> {
         self.progress.page_done();
     }
 
-    /// Splits one page and writes its events; `Ok(Err(..))` when the page failed.
-    fn page(&mut self, page: &RawPage) -> anyhow::Result<Result<(), (&'static str, String)>> {
-        let mut parsed = match parse_page(page, self.options) {
-            Ok(parsed) => parsed,
-            Err(error) => return Ok(Err((error.code(), error.to_string()))),
-        };
+    /// Leaves out the quotes the filter has seen unchanged, then encodes and writes the rest.
+    fn write_filtered(&mut self, mut parsed: ParsedPage) -> anyhow::Result<Result<(), (&'static str, String)>> {
         if let Some(filter) = self.quote_filter.as_deref_mut() {
             let before = parsed.quotes.len();
             parsed
@@ -316,12 +485,39 @@ impl SplitRun<'_> {
                 .retain(|quote| filter.admit(&quote.symbol, QuoteValue::of(quote)));
             *self.summary.unchanged_quotes.get_or_insert(0) += before - parsed.quotes.len();
         }
-        let written = self.sink.write_page(&parsed)?;
-        if written.is_ok() {
-            self.summary.quotes += parsed.quotes.len();
-            self.summary.articles += 1;
+        match self.format.encode(&parsed) {
+            Ok(page) => self.write_encoded(page, parsed.quotes.len()),
+            Err(failure) => Ok(Err(failure)),
         }
-        Ok(written)
+    }
+
+    fn write_encoded(
+        &mut self,
+        page: EncodedPage,
+        quotes: usize,
+    ) -> anyhow::Result<Result<(), (&'static str, String)>> {
+        self.sink.write_page(page)?;
+        self.summary.quotes += quotes;
+        self.summary.articles += 1;
+        Ok(Ok(()))
+    }
+}
+
+/// Pure, on a split thread: parses a page and, with `encode`, encodes its events in `format`.
+fn split_page(page: &RawPage, options: &ParseOptions, format: Format, encode: bool) -> Split {
+    let parsed = match parse_page(page, options) {
+        Ok(parsed) => parsed,
+        Err(error) => return Split::Failed(error.code(), error.to_string()),
+    };
+    if !encode {
+        return Split::Parsed(Box::new(parsed));
+    }
+    match format.encode(&parsed) {
+        Ok(page) => Split::Encoded {
+            page,
+            quotes: parsed.quotes.len(),
+        },
+        Err((code, message)) => Split::Failed(code, message),
     }
 }
 
@@ -373,6 +569,7 @@ mod tests {
             None,
             &mut JsonLines::new(&mut out, false),
             &progress,
+            2,
         )
         .unwrap();
         assert_eq!((summary.pages, summary.articles), (2, 1));
@@ -408,11 +605,99 @@ mod tests {
             Some(&mut filter),
             &mut JsonLines::new(&mut out, false),
             &Recorded::default(),
+            2,
         )
         .unwrap();
         assert_eq!(
             (summary.pages, summary.quotes, summary.unchanged_quotes),
             (2, 1, Some(1))
         );
+    }
+
+    /// Text pages that differ in their one quote, so the order of the events shows.
+    fn numbered_pages(dir: &Path, count: usize) -> Vec<PathBuf> {
+        (0..count)
+            .map(|index| {
+                let path = dir.join(format!("page-{index:04}.txt"));
+                let page =
+                    format!("S{index} {index}.5 Increased By ▲ 0.5 (1%)\nMOSCOW: Page {index} says something today.\n");
+                std::fs::write(&path, page).unwrap();
+                path
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pages_split_on_several_threads_are_written_in_input_order() {
+        let dir = tempfile::tempdir().unwrap();
+        // More than one batch, so batches follow each other in order too.
+        let paths = numbered_pages(dir.path(), BATCH_PAGES + 37);
+        let inputs = crate::input::collect_inputs(&paths).unwrap();
+        let split = |threads| {
+            let mut out = Vec::new();
+            let summary = split_inputs(
+                &inputs,
+                &PageDefaults::default(),
+                &ParseOptions::default(),
+                None,
+                &mut JsonLines::new(&mut out, false),
+                &Recorded::default(),
+                threads,
+            )
+            .unwrap();
+            (summary, String::from_utf8(out).unwrap())
+        };
+        let (summary, four) = split(4);
+        assert_eq!((summary.pages, summary.quotes, summary.articles), (549, 549, 549));
+        let symbols: Vec<String> = four
+            .lines()
+            .filter_map(|line| {
+                let event: serde_json::Value = serde_json::from_str(line).unwrap();
+                event["symbol"].as_str().map(str::to_owned)
+            })
+            .collect();
+        let expected: Vec<String> = (0..549).map(|index| format!("S{index}")).collect();
+        assert_eq!(symbols, expected);
+        assert_eq!(four, split(1).1, "the same lines whatever the thread count");
+    }
+
+    #[test]
+    fn every_container_codec_writes_files_avro_readers_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = numbered_pages(dir.path(), 3);
+        let inputs = crate::input::collect_inputs(&paths).unwrap();
+        for codec in [
+            ContainerCodec::Null,
+            ContainerCodec::Deflate,
+            ContainerCodec::Snappy,
+            ContainerCodec::Zstandard,
+        ] {
+            let out = dir.path().join(format!("{codec:?}"));
+            let mut files = AvroFiles::create(&out, codec).unwrap();
+            let summary = split_inputs(
+                &inputs,
+                &PageDefaults::default(),
+                &ParseOptions::default(),
+                None,
+                &mut files,
+                &Recorded::default(),
+                2,
+            )
+            .unwrap();
+            assert_eq!(summary.quotes, 3);
+            files.finish().unwrap();
+            let reader = apache_avro::Reader::new(File::open(out.join(QUOTES_FILE)).unwrap()).unwrap();
+            let prices: Vec<String> = reader
+                .map(
+                    |value| match crate::encode::value_to_json(&value.unwrap())["price"].clone() {
+                        serde_json::Value::String(price) => price,
+                        other => panic!("{other}"),
+                    },
+                )
+                .collect();
+            assert_eq!(prices, ["0.5", "1.5", "2.5"], "{codec:?}");
+            let articles = apache_avro::Reader::new(File::open(out.join(ARTICLES_FILE)).unwrap()).unwrap();
+            assert_eq!(articles.count(), 3, "{codec:?}");
+        }
     }
 }

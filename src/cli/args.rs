@@ -148,10 +148,30 @@ pub struct SplitArgs {
     /// Directory to write quotes.avro and articles.avro to, instead of JSON lines on stdout.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Block compression of the Avro files written with --out (deflate is read by every Avro
+    /// implementation; snappy and zstandard are faster).
+    #[arg(long, value_enum, default_value_t = Codec::Deflate, requires = "out")]
+    pub codec: Codec,
+    /// Threads that split pages (default: one per core). Events are written in input order.
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
     #[command(flatten)]
     pub page: PageArgs,
     #[command(flatten)]
     pub progress: ProgressArgs,
+}
+
+/// Block codec of `split --out`'s Avro container files.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// No compression.
+    Null,
+    /// Deflate.
+    Deflate,
+    /// Snappy.
+    Snappy,
+    /// Zstandard.
+    Zstandard,
 }
 
 // The arguments of `replay` (described by its variant of [`Command`]).

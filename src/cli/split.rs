@@ -4,13 +4,13 @@
 use std::io::IsTerminal as _;
 use std::time::Instant;
 
+use super::args::Codec;
 use super::args::SplitArgs;
 use super::progress::{Measure, Progress};
 use super::{collect_inputs, elapsed_text, page_defaults, PartialFailure};
 use crate::config::Config;
-use crate::model::ParsedPage;
 use crate::quote_filter::QuoteFilter;
-use crate::split::{split_inputs, AvroFiles, EventSink, JsonLines};
+use crate::split::{split_inputs, AvroFiles, ContainerCodec, EncodedPage, EventSink, Format, JsonLines};
 
 /// Splits the inputs `args` name; fails (after everything else is done) when a page failed.
 pub fn run(config: &Config, args: &SplitArgs) -> anyhow::Result<()> {
@@ -19,7 +19,7 @@ pub fn run(config: &Config, args: &SplitArgs) -> anyhow::Result<()> {
     let total = crate::input::total_size(&inputs);
     let progress = Progress::new("split", "pages", Measure::Bytes, total, args.progress.progress_interval);
     let mut sink: Box<dyn EventSink> = match &args.out {
-        Some(directory) => Box::new(AvroFiles::create(directory)?),
+        Some(directory) => Box::new(AvroFiles::create(directory, container_codec(args.codec))?),
         None => {
             let stdout = std::io::stdout();
             let on_terminal = stdout.is_terminal();
@@ -41,6 +41,7 @@ pub fn run(config: &Config, args: &SplitArgs) -> anyhow::Result<()> {
         quote_filter.as_mut(),
         &mut *sink,
         &progress,
+        threads(args.jobs),
     );
     progress.finish();
     let written = sink.finish()?;
@@ -65,12 +66,31 @@ struct BesideTheBar<S> {
 }
 
 impl<S: EventSink> EventSink for BesideTheBar<S> {
-    fn write_page(&mut self, parsed: &ParsedPage) -> anyhow::Result<Result<(), (&'static str, String)>> {
+    fn format(&self) -> Format {
+        self.sink.format()
+    }
+
+    fn write_page(&mut self, page: EncodedPage) -> anyhow::Result<()> {
         let sink = &mut self.sink;
-        self.progress.around_stdout(|| sink.write_page(parsed))
+        self.progress.around_stdout(|| sink.write_page(page))
     }
 
     fn finish(&mut self) -> anyhow::Result<Option<String>> {
         self.sink.finish()
+    }
+}
+
+/// The split threads `--jobs` asks for, else one per core.
+fn threads(jobs: Option<u16>) -> usize {
+    jobs.map(usize::from)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
+fn container_codec(codec: Codec) -> ContainerCodec {
+    match codec {
+        Codec::Null => ContainerCodec::Null,
+        Codec::Deflate => ContainerCodec::Deflate,
+        Codec::Snappy => ContainerCodec::Snappy,
+        Codec::Zstandard => ContainerCodec::Zstandard,
     }
 }
