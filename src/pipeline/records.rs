@@ -77,9 +77,14 @@ impl InMessage {
         }
     }
 
-    /// Bytes of its key and value.
+    /// Bytes of its key, value and headers (names and values): what holding it costs.
     pub(super) fn size(&self) -> usize {
-        self.payload.as_ref().map_or(0, Vec::len) + self.key.as_ref().map_or(0, Vec::len)
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(name, value)| name.len() + value.as_ref().map_or(0, Vec::len))
+            .sum();
+        self.payload.as_ref().map_or(0, Vec::len) + self.key.as_ref().map_or(0, Vec::len) + headers
     }
 }
 
@@ -415,6 +420,19 @@ pub(super) mod tests {
                 (record.topic.to_string(), key)
             })
             .collect()
+    }
+
+    #[test]
+    fn the_size_of_a_message_counts_its_headers() {
+        let mut page = message("x", 1);
+        let value = page.payload.as_ref().unwrap().len();
+        page.key = Some(b"key".to_vec());
+        assert_eq!(page.size(), value + 3);
+        page.headers = vec![
+            ("crawler".to_owned(), Some(vec![b'h'; 900_000])),
+            ("empty".to_owned(), None),
+        ];
+        assert_eq!(page.size(), value + 3 + 7 + 900_000 + 5);
     }
 
     #[test]
