@@ -314,6 +314,10 @@ pub struct RegistryConfig {
     /// over `http://`, where anyone on the path reads them. Off: such a configuration is
     /// refused; on: every start logs a warning.
     pub allow_insecure_credentials: bool,
+    /// PEM file of CA certificates to trust for an `https://` registry, besides the public web
+    /// roots (a private CA). Empty: the file named by the environment variable `SSL_CERT_FILE`,
+    /// if set.
+    pub ca_location: String,
     /// Timeout of one registry request in milliseconds.
     pub request_timeout_ms: u64,
     /// How long startup keeps retrying an unreachable registry, in milliseconds.
@@ -332,6 +336,7 @@ impl Default for RegistryConfig {
             username: String::new(),
             password: Secret::default(),
             allow_insecure_credentials: false,
+            ca_location: String::new(),
             request_timeout_ms: 5_000,
             startup_timeout_ms: 30_000,
             compatibility: "FULL".to_owned(),

@@ -125,6 +125,10 @@ fn registry(registry: &RegistryConfig, format: EncodingFormat) -> Checked {
              or set registry.allow_insecure_credentials = true to accept that",
         );
     }
+    if !registry.ca_location.is_empty() {
+        crate::registry::load_ca_certificates(std::path::Path::new(&registry.ca_location))
+            .map_err(|reason| ConfigError::value("registry.ca_location", reason))?;
+    }
     const LEVELS: &[&str] = &[
         "",
         "NONE",
