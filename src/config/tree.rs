@@ -352,6 +352,12 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// Serve the endpoint at all.
     pub enabled: bool,
+    /// Connections open at once; one more is closed at once (and logged), so that idle or slow
+    /// clients cannot use up the worker's file descriptors.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, in milliseconds; a connection
+    /// that has not sent them by then is closed. Each connection serves one request.
+    pub header_read_timeout_ms: u64,
 }
 
 impl Default for HttpConfig {
@@ -359,6 +365,8 @@ impl Default for HttpConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 9808)),
             enabled: true,
+            max_connections: 64,
+            header_read_timeout_ms: 5_000,
         }
     }
 }
