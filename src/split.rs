@@ -250,7 +250,13 @@ pub fn split_inputs(
     let mut done_before = 0u64;
     for input in inputs {
         let mut position = |read: u64| progress.bytes_read(done_before + read);
-        read_input(input, defaults, &mut position, &mut |name, item| run.item(name, item))?;
+        read_input(
+            input,
+            defaults,
+            options.max_page_bytes,
+            &mut position,
+            &mut |name, item| run.item(name, item),
+        )?;
         if let Input::File { size, .. } = input {
             done_before += size;
         }
