@@ -146,15 +146,27 @@ pub struct AvroFiles {
     articles_written: usize,
 }
 
+/// An output file that is there already, or a symbolic link (never followed): replacing it must
+/// be asked for.
+#[derive(Debug, thiserror::Error)]
+#[error("{} already exists or is a symbolic link; it is not replaced unless asked to", .0.display())]
+pub struct OutputExists(pub PathBuf);
+
 impl AvroFiles {
-    /// Creates `directory` if needed and both files in it (replacing existing ones).
-    pub fn create(directory: &Path) -> anyhow::Result<Self> {
+    /// Creates `directory` if needed and both files in it, never through a symbolic link: a
+    /// directory that is one, or a file that exists already (a link included), is refused with
+    /// [`OutputExists`] unless `replace`, which removes such a file (a link itself, not what it
+    /// points to) and creates a new one, and accepts a linked directory.
+    pub fn create(directory: &Path, replace: bool) -> anyhow::Result<Self> {
+        let is_link = std::fs::symlink_metadata(directory).is_ok_and(|meta| meta.file_type().is_symlink());
+        if is_link && !replace {
+            return Err(OutputExists(directory.to_path_buf()).into());
+        }
         std::fs::create_dir_all(directory)
             .with_context(|| format!("failed to create the output directory {}", directory.display()))?;
         let schemas = Schemas::bundled();
         let open = |name: &str, schema: &'static apache_avro::Schema| -> anyhow::Result<_> {
-            let path = directory.join(name);
-            let file = File::create(&path).with_context(|| format!("failed to create {}", path.display()))?;
+            let file = create_new_file(&directory.join(name), replace)?;
             Ok(apache_avro::Writer::with_codec(
                 schema,
                 BufWriter::new(file),
@@ -168,6 +180,23 @@ impl AvroFiles {
             quotes_written: 0,
             articles_written: 0,
         })
+    }
+}
+
+/// A new file at `path` (`O_CREAT | O_EXCL`: never an existing file, never through a link);
+/// with `replace`, whatever is at `path` is removed first.
+fn create_new_file(path: &Path, replace: bool) -> anyhow::Result<File> {
+    if replace {
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error).with_context(|| format!("failed to replace {}", path.display())),
+        }
+    }
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
+        Ok(file) => Ok(file),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Err(OutputExists(path.to_path_buf()).into()),
+        Err(error) => Err(error).with_context(|| format!("failed to create {}", path.display())),
     }
 }
 
@@ -393,6 +422,51 @@ mod tests {
             failures[0].starts_with(&format!("{}: invalid_envelope: ", bad.display())),
             "{failures:?}"
         );
+    }
+
+    #[test]
+    fn avro_output_never_follows_links_nor_replaces_files_unless_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("precious");
+        std::fs::write(&target, "keep me").unwrap();
+        let out = dir.path().join("events");
+        std::fs::create_dir(&out).unwrap();
+        std::os::unix::fs::symlink(&target, out.join(QUOTES_FILE)).unwrap();
+        let refused = AvroFiles::create(&out, false).err().expect("a link is refused");
+        assert!(refused.downcast_ref::<OutputExists>().is_some(), "{refused:#}");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
+        // An existing file is refused too.
+        std::fs::remove_file(out.join(QUOTES_FILE)).unwrap();
+        std::fs::write(out.join(ARTICLES_FILE), "old").unwrap();
+        let refused = AvroFiles::create(&out, false).err().expect("a file is refused");
+        assert_eq!(
+            refused.to_string(),
+            format!(
+                "{} already exists or is a symbolic link; it is not replaced unless asked to",
+                out.join(ARTICLES_FILE).display()
+            )
+        );
+        assert_eq!(std::fs::read_to_string(out.join(ARTICLES_FILE)).unwrap(), "old");
+        // A linked directory is refused.
+        let linked = dir.path().join("linked");
+        std::os::unix::fs::symlink(&out, &linked).unwrap();
+        let refused = AvroFiles::create(&linked, false)
+            .err()
+            .expect("a linked directory is refused");
+        assert_eq!(
+            refused.downcast_ref::<OutputExists>().map(|exists| &exists.0),
+            Some(&linked)
+        );
+        // Asked to replace: the link goes, not what it points to.
+        std::fs::remove_file(out.join(QUOTES_FILE)).ok();
+        std::os::unix::fs::symlink(&target, out.join(QUOTES_FILE)).unwrap();
+        AvroFiles::create(&out, true).unwrap().finish().unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
+        for name in [QUOTES_FILE, ARTICLES_FILE] {
+            let meta = std::fs::symlink_metadata(out.join(name)).unwrap();
+            assert!(meta.file_type().is_file(), "{name} is a new file");
+            assert!(std::fs::read(out.join(name)).unwrap().starts_with(b"Obj\x01"), "{name}");
+        }
     }
 
     #[test]

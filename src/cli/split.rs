@@ -10,7 +10,7 @@ use super::{collect_inputs, elapsed_text, page_defaults, PartialFailure};
 use crate::config::Config;
 use crate::model::ParsedPage;
 use crate::quote_filter::QuoteFilter;
-use crate::split::{split_inputs, AvroFiles, EventSink, JsonLines};
+use crate::split::{split_inputs, AvroFiles, EventSink, JsonLines, OutputExists};
 
 /// Splits the inputs `args` name; fails (after everything else is done) when a page failed.
 pub fn run(config: &Config, args: &SplitArgs) -> anyhow::Result<()> {
@@ -19,7 +19,12 @@ pub fn run(config: &Config, args: &SplitArgs) -> anyhow::Result<()> {
     let total = crate::input::total_size(&inputs);
     let progress = Progress::new("split", "pages", Measure::Bytes, total, args.progress.progress_interval);
     let mut sink: Box<dyn EventSink> = match &args.out {
-        Some(directory) => Box::new(AvroFiles::create(directory)?),
+        Some(directory) => Box::new(AvroFiles::create(directory, args.force).map_err(|error| {
+            match error.downcast_ref::<OutputExists>() {
+                Some(exists) => anyhow::anyhow!("{exists} (--force replaces it)"),
+                None => error,
+            }
+        })?),
         None => {
             let stdout = std::io::stdout();
             let on_terminal = stdout.is_terminal();
