@@ -51,7 +51,7 @@ pub fn run(config: &Config, args: &SplitArgs) -> anyhow::Result<()> {
     let written = sink.finish()?;
     let summary = summary?;
     if let Some(written) = written {
-        eprintln!("{written}");
+        eprintln!("{}", super::terminal_safe(&written));
     }
     eprintln!("{summary} in {}", elapsed_text(started.elapsed()));
     if summary.errors.is_empty() {
