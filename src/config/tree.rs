@@ -436,7 +436,8 @@ impl ParseConfig {
 pub struct PipelineConfig {
     /// Pages consumed but not yet fully acknowledged; consumption waits at this bound.
     pub max_in_flight_pages: usize,
-    /// Bytes of page bodies in flight; consumption waits at this bound.
+    /// Bytes of pages in flight (each its value, key and headers); consumption waits at this
+    /// bound.
     pub max_in_flight_bytes: usize,
     /// On shutdown, how long in-flight pages may take to finish, in milliseconds.
     pub drain_timeout_ms: u64,
