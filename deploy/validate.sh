@@ -577,6 +577,7 @@ CORE = {
     "deployment.yaml": ("apps/v1", "Deployment"),
     "service.yaml": ("v1", "Service"),
     "pdb.yaml": ("policy/v1", "PodDisruptionBudget"),
+    "networkpolicy.yaml": ("networking.k8s.io/v1", "NetworkPolicy"),
 }
 
 
@@ -724,6 +725,7 @@ def cmd_k8s_consistency():
     cm = load_yaml(f"{K8S}/configmap.yaml")
     svc = load_yaml(f"{K8S}/service.yaml")
     pdb = load_yaml(f"{K8S}/pdb.yaml")
+    netpol = load_yaml(f"{K8S}/networkpolicy.yaml")
     pm = load_yaml(f"{K8S}/podmonitor.yaml")
     so = load_yaml(f"{K8S}/keda-scaledobject.yaml")
     spec = dep["spec"]
@@ -733,6 +735,12 @@ def cmd_k8s_consistency():
     labels_match(svc["spec"]["selector"] and {"matchLabels": svc["spec"]["selector"]}, pod_labels, "service.yaml")
     labels_match(pdb["spec"]["selector"], pod_labels, "pdb.yaml")
     labels_match(pm["spec"]["selector"], pod_labels, "podmonitor.yaml")
+    labels_match(netpol["spec"]["podSelector"], pod_labels, "networkpolicy.yaml")
+    if netpol["spec"].get("policyTypes") != ["Ingress"]:
+        err("networkpolicy.yaml: policyTypes must be [Ingress]")
+    for rule in netpol["spec"].get("ingress", []):
+        if [p.get("port") for p in rule.get("ports", [])] not in (["metrics"], [9808]):
+            err("networkpolicy.yaml: every ingress rule must admit the metrics port only")
     for tsc in pod.get("topologySpreadConstraints", []):
         labels_match(tsc["labelSelector"], pod_labels, "deployment.yaml topologySpreadConstraints")
     if "replicas" in spec:
@@ -791,6 +799,12 @@ def cmd_k8s_consistency():
         ref = e.get("valueFrom", {}).get("secretKeyRef")
         if e["name"] == "PAGESPLIT_REGISTRY__PASSWORD" and not (ref and ref.get("optional") is True):
             err("deployment.yaml: registry password must come from an optional Secret")
+        if e["name"] == "PAGESPLIT_KAFKA__SASL_PASSWORD" and not (ref and ref.get("optional") is True):
+            err("deployment.yaml: the SASL password must come from an optional Secret")
+        if "value" in e and re.search(r"PASSWORD|SECRET", e["name"]):
+            err(f"deployment.yaml: env {e['name']} must come from a Secret, not a literal value")
+    if not any(e["name"] == "PAGESPLIT_KAFKA__SASL_PASSWORD" for e in c.get("env", [])):
+        err("deployment.yaml: PAGESPLIT_KAFKA__SASL_PASSWORD from a Secret expected")
     try:
         cfg = tomllib.loads(cm["data"][cfg_file])
     except tomllib.TOMLDecodeError as e:
@@ -902,7 +916,7 @@ dashboard_queries() {
 
 k8s_core() {
     local rc=0 out v files=()
-    for f in configmap deployment service pdb; do files+=("deploy/k8s/$f.yaml"); done
+    for f in configmap deployment service pdb networkpolicy; do files+=("deploy/k8s/$f.yaml"); done
     local kargs=()
     for v in $K8S_VERSIONS; do kargs+=(-k "$v"); done
     out=$("$VENV/bin/kubernetes-validate" --strict "${kargs[@]}" "${files[@]}" 2>&1) || rc=1
@@ -926,7 +940,7 @@ kustomize_build() {
     kinds=$(sed -n 's/^kind: //p' <<<"$out" | sort | tr '\n' ' ')
     echo "  ok    kubectl kustomize: $kinds"
     local k
-    for k in ConfigMap Deployment Service PodDisruptionBudget PodMonitor PrometheusRule ScaledObject; do
+    for k in ConfigMap Deployment Service PodDisruptionBudget NetworkPolicy PodMonitor PrometheusRule ScaledObject; do
         grep -q "^kind: $k\$" <<<"$out" || {
             echo "  ERROR kustomize output lacks a $k"
             return 1

@@ -75,13 +75,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     }));
     let http_shutdown = CancellationToken::new();
     let (http_addr, http_task) = if config.http.enabled {
-        let (address, task) = crate::http::serve(
-            config.http.listen,
-            metrics.clone(),
-            health.clone(),
-            http_shutdown.clone(),
-        )
-        .await?;
+        let (address, task) =
+            crate::http::serve(&config.http, metrics.clone(), health.clone(), http_shutdown.clone()).await?;
         (Some(address), Some(task))
     } else {
         (None, None)

@@ -202,13 +202,39 @@ pub fn read_records(
 }
 
 /// [`read_records`] with a client's settings (security, raw librdkafka options); the reader
-/// commits nothing and sees committed transactions only.
+/// commits nothing and sees committed transactions only. Records are sorted by partition and
+/// offset.
 pub fn read_records_with(
-    mut client: ClientConfig,
+    client: ClientConfig,
     topic: &str,
     from: &Positions,
     deadline: Duration,
 ) -> anyhow::Result<Vec<ReadRecord>> {
+    let started = Instant::now();
+    let mut records = Vec::new();
+    for_each_record_with(client, topic, from, deadline, &mut |record| {
+        if started.elapsed() > deadline {
+            bail!("timed out reading `{topic}`: read {} records", records.len());
+        }
+        records.push(record);
+        Ok(())
+    })?;
+    records.sort_by_key(|record| (record.partition, record.offset));
+    Ok(records)
+}
+
+/// Hands every record of `topic` from `from` (per partition; missing = beginning) up to the
+/// partitions' current ends to `each` as it arrives (partitions interleaved, each in order),
+/// holding none of them; with a client's settings, committing nothing, seeing committed
+/// transactions only. Fails when nothing arrives for `idle`, or with the first error of `each`.
+/// Returns the number of records read.
+pub fn for_each_record_with(
+    mut client: ClientConfig,
+    topic: &str,
+    from: &Positions,
+    idle: Duration,
+    each: &mut dyn FnMut(ReadRecord) -> anyhow::Result<()>,
+) -> anyhow::Result<usize> {
     let ends = end_offsets_with(&client, topic)?;
     let consumer: BaseConsumer = client
         .set("enable.auto.commit", "false")
@@ -218,16 +244,16 @@ pub fn read_records_with(
         .set("enable.partition.eof", "true")
         .create()?;
     let (assignment, remaining) = reader_assignment(topic, &ends, from)?;
-    let mut records = Vec::new();
+    let mut read = 0;
     if remaining == 0 {
-        return Ok(records);
+        return Ok(read);
     }
     consumer.assign(&assignment)?;
-    let started = Instant::now();
+    let mut last_progress = Instant::now();
     let mut done = BTreeMap::new();
     while done.len() < remaining {
-        if started.elapsed() > deadline {
-            bail!("timed out reading `{topic}`: read {} records", records.len());
+        if last_progress.elapsed() > idle {
+            bail!("timed out reading `{topic}`: read {read} records");
         }
         let message = match consumer.poll(Duration::from_millis(200)) {
             None => continue,
@@ -239,17 +265,18 @@ pub fn read_records_with(
             }
             Some(message) => message?,
         };
+        last_progress = Instant::now();
         let end = ends[&message.partition()];
         if message.offset() >= end {
             continue;
         }
-        records.push(ReadRecord::from_message(&message));
         if message.offset() + 1 >= end {
             done.insert(message.partition(), ());
         }
+        read += 1;
+        each(ReadRecord::from_message(&message))?;
     }
-    records.sort_by_key(|record| (record.partition, record.offset));
-    Ok(records)
+    Ok(read)
 }
 
 /// The partitions of `topic` that hold records at or after `from`, each from its start, and

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use serde::Serialize;
 
-use crate::encode::{article_value, quote_value, Schemas};
+use crate::encode::{datum, Schemas};
 use crate::input::{read_input, Input, Item, PageDefaults};
 use crate::model::{Article, ParsedPage, Quote, RawPage};
 use crate::parse::{parse_page, ParseOptions};
@@ -84,12 +84,14 @@ impl std::fmt::Display for Summary {
 pub enum EncodedPage {
     /// JSON lines, one event per line.
     JsonLines(Vec<u8>),
-    /// Avro values of the bundled schemas.
+    /// Avro binary datums of the bundled schemas.
     Avro {
-        /// The quote events.
-        quotes: Vec<apache_avro::types::Value>,
-        /// The article event.
-        article: apache_avro::types::Value,
+        /// The quote events' datums, one after the other.
+        quotes: Vec<u8>,
+        /// How many quote datums `quotes` holds.
+        quote_count: usize,
+        /// The article event's datum.
+        article: Vec<u8>,
     },
 }
 
@@ -98,7 +100,7 @@ pub enum EncodedPage {
 pub enum Format {
     /// JSON lines (see [`JsonLines`]).
     JsonLines,
-    /// Avro values (see [`AvroFiles`]).
+    /// Avro datums (see [`AvroFiles`]).
     Avro,
 }
 
@@ -118,15 +120,16 @@ impl Format {
                 Ok(EncodedPage::JsonLines(out))
             }
             Format::Avro => {
-                let quotes = parsed
-                    .quotes
-                    .iter()
-                    .map(quote_value)
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|error| (error.code(), error.to_string()))?;
+                let mut quotes = Vec::with_capacity(128 * parsed.quotes.len());
+                for quote in &parsed.quotes {
+                    datum::write_quote(&mut quotes, quote).map_err(|error| (error.code(), error.to_string()))?;
+                }
+                let mut article = Vec::with_capacity(1024);
+                datum::write_article(&mut article, &parsed.article);
                 Ok(EncodedPage::Avro {
                     quotes,
-                    article: article_value(&parsed.article),
+                    quote_count: parsed.quotes.len(),
+                    article,
                 })
             }
         }
@@ -218,27 +221,35 @@ impl ContainerCodec {
 /// with the bundled schemas: readable by any Avro library or tool.
 pub struct AvroFiles {
     directory: PathBuf,
-    quotes: Option<apache_avro::Writer<'static, BufWriter<File>>>,
-    articles: Option<apache_avro::Writer<'static, BufWriter<File>>>,
+    quotes: Option<ContainerFile<BufWriter<File>>>,
+    articles: Option<ContainerFile<BufWriter<File>>>,
     quotes_written: usize,
     articles_written: usize,
 }
 
+/// An output file that is there already, or a symbolic link (never followed): replacing it must
+/// be asked for.
+#[derive(Debug, thiserror::Error)]
+#[error("{} already exists or is a symbolic link; it is not replaced unless asked to", .0.display())]
+pub struct OutputExists(pub PathBuf);
+
 impl AvroFiles {
-    /// Creates `directory` if needed and both files in it (replacing existing ones), with blocks
-    /// compressed by `codec`.
-    pub fn create(directory: &Path, codec: ContainerCodec) -> anyhow::Result<Self> {
+    /// Creates `directory` if needed and both files in it, never through a symbolic link: a
+    /// directory that is one, or a file that exists already (a link included), is refused with
+    /// [`OutputExists`] unless `replace`, which removes such a file (a link itself, not what it
+    /// points to) and creates a new one, and accepts a linked directory. Blocks are compressed
+    /// with `codec`.
+    pub fn create(directory: &Path, codec: ContainerCodec, replace: bool) -> anyhow::Result<Self> {
+        let is_link = std::fs::symlink_metadata(directory).is_ok_and(|meta| meta.file_type().is_symlink());
+        if is_link && !replace {
+            return Err(OutputExists(directory.to_path_buf()).into());
+        }
         std::fs::create_dir_all(directory)
             .with_context(|| format!("failed to create the output directory {}", directory.display()))?;
         let schemas = Schemas::bundled();
         let open = |name: &str, schema: &'static apache_avro::Schema| -> anyhow::Result<_> {
-            let path = directory.join(name);
-            let file = File::create(&path).with_context(|| format!("failed to create {}", path.display()))?;
-            Ok(apache_avro::Writer::with_codec(
-                schema,
-                BufWriter::new(file),
-                codec.codec(),
-            )?)
+            let file = create_new_file(&directory.join(name), replace)?;
+            ContainerFile::new(schema, BufWriter::new(file), codec.codec())
         };
         Ok(Self {
             directory: directory.to_path_buf(),
@@ -250,29 +261,118 @@ impl AvroFiles {
     }
 }
 
+/// Uncompressed bytes of a container block before it is compressed and written (apache-avro's
+/// writer uses the same).
+const BLOCK_BYTES: usize = 64 * 1024;
+
+/// An Avro object container file written from datums already encoded (by [`datum`], on the split
+/// threads): apache-avro writes the header, this the blocks (count, size, compressed datums,
+/// sync marker), which is all the format has.
+struct ContainerFile<W: Write> {
+    out: W,
+    codec: apache_avro::Codec,
+    marker: [u8; 16],
+    block: Vec<u8>,
+    count: usize,
+}
+
+impl<W: Write> ContainerFile<W> {
+    fn new(schema: &apache_avro::Schema, mut out: W, codec: apache_avro::Codec) -> anyhow::Result<Self> {
+        let marker: [u8; 16] = uuid::Uuid::new_v4().into_bytes();
+        let mut header = Vec::new();
+        let mut writer = apache_avro::Writer::builder()
+            .schema(schema)
+            .writer(&mut header)
+            .codec(codec)
+            .marker(marker)
+            .build()?;
+        writer.flush()?;
+        drop(writer);
+        out.write_all(&header)?;
+        Ok(Self {
+            out,
+            codec,
+            marker,
+            block: Vec::with_capacity(BLOCK_BYTES + 4096),
+            count: 0,
+        })
+    }
+
+    /// Appends `count` datums, encoded one after the other in `datums`.
+    fn append(&mut self, datums: &[u8], count: usize) -> anyhow::Result<()> {
+        self.block.extend_from_slice(datums);
+        self.count += count;
+        if self.block.len() >= BLOCK_BYTES {
+            self.write_block()?;
+        }
+        Ok(())
+    }
+
+    fn write_block(&mut self) -> anyhow::Result<()> {
+        if self.count == 0 {
+            return Ok(());
+        }
+        self.codec.compress(&mut self.block)?;
+        let mut prefix = Vec::with_capacity(20);
+        datum::write_long(&mut prefix, i64::try_from(self.count)?);
+        datum::write_long(&mut prefix, i64::try_from(self.block.len())?);
+        self.out.write_all(&prefix)?;
+        self.out.write_all(&self.block)?;
+        self.out.write_all(&self.marker)?;
+        self.block.clear();
+        self.count = 0;
+        Ok(())
+    }
+
+    /// Writes the last block; the underlying writer.
+    fn finish(mut self) -> anyhow::Result<W> {
+        self.write_block()?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+/// A new file at `path` (`O_CREAT | O_EXCL`: never an existing file, never through a link);
+/// with `replace`, whatever is at `path` is removed first.
+fn create_new_file(path: &Path, replace: bool) -> anyhow::Result<File> {
+    if replace {
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error).with_context(|| format!("failed to replace {}", path.display())),
+        }
+    }
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
+        Ok(file) => Ok(file),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Err(OutputExists(path.to_path_buf()).into()),
+        Err(error) => Err(error).with_context(|| format!("failed to create {}", path.display())),
+    }
+}
+
 impl EventSink for AvroFiles {
     fn format(&self) -> Format {
         Format::Avro
     }
 
     fn write_page(&mut self, page: EncodedPage) -> anyhow::Result<()> {
-        let EncodedPage::Avro { quotes, article } = page else {
-            anyhow::bail!("Avro files take pages encoded as Avro values");
+        let EncodedPage::Avro {
+            quotes,
+            quote_count,
+            article,
+        } = page
+        else {
+            anyhow::bail!("Avro files take pages encoded as Avro datums");
         };
-        let (Some(quote_writer), Some(article_writer)) = (&mut self.quotes, &mut self.articles) else {
+        let (Some(quote_file), Some(article_file)) = (&mut self.quotes, &mut self.articles) else {
             anyhow::bail!("the Avro files are already closed");
         };
-        let count = quotes.len();
-        // The values were made from the same schemas by `Format::encode`.
-        for quote in quotes {
-            quote_writer
-                .unvalidated_append_value(quote)
-                .with_context(|| format!("failed to write {}", QUOTES_FILE))?;
-        }
-        article_writer
-            .unvalidated_append_value(article)
+        quote_file
+            .append(&quotes, quote_count)
+            .with_context(|| format!("failed to write {}", QUOTES_FILE))?;
+        article_file
+            .append(&article, 1)
             .with_context(|| format!("failed to write {}", ARTICLES_FILE))?;
-        self.quotes_written += count;
+        self.quotes_written += quote_count;
         self.articles_written += 1;
         Ok(())
     }
@@ -282,7 +382,7 @@ impl EventSink for AvroFiles {
             if let Some(writer) = writer {
                 let path = self.directory.join(name);
                 let written = || -> anyhow::Result<()> {
-                    let buffered = writer.into_inner()?;
+                    let buffered = writer.finish()?;
                     buffered.into_inner().map_err(|error| error.into_error())?.sync_all()?;
                     Ok(())
                 };
@@ -351,7 +451,13 @@ pub fn split_inputs(
     let mut done_before = 0u64;
     for input in inputs {
         let mut position = |read: u64| progress.bytes_read(done_before + read);
-        read_input(input, defaults, &mut position, &mut |name, item| run.item(name, item))?;
+        read_input(
+            input,
+            defaults,
+            options.max_page_bytes,
+            &mut position,
+            &mut |name, item| run.item(name, item),
+        )?;
         if let Input::File { size, .. } = input {
             done_before += size;
         }
@@ -587,6 +693,58 @@ mod tests {
     }
 
     #[test]
+    fn avro_output_never_follows_links_nor_replaces_files_unless_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("precious");
+        std::fs::write(&target, "keep me").unwrap();
+        let out = dir.path().join("events");
+        std::fs::create_dir(&out).unwrap();
+        std::os::unix::fs::symlink(&target, out.join(QUOTES_FILE)).unwrap();
+        let refused = AvroFiles::create(&out, ContainerCodec::Deflate, false)
+            .err()
+            .expect("a link is refused");
+        assert!(refused.downcast_ref::<OutputExists>().is_some(), "{refused:#}");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
+        // An existing file is refused too.
+        std::fs::remove_file(out.join(QUOTES_FILE)).unwrap();
+        std::fs::write(out.join(ARTICLES_FILE), "old").unwrap();
+        let refused = AvroFiles::create(&out, ContainerCodec::Deflate, false)
+            .err()
+            .expect("a file is refused");
+        assert_eq!(
+            refused.to_string(),
+            format!(
+                "{} already exists or is a symbolic link; it is not replaced unless asked to",
+                out.join(ARTICLES_FILE).display()
+            )
+        );
+        assert_eq!(std::fs::read_to_string(out.join(ARTICLES_FILE)).unwrap(), "old");
+        // A linked directory is refused.
+        let linked = dir.path().join("linked");
+        std::os::unix::fs::symlink(&out, &linked).unwrap();
+        let refused = AvroFiles::create(&linked, ContainerCodec::Deflate, false)
+            .err()
+            .expect("a linked directory is refused");
+        assert_eq!(
+            refused.downcast_ref::<OutputExists>().map(|exists| &exists.0),
+            Some(&linked)
+        );
+        // Asked to replace: the link goes, not what it points to.
+        std::fs::remove_file(out.join(QUOTES_FILE)).ok();
+        std::os::unix::fs::symlink(&target, out.join(QUOTES_FILE)).unwrap();
+        AvroFiles::create(&out, ContainerCodec::Deflate, true)
+            .unwrap()
+            .finish()
+            .unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
+        for name in [QUOTES_FILE, ARTICLES_FILE] {
+            let meta = std::fs::symlink_metadata(out.join(name)).unwrap();
+            assert!(meta.file_type().is_file(), "{name} is a new file");
+            assert!(std::fs::read(out.join(name)).unwrap().starts_with(b"Obj\x01"), "{name}");
+        }
+    }
+
+    #[test]
     fn unchanged_quotes_are_left_out_with_a_filter() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.txt");
@@ -673,7 +831,7 @@ mod tests {
             ContainerCodec::Zstandard,
         ] {
             let out = dir.path().join(format!("{codec:?}"));
-            let mut files = AvroFiles::create(&out, codec).unwrap();
+            let mut files = AvroFiles::create(&out, codec, false).unwrap();
             let summary = split_inputs(
                 &inputs,
                 &PageDefaults::default(),

@@ -60,7 +60,7 @@ Example:
     #[command(after_help = "\
 Examples:
   pagesplit split examples/pages/brecorder-putin-assad.masked.txt
-  pagesplit split crawl-2024-12-08.warc.gz --out /tmp/events     # quotes.avro, articles.avro
+  pagesplit split crawl-2024-12-08.warc.gz --out events     # events/quotes.avro, events/articles.avro
   cat pages.jsonl | pagesplit split > events.jsonl")]
     Split(SplitArgs),
     /// Publishes pages to the raw topic as JSON envelopes keyed by URL (backfills, demos).
@@ -155,6 +155,10 @@ pub struct SplitArgs {
     /// Threads that split pages (default: one per core). Events are written in input order.
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
+    /// With --out: replace quotes.avro and articles.avro when they exist (a symbolic link is
+    /// removed, never followed) and accept a DIR that is a symbolic link.
+    #[arg(long, requires = "out")]
+    pub force: bool,
     #[command(flatten)]
     pub page: PageArgs,
     #[command(flatten)]

@@ -15,6 +15,7 @@ pub mod schemas;
 pub mod split;
 pub mod tail;
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::path::Path;
 use std::process::ExitCode;
@@ -46,7 +47,7 @@ struct PartialFailure(String);
 /// configuration error is reported on stderr and becomes exit code 2.
 pub fn load_config(file: Option<&Path>, overrides: &[(String, String)]) -> Result<Config, ExitCode> {
     Config::load(file, std::env::vars(), overrides).map_err(|error| {
-        eprintln!("error: {error}");
+        eprintln!("error: {}", terminal_safe(&error.to_string()));
         ExitCode::from(EXIT_USAGE)
     })
 }
@@ -73,7 +74,7 @@ pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", terminal_safe(&format!("{error:#}")));
             if error.downcast_ref::<UsageError>().is_some() {
                 ExitCode::from(EXIT_USAGE)
             } else {
@@ -81,6 +82,25 @@ pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
             }
         }
     }
+}
+
+/// `text` fit for a terminal: control characters (ESC, newlines, C1 codes, …) and bidirectional
+/// overrides, which a page's URL or message may carry to rewrite what the terminal shows, are
+/// written as Rust escapes (`\u{1b}`, `\n`).
+pub(crate) fn terminal_safe(text: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut safe = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            safe.extend(c.escape_default());
+        } else {
+            safe.push(c);
+        }
+    }
+    Cow::Owned(safe)
 }
 
 /// The inputs named on the command line; a path that does not exist is a usage error.
@@ -130,5 +150,19 @@ fn elapsed_text(elapsed: Duration) -> String {
         format!("{} ms", elapsed.as_millis())
     } else {
         format!("{:.1} s", elapsed.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_never_reach_the_terminal_raw() {
+        assert!(matches!(terminal_safe("https://example.com/é ok"), Cow::Borrowed(_)));
+        assert_eq!(
+            terminal_safe("https://x/\u{1b}[2J\u{1b}]0;owned\u{7}\r\nnext\t\u{9b}31m\u{202e}txt"),
+            "https://x/\\u{1b}[2J\\u{1b}]0;owned\\u{7}\\r\\nnext\\t\\u{9b}31m\\u{202e}txt"
+        );
     }
 }

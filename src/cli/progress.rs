@@ -102,8 +102,10 @@ impl Progress {
         self.refresh();
     }
 
-    /// Prints a line on stderr without tearing the bar.
+    /// Prints a line on stderr without tearing the bar, its control characters escaped
+    /// ([`terminal_safe`](super::terminal_safe)): lines name pages by their URLs.
     pub fn println(&self, line: &str) {
+        let line = super::terminal_safe(line);
         match &self.inner.bar {
             Some(bar) => bar.suspend(|| eprintln!("{line}")),
             None => eprintln!("{line}"),

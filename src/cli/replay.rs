@@ -152,7 +152,7 @@ async fn replay(
     shutdown: CancellationToken,
 ) -> anyhow::Result<ReplaySummary> {
     let producer = connect(config, options).await?;
-    let (reader, mut receiver) = spawn_reader(inputs, defaults);
+    let (reader, mut receiver) = spawn_reader(inputs, defaults, config.parse.max_page_bytes);
     let mut publisher = Publisher {
         producer,
         bootstrap: &config.kafka.bootstrap_servers,
@@ -217,6 +217,7 @@ async fn connect(config: &Config, options: &ReplayOptions) -> anyhow::Result<Fut
 fn spawn_reader(
     inputs: Vec<Input>,
     defaults: PageDefaults,
+    max_page_bytes: usize,
 ) -> (tokio::task::JoinHandle<()>, tokio::sync::mpsc::Receiver<ReadItem>) {
     let (sender, receiver) = tokio::sync::mpsc::channel::<ReadItem>(256);
     let reader = tokio::task::spawn_blocking(move || {
@@ -226,6 +227,7 @@ fn spawn_reader(
             let sent = read_input(
                 input,
                 &defaults,
+                max_page_bytes,
                 &mut |read| position.set(done_before + read),
                 &mut |name, item| {
                     sender.blocking_send(ReadItem {

@@ -10,7 +10,7 @@ use super::progress::{Measure, Progress};
 use super::{collect_inputs, elapsed_text, page_defaults, PartialFailure};
 use crate::config::Config;
 use crate::quote_filter::QuoteFilter;
-use crate::split::{split_inputs, AvroFiles, ContainerCodec, EncodedPage, EventSink, Format, JsonLines};
+use crate::split::{split_inputs, AvroFiles, ContainerCodec, EncodedPage, EventSink, Format, JsonLines, OutputExists};
 
 /// Splits the inputs `args` name; fails (after everything else is done) when a page failed.
 pub fn run(config: &Config, args: &SplitArgs) -> anyhow::Result<()> {
@@ -19,7 +19,14 @@ pub fn run(config: &Config, args: &SplitArgs) -> anyhow::Result<()> {
     let total = crate::input::total_size(&inputs);
     let progress = Progress::new("split", "pages", Measure::Bytes, total, args.progress.progress_interval);
     let mut sink: Box<dyn EventSink> = match &args.out {
-        Some(directory) => Box::new(AvroFiles::create(directory, container_codec(args.codec))?),
+        Some(directory) => Box::new(
+            AvroFiles::create(directory, container_codec(args.codec), args.force).map_err(|error| match error
+                .downcast_ref::<OutputExists>(
+            ) {
+                Some(exists) => anyhow::anyhow!("{exists} (--force replaces it)"),
+                None => error,
+            })?,
+        ),
         None => {
             let stdout = std::io::stdout();
             let on_terminal = stdout.is_terminal();
@@ -47,7 +54,7 @@ pub fn run(config: &Config, args: &SplitArgs) -> anyhow::Result<()> {
     let written = sink.finish()?;
     let summary = summary?;
     if let Some(written) = written {
-        eprintln!("{written}");
+        eprintln!("{}", super::terminal_safe(&written));
     }
     eprintln!("{summary} in {}", elapsed_text(started.elapsed()));
     if summary.errors.is_empty() {

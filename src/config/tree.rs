@@ -314,6 +314,10 @@ pub struct RegistryConfig {
     /// over `http://`, where anyone on the path reads them. Off: such a configuration is
     /// refused; on: every start logs a warning.
     pub allow_insecure_credentials: bool,
+    /// PEM file of CA certificates to trust for an `https://` registry, besides the public web
+    /// roots (a private CA). Empty: the file named by the environment variable `SSL_CERT_FILE`,
+    /// if set.
+    pub ca_location: String,
     /// Timeout of one registry request in milliseconds.
     pub request_timeout_ms: u64,
     /// How long startup keeps retrying an unreachable registry, in milliseconds.
@@ -332,6 +336,7 @@ impl Default for RegistryConfig {
             username: String::new(),
             password: Secret::default(),
             allow_insecure_credentials: false,
+            ca_location: String::new(),
             request_timeout_ms: 5_000,
             startup_timeout_ms: 30_000,
             compatibility: "FULL".to_owned(),
@@ -347,6 +352,12 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// Serve the endpoint at all.
     pub enabled: bool,
+    /// Connections open at once; one more is closed at once (and logged), so that idle or slow
+    /// clients cannot use up the worker's file descriptors.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, in milliseconds; a connection
+    /// that has not sent them by then is closed. Each connection serves one request.
+    pub header_read_timeout_ms: u64,
 }
 
 impl Default for HttpConfig {
@@ -354,6 +365,8 @@ impl Default for HttpConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 9808)),
             enabled: true,
+            max_connections: 64,
+            header_read_timeout_ms: 5_000,
         }
     }
 }
@@ -423,7 +436,8 @@ impl ParseConfig {
 pub struct PipelineConfig {
     /// Pages consumed but not yet fully acknowledged; consumption waits at this bound.
     pub max_in_flight_pages: usize,
-    /// Bytes of page bodies in flight; consumption waits at this bound.
+    /// Bytes of pages in flight (each its value, key and headers); consumption waits at this
+    /// bound.
     pub max_in_flight_bytes: usize,
     /// On shutdown, how long in-flight pages may take to finish, in milliseconds.
     pub drain_timeout_ms: u64,

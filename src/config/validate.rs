@@ -10,8 +10,8 @@ use rdkafka::ClientConfig;
 use super::secrets::url_has_credentials;
 use super::tree::MAX_QUOTE_SYMBOLS_LIMIT;
 use super::{
-    Config, ConfigError, DeliveryConfig, EncodingFormat, KafkaConfig, ParseConfig, PipelineConfig, QuotesConfig,
-    RegistryConfig, TopicsConfig, MAX_PAGE_BYTES_LIMIT,
+    Config, ConfigError, DeliveryConfig, EncodingFormat, HttpConfig, KafkaConfig, ParseConfig, PipelineConfig,
+    QuotesConfig, RegistryConfig, TopicsConfig, MAX_PAGE_BYTES_LIMIT,
 };
 
 type Checked = Result<(), ConfigError>;
@@ -28,6 +28,7 @@ impl Config {
         quotes(&self.quotes)?;
         registry(&self.registry, self.encoding.format)?;
         parse(&self.parse)?;
+        http(&self.http)?;
         pipeline(&self.pipeline, &self.kafka, &self.parse)?;
         kafka_security(self)?;
         delivery(&self.delivery, &self.kafka)?;
@@ -125,6 +126,10 @@ fn registry(registry: &RegistryConfig, format: EncodingFormat) -> Checked {
              or set registry.allow_insecure_credentials = true to accept that",
         );
     }
+    if !registry.ca_location.is_empty() {
+        crate::registry::load_ca_certificates(std::path::Path::new(&registry.ca_location))
+            .map_err(|reason| ConfigError::value("registry.ca_location", reason))?;
+    }
     const LEVELS: &[&str] = &[
         "",
         "NONE",
@@ -150,6 +155,16 @@ fn parse(parse: &ParseConfig) -> Checked {
             "parse.max_page_bytes",
             format!("must be between 1 and {MAX_PAGE_BYTES_LIMIT} (16 MiB)"),
         );
+    }
+    Ok(())
+}
+
+fn http(http: &HttpConfig) -> Checked {
+    if http.max_connections == 0 {
+        return bad("http.max_connections", "must be at least 1");
+    }
+    if http.header_read_timeout_ms == 0 {
+        return bad("http.header_read_timeout_ms", "must be at least 1");
     }
     Ok(())
 }

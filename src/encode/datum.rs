@@ -16,6 +16,10 @@ use crate::model::{Article, Direction, Quote, QuoteKind};
 pub(crate) const DECIMAL_BYTES: usize = 8;
 
 /// Appends a `long` (zigzag, then base-128 varint).
+pub fn write_long(out: &mut Vec<u8>, value: i64) {
+    long(out, value);
+}
+
 fn long(out: &mut Vec<u8>, value: i64) {
     let mut zigzag = ((value << 1) ^ (value >> 63)) as u64;
     while zigzag >= 0x80 {

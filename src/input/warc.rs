@@ -8,7 +8,9 @@
 //! `deflate`) when needed. [`page_from_record`] is pure; [`WarcPages`] adds the reading.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::io::{BufReader, Read};
+use std::rc::Rc;
 
 use chrono::{DateTime, Utc};
 
@@ -49,6 +51,16 @@ pub enum WarcError {
     /// The decompressed body is larger than [`MAX_DECODED_BODY_BYTES`].
     #[error("decompressed body exceeds {MAX_DECODED_BODY_BYTES} bytes")]
     BodyTooLarge,
+    /// A record (header lines and block) longer than the record limit: reading stops there.
+    #[error(
+        "record {ordinal} is longer than {limit} bytes (4 × parse.max_page_bytes): the rest of the file is not read"
+    )]
+    RecordTooLarge {
+        /// Which record of the file (from 1).
+        ordinal: usize,
+        /// The limit in bytes.
+        limit: u64,
+    },
 }
 
 impl WarcError {
@@ -62,6 +74,7 @@ impl WarcError {
             WarcError::UnsupportedContentEncoding(_) => "unsupported_content_encoding",
             WarcError::InvalidContentEncoding { .. } => "invalid_content_encoding",
             WarcError::BodyTooLarge => "decoded_body_too_large",
+            WarcError::RecordTooLarge { .. } => "warc_record_too_large",
         }
     }
 }
@@ -318,30 +331,60 @@ fn inflate(decoder: impl Read, encoding: &str) -> Result<Vec<u8>, WarcError> {
     Ok(out)
 }
 
-/// Reads the records of an (already decompressed) WARC stream one at a time.
+/// Bytes read ahead of the record being parsed.
+const READ_AHEAD_BYTES: usize = 256 * 1024;
+
+/// Reads the records of an (already decompressed) WARC stream one at a time, each at most a
+/// limit of bytes long (its header lines too).
 ///
 /// A record that cannot be read is reported as [`WarcError::UnreadableRecord`] and reading goes
 /// on with the next one; a failing read of the stream itself (I/O error, corrupt gzip member)
-/// ends the stream after reporting it.
+/// or a record over the limit ([`WarcError::RecordTooLarge`]) ends the stream after reporting it.
 pub struct WarcPages<R: Read> {
-    records: warc::RecordIter<BufReader<R>>,
+    records: warc::RecordIter<BufReader<Budgeted<R>>>,
+    /// Bytes the current record may still read from the stream.
+    budget: Rc<Cell<u64>>,
+    record_limit: u64,
     ordinal: usize,
     finished: bool,
 }
 
 impl<R: Read> WarcPages<R> {
     /// Reads WARC records from `reader` (a `.warc.gz` must be decompressed first, e.g. with
-    /// `flate2::read::MultiGzDecoder`: every record is a gzip member of its own).
-    pub fn new(reader: R) -> Self {
-        Self::from_buf_read(BufReader::with_capacity(256 * 1024, reader))
-    }
-
-    fn from_buf_read(reader: BufReader<R>) -> Self {
+    /// `flate2::read::MultiGzDecoder`: every record is a gzip member of its own), each at most
+    /// `record_limit` bytes long.
+    pub fn with_record_limit(reader: R, record_limit: u64) -> Self {
+        let budget = Rc::new(Cell::new(0));
+        let reader = Budgeted {
+            inner: reader,
+            budget: budget.clone(),
+        };
         Self {
-            records: warc::WarcReader::new(reader).iter_records(),
+            records: warc::WarcReader::new(BufReader::with_capacity(READ_AHEAD_BYTES, reader)).iter_records(),
+            budget,
+            record_limit,
             ordinal: 0,
             finished: false,
         }
+    }
+}
+
+/// A stream that fails once its budget of bytes is spent (the budget is renewed per record).
+struct Budgeted<R> {
+    inner: R,
+    budget: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for Budgeted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.budget.get();
+        if left == 0 {
+            return Err(std::io::Error::other("the WARC record is longer than the record limit"));
+        }
+        let wanted = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let read = self.inner.read(&mut buf[..wanted])?;
+        self.budget.set(left - read as u64);
+        Ok(read)
     }
 }
 
@@ -352,10 +395,19 @@ impl<R: Read> Iterator for WarcPages<R> {
         if self.finished {
             return None;
         }
+        // The record may read its limit plus what the buffer reads ahead of it.
+        self.budget.set(self.record_limit + READ_AHEAD_BYTES as u64);
         let record = self.records.next()?;
         self.ordinal += 1;
         let record = match record {
             Ok(record) => record,
+            Err(warc::Error::ReadData(_)) if self.budget.get() == 0 => {
+                self.finished = true;
+                return Some(WarcItem::Failed(WarcError::RecordTooLarge {
+                    ordinal: self.ordinal,
+                    limit: self.record_limit,
+                }));
+            }
             Err(error) => {
                 let fatal = matches!(error, warc::Error::ReadData(_) | warc::Error::UnexpectedEOB);
                 self.finished = fatal;
@@ -556,11 +608,41 @@ mod tests {
             record("3", "2024-12-08T10:16:00Z", "three"),
         ]
         .concat();
-        let items: Vec<WarcItem> = WarcPages::new(file.as_bytes()).collect();
+        let items: Vec<WarcItem> = WarcPages::with_record_limit(file.as_bytes(), 1 << 20).collect();
         assert_eq!(items.len(), 3, "{items:?}");
         assert_eq!(page_of(&items[0]).body, b"one");
         assert_eq!(items[1].code_of_failure(), Some("warc_unreadable_record"));
         assert_eq!(page_of(&items[2]).body, b"three");
+    }
+
+    #[test]
+    fn records_longer_than_the_limit_end_the_reading() {
+        let first = "WARC/1.1\r\nWARC-Type: resource\r\nWARC-Record-ID: <urn:uuid:1>\r\n\
+                     WARC-Date: 2024-12-08T10:15:00Z\r\nWARC-Target-URI: https://example.com/1\r\n\
+                     Content-Type: text/plain\r\nContent-Length: 3\r\n\r\none\r\n\r\n";
+        // A header line of 2 MiB.
+        let mut long_header = first.as_bytes().to_vec();
+        long_header.extend_from_slice(b"WARC/1.1\r\nWARC-Type: resource\r\nX-Long: ");
+        long_header.extend(vec![b'x'; 2 << 20]);
+        // A record declaring 10 GiB, followed by 2 MiB of its block.
+        let mut long_block = first.as_bytes().to_vec();
+        long_block.extend_from_slice(
+            b"WARC/1.1\r\nWARC-Type: resource\r\nWARC-Record-ID: <urn:uuid:2>\r\n\
+              WARC-Date: 2024-12-08T10:15:00Z\r\nContent-Length: 10737418240\r\n\r\n",
+        );
+        long_block.extend(vec![b'y'; 2 << 20]);
+        for file in [long_header, long_block] {
+            let items: Vec<WarcItem> = WarcPages::with_record_limit(file.as_slice(), 64 * 1024).collect();
+            assert_eq!(items.len(), 2, "{:?}", items.last());
+            assert_eq!(page_of(&items[0]).body, b"one");
+            assert_eq!(
+                items[1],
+                WarcItem::Failed(WarcError::RecordTooLarge {
+                    ordinal: 2,
+                    limit: 64 * 1024
+                })
+            );
+        }
     }
 
     fn page_of(item: &WarcItem) -> &RawPage {

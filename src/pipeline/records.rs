@@ -77,9 +77,14 @@ impl InMessage {
         }
     }
 
-    /// Bytes of its key and value.
+    /// Bytes of its key, value and headers (names and values): what holding it costs.
     pub(super) fn size(&self) -> usize {
-        self.payload.as_ref().map_or(0, Vec::len) + self.key.as_ref().map_or(0, Vec::len)
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(name, value)| name.len() + value.as_ref().map_or(0, Vec::len))
+            .sum();
+        self.payload.as_ref().map_or(0, Vec::len) + self.key.as_ref().map_or(0, Vec::len) + headers
     }
 }
 
@@ -314,7 +319,12 @@ fn dead_letter_with(message: &InMessage, failure: &Failure, topic: &str, omitted
     let mut headers = OwnedHeaders::new_with_capacity(message.headers.len() + 9);
     let mut error_message = failure.message.as_str();
     if omitted.is_none() {
-        for (name, value) in &message.headers {
+        // Incoming `pagesplit.*` headers are dropped: a page may not claim a reason of its own.
+        for (name, value) in message
+            .headers
+            .iter()
+            .filter(|(name, _)| !name.starts_with("pagesplit."))
+        {
             headers = headers.insert(Header {
                 key: name,
                 value: value.as_deref(),
@@ -415,6 +425,62 @@ pub(super) mod tests {
                 (record.topic.to_string(), key)
             })
             .collect()
+    }
+
+    #[test]
+    fn the_size_of_a_message_counts_its_headers() {
+        let mut page = message("x", 1);
+        let value = page.payload.as_ref().unwrap().len();
+        page.key = Some(b"key".to_vec());
+        assert_eq!(page.size(), value + 3);
+        page.headers = vec![
+            ("crawler".to_owned(), Some(vec![b'h'; 900_000])),
+            ("empty".to_owned(), None),
+        ];
+        assert_eq!(page.size(), value + 3 + 7 + 900_000 + 5);
+    }
+
+    #[test]
+    fn incoming_pagesplit_headers_do_not_reach_the_dead_letter() {
+        use dead_letter_headers as h;
+        let mut page = message(PAGE, 4);
+        page.headers = vec![
+            (h::ERROR_CODE.to_owned(), Some(b"spoofed".to_vec())),
+            (h::VALUE_OMITTED.to_owned(), Some(b"0 bytes".to_vec())),
+            ("pagesplit.anything".to_owned(), None),
+            ("crawler".to_owned(), Some(b"c1".to_vec())),
+        ];
+        let failure = Failure {
+            stage: Stage::Parse,
+            code: FailureCode::SplitPanicked,
+            message: "boom".to_owned(),
+        };
+        let record = dead_letter(&page, &failure, "pagesplit.dlq.v1");
+        let headers: Vec<(String, Option<String>)> = record
+            .headers
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|header| {
+                (
+                    header.key.to_owned(),
+                    header.value.map(|value| String::from_utf8_lossy(value).into_owned()),
+                )
+            })
+            .collect();
+        let named = |name: &str| headers.iter().filter(|(key, _)| key == name).collect::<Vec<_>>();
+        assert_eq!(
+            named(h::ERROR_CODE),
+            [&(h::ERROR_CODE.to_owned(), Some("split_panicked".to_owned()))]
+        );
+        assert!(named(h::VALUE_OMITTED).is_empty(), "{headers:?}");
+        assert!(named("pagesplit.anything").is_empty(), "{headers:?}");
+        assert_eq!(named("crawler"), [&("crawler".to_owned(), Some("c1".to_owned()))]);
+        assert_eq!(
+            headers.len(),
+            9,
+            "the page's one header and pagesplit's eight: {headers:?}"
+        );
     }
 
     #[test]
