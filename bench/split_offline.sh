@@ -58,7 +58,7 @@ report "python regex splitter, JSON lines" "$python_s"
 json_s=$(best "$bin" split "${jobs[@]}" "$work/pages")
 report "pagesplit split, JSON lines" "$json_s"
 for codec in null snappy zstandard deflate; do
-    s=$(best "$bin" split "${jobs[@]}" "$work/pages" --out "$work/avro-$codec" --codec "$codec")
+    s=$(best "$bin" split "${jobs[@]}" "$work/pages" --out "$work/avro-$codec" --codec "$codec" --force)
     report "pagesplit split --out --codec $codec" "$s"
 done
 awk -v p="$python_s" -v j="$json_s" 'BEGIN { printf "pagesplit ÷ python (JSON lines): %.1f×\n", p / j }'
