@@ -33,7 +33,13 @@ pub struct Metrics {
     quotes_unchanged: IntCounter,
     quote_symbols_tracked: IntGauge,
     quote_symbols_evicted: IntCounter,
+    envelopes_with_unknown_fields: IntCounter,
+    /// Unknown envelope field names already logged (each is logged once), bounded.
+    unknown_fields_logged: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
+
+/// How many distinct unknown envelope field names are remembered (and logged once each).
+const UNKNOWN_FIELDS_LOGGED_LIMIT: usize = 256;
 
 /// The events of one page that were acknowledged (or committed), by topic.
 #[derive(Debug, Clone, Copy)]
@@ -102,6 +108,9 @@ pub enum FailureCode {
     SplitPanicked,
     /// The broker refused one of the page's events for good (e.g. too large).
     EventRejectedByBroker,
+    /// One of the page's events is larger than its topic takes: the page was dead-lettered
+    /// before any of its events was sent.
+    EventTooLarge,
 }
 
 impl FailureCode {
@@ -118,6 +127,7 @@ impl FailureCode {
             FailureCode::Parse(code) | FailureCode::Encode(code) => code,
             FailureCode::SplitPanicked => "split_panicked",
             FailureCode::EventRejectedByBroker => "event_rejected_by_broker",
+            FailureCode::EventTooLarge => "event_too_large",
         }
     }
 }
@@ -271,6 +281,11 @@ impl Metrics {
                 "pagesplit_quote_symbols_evicted_total",
                 "Symbols forgotten because quotes.max_symbols were tracked; their next quotes are published.",
             ),
+            envelopes_with_unknown_fields: counter(
+                "pagesplit_envelope_unknown_fields_total",
+                "Pages whose JSON envelope had fields pagesplit does not know; they were ignored.",
+            ),
+            unknown_fields_logged: std::sync::Mutex::default(),
             registry,
         }
     }
@@ -293,6 +308,31 @@ impl Metrics {
     /// A page left the pipeline (its events or its dead letter acknowledged, or abandoned).
     pub fn page_finished(&self) {
         self.pages_in_flight.dec();
+    }
+
+    /// A page's envelope had fields the input contract does not define (ignored): counted;
+    /// each field name is logged the first time it is seen.
+    pub fn envelope_fields_ignored(&self, fields: &[String]) {
+        self.envelopes_with_unknown_fields.inc();
+        let new: Vec<&str> = {
+            let mut logged = self.unknown_fields_logged.lock().expect("unknown fields lock");
+            fields
+                .iter()
+                .filter(|field| logged.len() < UNKNOWN_FIELDS_LOGGED_LIMIT && logged.insert((*field).clone()))
+                .map(String::as_str)
+                .collect()
+        };
+        if !new.is_empty() {
+            tracing::warn!(
+                fields = %new.join(","),
+                "page envelope has fields pagesplit does not know; ignored (logged once per field)"
+            );
+        }
+    }
+
+    /// Pages whose envelope had unknown fields, so far.
+    pub fn envelopes_with_unknown_fields_count(&self) -> u64 {
+        self.envelopes_with_unknown_fields.get()
     }
 
     /// A page was split and encoded.

@@ -5,8 +5,10 @@
 //! `pipeline.revoke_timeout_ms`, for the pages of those partitions already in flight, polling the
 //! offset tracker's pending count (the pipeline's tasks finish them meanwhile: the wait runs in
 //! `block_in_place`, so the runtime moves other tasks off this thread). Then, at-least-once, it
-//! commits the stored offsets of those partitions synchronously; exactly-once, the pipeline has
-//! committed their pages in a transaction meanwhile. Finally it forgets the partitions: pages
+//! commits the stored offsets of those partitions, asynchronously: the commit request goes to
+//! the group coordinator ahead of the worker's next join request (the new owner is assigned the
+//! partitions only after that join), and the revoke never waits for brokers that do not answer;
+//! exactly-once, the pipeline has committed their pages in a transaction meanwhile. Finally it forgets the partitions: pages
 //! still unfinished are abandoned (their late completions are ignored and never committed; in
 //! exactly-once mode their transaction is aborted) and the new owner consumes them again.
 
@@ -100,7 +102,7 @@ pub struct SourceContext {
     tracker: Arc<Mutex<OffsetTracker>>,
     handover: Arc<Handover>,
     owned: Mutex<HashMap<(String, i32), Progress>>,
-    assigned_once: std::sync::atomic::AtomicBool,
+    assigned_once: Arc<AtomicBool>,
     stall_timeout: Duration,
 }
 
@@ -123,7 +125,7 @@ impl SourceContext {
             tracker,
             handover,
             owned: Mutex::new(HashMap::new()),
-            assigned_once: std::sync::atomic::AtomicBool::new(false),
+            assigned_once: Arc::new(AtomicBool::new(false)),
             stall_timeout,
         }
     }
@@ -136,6 +138,12 @@ impl SourceContext {
     /// Whether the group has answered at least once (an assignment, possibly empty).
     pub fn joined_group(&self) -> bool {
         self.assigned_once.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Set once the group has answered: for readiness probes, which must not hold the consumer
+    /// (its last holder closes it).
+    pub fn joined_group_flag(&self) -> Arc<AtomicBool> {
+        self.assigned_once.clone()
     }
 
     /// What the revoke callback shares with the pipeline.
@@ -171,8 +179,13 @@ impl SourceContext {
         left
     }
 
-    /// At-least-once: commits the stored offsets of `partitions` before they go.
+    /// At-least-once: commits the stored offsets of `partitions` before they go, without waiting
+    /// for the answer (the commit callback counts it). Once the pipeline has stopped (the
+    /// consumer closing), the drain has made the final commit already.
     fn commit_stored(&self, consumer: &BaseConsumer<Self>, partitions: &[(String, i32)]) {
+        if self.handover.stopped.load(Ordering::Acquire) {
+            return;
+        }
         let mut offsets = TopicPartitionList::new();
         {
             let tracker = self.tracker.lock().expect("tracker lock");
@@ -185,8 +198,11 @@ impl SourceContext {
         if offsets.count() == 0 {
             return;
         }
-        match consumer.commit(&offsets, CommitMode::Sync) {
-            Ok(()) => tracing::debug!(partitions = offsets.count(), "offsets of revoked partitions committed"),
+        match consumer.commit(&offsets, CommitMode::Async) {
+            Ok(()) => tracing::debug!(
+                partitions = offsets.count(),
+                "offsets of revoked partitions sent for commit"
+            ),
             Err(error) => self.metrics.offsets_committed(Err(error.to_string())),
         }
     }
