@@ -89,6 +89,8 @@ struct Drill {
     config: Config,
     outputs: Arc<Outputs>,
     workers: Vec<Option<Child>>,
+    /// Where each worker's log stood when it was last started.
+    log_starts: Vec<u64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -121,6 +123,7 @@ fn main() -> anyhow::Result<()> {
         config,
         outputs,
         workers: (0..workers).map(|_| None).collect(),
+        log_starts: vec![0; workers],
     };
     let result = drill.run();
     for worker in drill.workers.iter_mut().flatten() {
@@ -141,6 +144,7 @@ impl Drill {
         }
         for round in 1..=self.args.rounds {
             self.wait_all_producing()?;
+            self.wait_owns_partitions(0)?;
             let (since, first_from) = match self.args.scenario.as_str() {
                 "restart" => {
                     self.kill(0);
@@ -204,7 +208,8 @@ impl Drill {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(format!("{}/{}-worker-{index}.log", self.args.out, self.args.label))?;
+            .open(self.log_path(index))?;
+        self.log_starts[index] = log.metadata()?.len();
         let mut command = Command::new(&self.args.bin);
         command.arg("run");
         for set in sets {
@@ -219,6 +224,29 @@ impl Drill {
             .with_context(|| format!("starting {}", self.args.bin))?;
         self.workers[index] = Some(child);
         Ok(())
+    }
+
+    fn log_path(&self, index: usize) -> String {
+        format!("{}/{}-worker-{index}.log", self.args.out, self.args.label)
+    }
+
+    /// Waits until worker `index` owns a partition (from its log since it was last started), so
+    /// that stopping it takes partitions away.
+    fn wait_owns_partitions(&self, index: usize) -> anyhow::Result<()> {
+        let started = Instant::now();
+        loop {
+            let log = std::fs::read(self.log_path(index))?;
+            let since = String::from_utf8_lossy(&log[self.log_starts[index] as usize..]).into_owned();
+            let owned =
+                since.matches("partition assigned").count() as i64 - since.matches("partition revoked").count() as i64;
+            if owned > 0 {
+                return Ok(());
+            }
+            if started.elapsed() > Duration::from_secs(self.args.timeout) {
+                bail!("worker {index} owns no partition");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     fn kill(&mut self, index: usize) {

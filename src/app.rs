@@ -71,7 +71,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
 
     let health = Arc::new(Health::new({
         let joined = consumer.context().joined_group_flag();
-        move || joined.load(std::sync::atomic::Ordering::Relaxed)
+        let metrics = metrics.clone();
+        // Not ready while no broker is reachable either: a probe sees a broker outage.
+        move || joined.load(std::sync::atomic::Ordering::Relaxed) && metrics.brokers_reachable()
     }));
     let http_shutdown = CancellationToken::new();
     let (http_addr, http_task) = if config.http.enabled {

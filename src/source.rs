@@ -257,6 +257,13 @@ impl ClientContext for SourceContext {
         } else {
             HashMap::new()
         };
+        self.metrics.brokers_up(
+            statistics
+                .brokers
+                .values()
+                .filter(|broker| broker.state == "UP")
+                .count(),
+        );
         let owned = &mut *self.owned.lock().expect("owned lock");
         for (topic_name, topic) in &statistics.topics {
             for (partition, stats) in &topic.partitions {
@@ -272,7 +279,9 @@ impl ClientContext for SourceContext {
                         };
                         ((end - committed).max(0), *committed)
                     }
-                    None => (stats.consumer_lag, stats.stored_offset),
+                    // Progress is what the group has committed: stored offsets that are never
+                    // committed (the coordinator away) are no progress.
+                    None => (stats.consumer_lag, stats.committed_offset),
                 };
                 if lag >= 0 {
                     self.metrics.partition_lag(topic_name, *partition, lag);

@@ -76,7 +76,10 @@ impl Drain {
             self.commit_stored_offsets(COMMIT_TIMEOUT.min(close_by.saturating_duration_since(Instant::now())))
                 .await;
         }
-        let _ = tokio::time::timeout(close_by.saturating_duration_since(Instant::now()), produce).await;
+        if !produce.is_finished() {
+            // Stopped, the stage ends soon; it holds the consumer, which closes with its last holder.
+            let _ = tokio::time::timeout(close_by.saturating_duration_since(Instant::now()), produce).await;
+        }
         let Drain {
             consumer,
             fatal,
