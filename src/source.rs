@@ -345,3 +345,71 @@ impl ConsumerContext for SourceContext {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::statistics::{Partition, Topic};
+
+    fn statistics(committed: i64, stored: i64, lag: i64, brokers_up: usize) -> Statistics {
+        let partition = Partition {
+            partition: 0,
+            committed_offset: committed,
+            stored_offset: stored,
+            consumer_lag: lag,
+            ..Partition::default()
+        };
+        let topic = Topic {
+            topic: "pages.raw".to_owned(),
+            partitions: HashMap::from([(0, partition)]),
+            ..Topic::default()
+        };
+        let brokers = (0..brokers_up)
+            .map(|n| {
+                let broker = rdkafka::statistics::Broker {
+                    state: "UP".to_owned(),
+                    ..rdkafka::statistics::Broker::default()
+                };
+                (format!("broker-{n}"), broker)
+            })
+            .collect();
+        Statistics {
+            topics: HashMap::from([("pages.raw".to_owned(), topic)]),
+            brokers,
+            ..Statistics::default()
+        }
+    }
+
+    #[test]
+    fn a_partition_whose_committed_offset_stands_still_with_lag_is_stalled_whatever_is_stored() {
+        let metrics = Arc::new(Metrics::new());
+        let context = SourceContext::new(
+            metrics.clone(),
+            Arc::new(Mutex::new(OffsetTracker::new())),
+            Arc::new(Handover::new(DeliveryMode::AtLeastOnce, Duration::from_secs(1))),
+            Duration::from_millis(20),
+        );
+        context.owned.lock().unwrap().insert(
+            ("pages.raw".to_owned(), 0),
+            Progress {
+                stored_offset: -1001,
+                since: Instant::now(),
+            },
+        );
+        let stalled = || {
+            metrics
+                .render()
+                .contains("pagesplit_partition_stalled{partition=\"0\",topic=\"pages.raw\"} 1")
+        };
+        context.stats(statistics(10, 50, 40, 1));
+        assert!(!stalled());
+        std::thread::sleep(Duration::from_millis(30));
+        // Pages finish and are stored, but the coordinator takes no commit: no progress.
+        context.stats(statistics(10, 90, 40, 0));
+        assert!(stalled(), "{}", metrics.render());
+        assert!(!metrics.brokers_reachable());
+        context.stats(statistics(90, 90, 5, 1));
+        assert!(!stalled(), "committed offsets moved");
+        assert!(metrics.brokers_reachable());
+    }
+}
