@@ -12,7 +12,8 @@
 //!   (`all_partitions_s`);
 //! - `kill`: one of `--workers` is killed and not restarted: seconds until every partition
 //!   (the dead worker's too) produces again; then it is started again for the next round;
-//! - `sigterm`: one of `--workers` gets SIGTERM (a scale-in): the same measure, from the signal.
+//! - `sigterm`: one of `--workers` gets SIGTERM (a scale-in): the same measure, from its exit
+//!   (it produces while it drains).
 //!
 //! Topics and group are `pagesplit-failover-<time>-<pid>.*`, deleted at the end.
 
@@ -163,7 +164,15 @@ impl Drill {
                     let pid = self.workers[0].as_ref().map(Child::id).context("worker running")?;
                     let signalled = Instant::now();
                     Command::new("kill").args(["-TERM", &pid.to_string()]).status()?;
-                    (signalled, signalled)
+                    // Its partitions produce while it drains: measured from its exit.
+                    if let Some(mut worker) = self.workers[0].take() {
+                        worker.wait()?;
+                    }
+                    println!(
+                        "worker stopped {:.2} s after SIGTERM",
+                        signalled.elapsed().as_secs_f64()
+                    );
+                    (Instant::now(), Instant::now())
                 }
                 other => bail!("unknown scenario {other}"),
             };

@@ -70,7 +70,7 @@ impl Config {
         config
             .set("group.id", &self.kafka.group_id)
             .set("enable.auto.commit", auto_commit)
-            .set("auto.commit.interval.ms", "1000")
+            .set("auto.commit.interval.ms", self.pipeline.commit_interval_ms.to_string())
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             // Bound librdkafka's prefetch queue and its fetch responses so a backlog does not
@@ -259,6 +259,18 @@ mod tests {
         // librdkafka accepts what the consumer protocol is given.
         let created: Result<rdkafka::consumer::BaseConsumer, _> = consumer.create();
         assert!(created.is_ok(), "{:?}", created.err());
+    }
+
+    #[test]
+    fn the_commit_interval_is_librdkafkas_auto_commit_interval() {
+        assert_eq!(
+            Config::default().consumer_config().get("auto.commit.interval.ms"),
+            Some("1000")
+        );
+        let config = Config::from_toml_str("[pipeline]\ncommit_interval_ms = 200\n").unwrap();
+        assert_eq!(config.consumer_config().get("auto.commit.interval.ms"), Some("200"));
+        let error = Config::from_toml_str("[pipeline]\ncommit_interval_ms = 0\n").unwrap_err();
+        assert!(error.to_string().contains("pipeline.commit_interval_ms"), "{error}");
     }
 
     #[test]
