@@ -71,6 +71,9 @@ struct Args {
 #[derive(Default)]
 struct Outputs {
     seen: Mutex<Vec<(Instant, i32)>>,
+    /// Article keys (page URLs) seen, to count pages processed twice.
+    urls: Mutex<std::collections::HashSet<Vec<u8>>>,
+    duplicates: std::sync::atomic::AtomicU64,
 }
 
 impl Outputs {
@@ -146,6 +149,7 @@ impl Drill {
         for round in 1..=self.args.rounds {
             self.wait_all_producing()?;
             self.wait_owns_partitions(0)?;
+            let duplicates_before = self.outputs.duplicates.load(Ordering::Relaxed);
             let (since, first_from) = match self.args.scenario.as_str() {
                 "restart" => {
                     self.kill(0);
@@ -178,8 +182,12 @@ impl Drill {
             };
             let all = self.wait_every_partition_after(since)?;
             let first = self.outputs.first_after(first_from).values().min().copied();
+            // Pages the new owners process again show up within a few seconds of taking over.
+            std::thread::sleep(Duration::from_secs(3));
+            let duplicates = self.outputs.duplicates.load(Ordering::Relaxed) - duplicates_before;
             println!(
-                "scenario={} label={} workers={} round={round} first_output_s={:.2} all_partitions_s={:.2}",
+                "scenario={} label={} workers={} round={round} first_output_s={:.2} all_partitions_s={:.2} \
+                 duplicates={duplicates}",
                 self.args.scenario,
                 self.args.label,
                 self.workers.len(),
@@ -380,6 +388,11 @@ fn read_outputs(
                 .and_then(|number| number.parse().ok());
             if let Some(partition) = partition {
                 outputs.seen.lock().unwrap().push((Instant::now(), partition));
+            }
+            if let Some(key) = message.key() {
+                if !outputs.urls.lock().unwrap().insert(key.to_vec()) {
+                    outputs.duplicates.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     }))
