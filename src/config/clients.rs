@@ -265,7 +265,7 @@ mod tests {
     fn the_commit_interval_is_librdkafkas_auto_commit_interval() {
         assert_eq!(
             Config::default().consumer_config().get("auto.commit.interval.ms"),
-            Some("1000")
+            Some("100")
         );
         let config = Config::from_toml_str("[pipeline]\ncommit_interval_ms = 200\n").unwrap();
         assert_eq!(config.consumer_config().get("auto.commit.interval.ms"), Some("200"));

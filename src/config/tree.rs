@@ -538,7 +538,7 @@ const fn default_commit_interval_ms() -> u64 {
 }
 
 /// The default of `pipeline.commit_interval_ms`.
-pub(super) const COMMIT_INTERVAL_DEFAULT_MS: u64 = 1_000;
+pub(super) const COMMIT_INTERVAL_DEFAULT_MS: u64 = 100;
 
 /// Long enough for pages already sent to be acknowledged, short next to the group's
 /// `max.poll.interval.ms` (300 s) that bounds how long a rebalance callback may take.
