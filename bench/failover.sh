@@ -11,6 +11,8 @@
 #   classic-static-10s   classic protocol, static membership, 10 s session (the defaults)
 #   consumer-dynamic     KIP-848 consumer protocol (session timeout on the brokers)
 #   consumer-static      KIP-848 consumer protocol with static membership
+# then pages processed twice per kill -9 and restart at 1,000 pages/s, committing every
+# 1000, 200 and 100 ms (labels commit-<ms>).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,4 +48,11 @@ for label in classic-dynamic-45s classic-dynamic-10s classic-static-10s consumer
       --out "$out" ${settings[$label]} | tee -a "$out/results.txt" ||
       echo "scenario=${scenario%%:*} label=$label failed" | tee -a "$out/results.txt"
   done
+done
+for ms in 1000 200 100; do
+  [[ -n $only && $only != "commit-$ms" ]] && continue
+  nice -n 5 target/debug/examples/failover_bench --bootstrap "$bootstrap" --bin target/debug/pagesplit \
+    --scenario restart --workers 1 --rounds "$rounds" --rate 1000 --label "commit-$ms" --out "$out" \
+    --set "pipeline.commit_interval_ms=$ms" | tee -a "$out/results.txt" ||
+    echo "scenario=restart label=commit-$ms failed" | tee -a "$out/results.txt"
 done
