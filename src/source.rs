@@ -217,8 +217,16 @@ impl SourceContext {
             return;
         }
         let started = Instant::now();
-        let unfinished = self.wait_for_in_flight(&partitions);
-        if self.handover.mode == DeliveryMode::AtLeastOnce {
+        // Lost (the session timed out, the brokers away): the group has given the partitions
+        // to others already and takes no commit for them; nothing is worth waiting for.
+        let lost = consumer.assignment_lost();
+        let unfinished = if lost {
+            tracing::warn!(partitions = partitions.len(), "partitions lost with the group session");
+            0
+        } else {
+            self.wait_for_in_flight(&partitions)
+        };
+        if self.handover.mode == DeliveryMode::AtLeastOnce && !lost {
             self.commit_stored(consumer, &partitions);
         }
         // Exactly-once: wait for a commit in progress, so none includes these partitions later.
@@ -312,9 +320,16 @@ impl ConsumerContext for SourceContext {
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(partitions) => {
+                // librdkafka keeps a partition paused across a revoke and a new assignment: one
+                // paused while the outputs were down (consumption waiting for room) and lost with
+                // the session would never be fetched again. The consuming stage pauses it again
+                // if it is still waiting.
+                if let Err(error) = consumer.resume(partitions) {
+                    tracing::warn!(error = %error, "failed to resume assigned partitions");
+                }
                 let mut owned = self.owned.lock().expect("owned lock");
                 for element in partitions.elements() {
                     tracing::info!(
