@@ -120,10 +120,12 @@ pub fn decode_message_reporting_unknown_fields<'a>(
     let json = value.strip_prefix(UTF8_BOM).unwrap_or(value);
     if url.is_none() && json.trim_ascii_start().first() == Some(&b'{') {
         let mut unknown_fields = Vec::new();
-        let envelope: Envelope = serde_ignored::deserialize(&mut serde_json::Deserializer::from_slice(json), |path| {
-            unknown_fields.push(path.to_string())
-        })
-        .map_err(|error| DecodeError::InvalidEnvelope(error.to_string()))?;
+        let invalid = |error: serde_json::Error| DecodeError::InvalidEnvelope(error.to_string());
+        let mut json = serde_json::Deserializer::from_slice(json);
+        let envelope: Envelope =
+            serde_ignored::deserialize(&mut json, |path| unknown_fields.push(path.to_string())).map_err(invalid)?;
+        // One object and nothing after it (JSON lines are several envelopes, not one).
+        json.end().map_err(invalid)?;
         let (content_type, _charset) = parse_content_type(&envelope.content_type)?;
         let page = RawPage {
             url: envelope.url,
@@ -240,6 +242,13 @@ mod tests {
         // A known field of the wrong type is still an invalid envelope.
         let value = br#"{"url":"u","fetched_at":"2024-12-08T10:15:00Z","body":"x","content_type":7,"extra":1}"#;
         assert_eq!(decode_message(Some(value), []).unwrap_err().code(), "invalid_envelope");
+    }
+
+    #[test]
+    fn anything_after_the_envelope_makes_it_invalid() {
+        let mut value = encode_envelope("u", "2024-12-08T10:15:00Z".parse().unwrap(), "text/plain", "x");
+        value.extend_from_slice(b"\n{\"url\":\"v\"}");
+        assert_eq!(decode_message(Some(&value), []).unwrap_err().code(), "invalid_envelope");
     }
 
     #[test]
