@@ -825,11 +825,12 @@ def cmd_k8s_consistency():
         err("configmap.yaml: log.format must be json")
     if cfg.get("encoding", {}).get("format") not in ("confluent", "single-object"):
         err("configmap.yaml: encoding.format must be confluent or single-object")
-    drain = cfg.get("pipeline", {}).get("drain_timeout_ms", 10000)
+    drain = cfg.get("pipeline", {}).get("drain_timeout_ms", 8000)
     grace = pod.get("terminationGracePeriodSeconds", 30)
-    if not drain < grace * 1000:
-        err(f"drain_timeout_ms {drain} must be shorter than terminationGracePeriodSeconds {grace}s")
-    session = cfg.get("kafka", {}).get("session_timeout_ms", 45000)
+    # After the drain, flushing, the final commit and the consumer's close take up to 5 s more.
+    if not drain + 5000 < grace * 1000:
+        err(f"drain_timeout_ms {drain} plus 5 s must be shorter than terminationGracePeriodSeconds {grace}s")
+    session = cfg.get("kafka", {}).get("session_timeout_ms", 10000)
     if not drain < session:
         err(f"drain_timeout_ms {drain} must be shorter than kafka.session_timeout_ms {session}")
     if cfg.get("http", {}).get("enabled", True) is not True:

@@ -18,7 +18,7 @@ use crate::encode::{confluent_header, Encoder, Framing, ARTICLE_SCHEMA_JSON, QUO
 use crate::http::Health;
 use crate::metrics::Metrics;
 use crate::offsets::OffsetTracker;
-use crate::pipeline::{LatestQuotes, Pipeline, Topics};
+use crate::pipeline::{LatestQuotes, Pipeline, RecordLimits, Topics};
 use crate::quote_filter::QuoteFilter;
 use crate::registry::{value_subject, RegistryClient};
 use crate::sink::Sink;
@@ -70,8 +70,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let consumer = subscribe(&config, metrics.clone(), tracker.clone())?;
 
     let health = Arc::new(Health::new({
-        let consumer = consumer.clone();
-        move || consumer.context().joined_group()
+        let joined = consumer.context().joined_group_flag();
+        let metrics = metrics.clone();
+        // Not ready while no broker is reachable either: a probe sees a broker outage.
+        move || joined.load(std::sync::atomic::Ordering::Relaxed) && metrics.brokers_reachable()
     }));
     let http_shutdown = CancellationToken::new();
     let (http_addr, http_task) = if config.http.enabled {
@@ -102,6 +104,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             .changed_only()
             .then(|| Arc::new(Mutex::new(QuoteFilter::new(config.quotes.max_symbols)))),
         config: config.clone(),
+        limits: Arc::new(record_limits(&config).await),
     };
     let task = tokio::spawn(run_until_stopped(
         pipeline,
@@ -443,6 +446,37 @@ pub async fn topic_warnings(admin: &AdminClient<DefaultClientContext>, config: &
         }
     }
     warnings
+}
+
+/// The largest record each output topic takes: its `max.message.bytes` (where the brokers say)
+/// and the producer's `message.max.bytes`. Pages with a larger event are dead-lettered whole.
+pub async fn record_limits(config: &Config) -> RecordLimits {
+    let producer = config
+        .producer_config()
+        .get("message.max.bytes")
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| config.max_record_bytes());
+    let mut limits = RecordLimits::new(producer);
+    let Ok(admin) = config.admin_config().create::<AdminClient<DefaultClientContext>>() else {
+        return limits;
+    };
+    let mut topics = vec![
+        config.topics.quotes.as_str(),
+        config.topics.articles.as_str(),
+        config.topics.dead_letter.as_str(),
+    ];
+    topics.extend(config.topics.quotes_latest());
+    for topic in topics {
+        match topic_config(&admin, topic, MAX_MESSAGE_BYTES).await {
+            Ok(limit) => {
+                if let Ok(limit) = limit.parse() {
+                    limits.topics.insert(topic.to_owned(), limit);
+                }
+            }
+            Err(error) => tracing::warn!(error, "record size limit unknown; the producer's applies"),
+        }
+    }
+    limits
 }
 
 /// One config value of a topic, as the broker describes it.

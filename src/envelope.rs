@@ -3,6 +3,10 @@
 //! The input contract: the value is a JSON envelope
 //! `{"url": "...", "fetched_at": "<RFC 3339>", "content_type": "text/plain" | "text/html", "body": "..."}`,
 //! or a bare body with `url`, `fetched-at` and `content-type` headers.
+//!
+//! Forward compatible: fields the envelope does not define are ignored (and reported, so that
+//! a crawler adding a field does not send every page to the dead-letter topic), and a UTF-8
+//! byte-order mark before the JSON is skipped.
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -56,9 +60,8 @@ impl DecodeError {
     }
 }
 
-/// The JSON envelope, as published by crawlers.
+/// The JSON envelope, as published by crawlers. Other fields are ignored.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Envelope {
     url: String,
     fetched_at: String,
@@ -72,11 +75,31 @@ fn default_content_type() -> String {
     "text/plain".to_owned()
 }
 
+/// The UTF-8 byte-order mark some writers put before JSON.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// A decoded page and the envelope fields that were ignored.
+#[derive(Debug)]
+pub struct Decoded {
+    /// The page.
+    pub page: RawPage,
+    /// Names of the JSON envelope's fields pagesplit does not know, in the order they came.
+    pub unknown_fields: Vec<String>,
+}
+
 /// Decodes one message. `headers` are the Kafka record headers (name, value).
 pub fn decode_message<'a>(
     value: Option<&[u8]>,
     headers: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>)>,
 ) -> Result<RawPage, DecodeError> {
+    decode_message_reporting_unknown_fields(value, headers).map(|decoded| decoded.page)
+}
+
+/// Decodes one message like [`decode_message`], and names the envelope fields it ignored.
+pub fn decode_message_reporting_unknown_fields<'a>(
+    value: Option<&[u8]>,
+    headers: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>)>,
+) -> Result<Decoded, DecodeError> {
     let value = match value {
         Some(value) if !value.is_empty() => value,
         _ => return Err(DecodeError::EmptyMessage),
@@ -94,11 +117,17 @@ pub fn decode_message<'a>(
         let text = std::str::from_utf8(header.unwrap_or_default()).map_err(|_| DecodeError::InvalidHeader(slot.1))?;
         *slot.0 = Some(text.to_owned());
     }
-    if url.is_none() && value.trim_ascii_start().first() == Some(&b'{') {
+    let json = value.strip_prefix(UTF8_BOM).unwrap_or(value);
+    if url.is_none() && json.trim_ascii_start().first() == Some(&b'{') {
+        let mut unknown_fields = Vec::new();
+        let invalid = |error: serde_json::Error| DecodeError::InvalidEnvelope(error.to_string());
+        let mut json = serde_json::Deserializer::from_slice(json);
         let envelope: Envelope =
-            serde_json::from_slice(value).map_err(|error| DecodeError::InvalidEnvelope(error.to_string()))?;
+            serde_ignored::deserialize(&mut json, |path| unknown_fields.push(path.to_string())).map_err(invalid)?;
+        // One object and nothing after it (JSON lines are several envelopes, not one).
+        json.end().map_err(invalid)?;
         let (content_type, _charset) = parse_content_type(&envelope.content_type)?;
-        return Ok(RawPage {
+        let page = RawPage {
             url: envelope.url,
             fetched_at: parse_fetched_at(&envelope.fetched_at)?,
             content_type,
@@ -106,18 +135,23 @@ pub fn decode_message<'a>(
             // still carries from before it was transcoded no longer applies.
             charset: Some("utf-8".to_owned()),
             body: envelope.body.into_bytes(),
-        });
+        };
+        return Ok(Decoded { page, unknown_fields });
     }
     let url = url.ok_or(DecodeError::NotAnEnvelope)?;
     let fetched_at = fetched_at.ok_or(DecodeError::MissingHeader("fetched-at"))?;
     let content_type = content_type.ok_or(DecodeError::MissingHeader("content-type"))?;
     let (content_type, charset) = parse_content_type(&content_type)?;
-    Ok(RawPage {
+    let page = RawPage {
         url,
         fetched_at: parse_fetched_at(&fetched_at)?,
         content_type,
         charset,
         body: value.to_vec(),
+    };
+    Ok(Decoded {
+        page,
+        unknown_fields: Vec::new(),
     })
 }
 
@@ -192,6 +226,49 @@ mod tests {
         assert_eq!(page.charset.as_deref(), Some("windows-1252"));
         assert_eq!(page.fetched_at.to_rfc3339(), "2024-12-08T10:15:00+00:00");
         assert_eq!(page.body, b"<html>\xe9</html>");
+    }
+
+    #[test]
+    fn unknown_envelope_fields_are_ignored_and_named() {
+        let value = br#"{"url":"https://example.com/a","crawler":{"id":7,"tags":["x"]},"fetched_at":"2024-12-08T10:15:00Z","body":"AGL 37.94","lang":"en"}"#;
+        let decoded = decode_message_reporting_unknown_fields(Some(value), []).unwrap();
+        assert_eq!(decoded.unknown_fields, ["crawler", "lang"]);
+        assert_eq!(decoded.page.url, "https://example.com/a");
+        assert_eq!(decoded.page.body, b"AGL 37.94");
+        assert_eq!(decoded.page.content_type, ContentType::Text);
+        let known = encode_envelope("u", "2024-12-08T10:15:00Z".parse().unwrap(), "text/html", "<p>x</p>");
+        let decoded = decode_message_reporting_unknown_fields(Some(&known), []).unwrap();
+        assert!(decoded.unknown_fields.is_empty());
+        // A known field of the wrong type is still an invalid envelope.
+        let value = br#"{"url":"u","fetched_at":"2024-12-08T10:15:00Z","body":"x","content_type":7,"extra":1}"#;
+        assert_eq!(decode_message(Some(value), []).unwrap_err().code(), "invalid_envelope");
+    }
+
+    #[test]
+    fn anything_after_the_envelope_makes_it_invalid() {
+        let mut value = encode_envelope("u", "2024-12-08T10:15:00Z".parse().unwrap(), "text/plain", "x");
+        value.extend_from_slice(b"\n{\"url\":\"v\"}");
+        assert_eq!(decode_message(Some(&value), []).unwrap_err().code(), "invalid_envelope");
+    }
+
+    #[test]
+    fn a_leading_byte_order_mark_is_skipped() {
+        let mut value = UTF8_BOM.to_vec();
+        value.extend(encode_envelope(
+            "https://example.com/bom",
+            "2024-12-08T10:15:00Z".parse().unwrap(),
+            "text/plain",
+            "AGL 37.94",
+        ));
+        let page = decode_message(Some(&value), []).unwrap();
+        assert_eq!(page.url, "https://example.com/bom");
+        assert_eq!(page.fetched_at.timestamp(), 1_733_652_900);
+        assert_eq!(page.body, b"AGL 37.94");
+        // Without a JSON object after it, still not an envelope.
+        assert_eq!(
+            decode_message(Some(b"\xEF\xBB\xBFhello"), []).unwrap_err().code(),
+            "not_an_envelope"
+        );
     }
 
     #[test]

@@ -33,7 +33,17 @@ pub struct Metrics {
     quotes_unchanged: IntCounter,
     quote_symbols_tracked: IntGauge,
     quote_symbols_evicted: IntCounter,
+    envelopes_with_unknown_fields: IntCounter,
+    produce_request_retries: IntCounter,
+    /// The producer's retries in librdkafka's last statistics (they only grow per broker).
+    last_request_retries: std::sync::atomic::AtomicU64,
+    brokers_up: IntGauge,
+    /// Unknown envelope field names already logged (each is logged once), bounded.
+    unknown_fields_logged: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
+
+/// How many distinct unknown envelope field names are remembered (and logged once each).
+const UNKNOWN_FIELDS_LOGGED_LIMIT: usize = 256;
 
 /// The events of one page that were acknowledged (or committed), by topic.
 #[derive(Debug, Clone, Copy)]
@@ -102,6 +112,9 @@ pub enum FailureCode {
     SplitPanicked,
     /// The broker refused one of the page's events for good (e.g. too large).
     EventRejectedByBroker,
+    /// One of the page's events is larger than its topic takes: the page was dead-lettered
+    /// before any of its events was sent.
+    EventTooLarge,
 }
 
 impl FailureCode {
@@ -118,6 +131,7 @@ impl FailureCode {
             FailureCode::Parse(code) | FailureCode::Encode(code) => code,
             FailureCode::SplitPanicked => "split_panicked",
             FailureCode::EventRejectedByBroker => "event_rejected_by_broker",
+            FailureCode::EventTooLarge => "event_too_large",
         }
     }
 }
@@ -271,6 +285,25 @@ impl Metrics {
                 "pagesplit_quote_symbols_evicted_total",
                 "Symbols forgotten because quotes.max_symbols were tracked; their next quotes are published.",
             ),
+            envelopes_with_unknown_fields: counter(
+                "pagesplit_envelope_unknown_fields_total",
+                "Pages whose JSON envelope had fields pagesplit does not know; they were ignored.",
+            ),
+            unknown_fields_logged: std::sync::Mutex::default(),
+            produce_request_retries: counter(
+                "pagesplit_produce_request_retries_total",
+                "Produce requests librdkafka sent again (broker down, timeouts), from its statistics.",
+            ),
+            last_request_retries: std::sync::atomic::AtomicU64::new(0),
+            brokers_up: {
+                let brokers_up = gauge(
+                    "pagesplit_brokers_up",
+                    "Broker connections of the consumer that are up, from librdkafka statistics; -1 before \
+                     the first statistics. 0: the brokers are unreachable (and /readyz answers 503).",
+                );
+                brokers_up.set(-1);
+                brokers_up
+            },
             registry,
         }
     }
@@ -293,6 +326,56 @@ impl Metrics {
     /// A page left the pipeline (its events or its dead letter acknowledged, or abandoned).
     pub fn page_finished(&self) {
         self.pages_in_flight.dec();
+    }
+
+    /// A page's envelope had fields the input contract does not define (ignored): counted;
+    /// each field name is logged the first time it is seen.
+    pub fn envelope_fields_ignored(&self, fields: &[String]) {
+        self.envelopes_with_unknown_fields.inc();
+        let new: Vec<&str> = {
+            let mut logged = self.unknown_fields_logged.lock().expect("unknown fields lock");
+            fields
+                .iter()
+                .filter(|field| logged.len() < UNKNOWN_FIELDS_LOGGED_LIMIT && logged.insert((*field).clone()))
+                .map(String::as_str)
+                .collect()
+        };
+        if !new.is_empty() {
+            tracing::warn!(
+                fields = %new.join(","),
+                "page envelope has fields pagesplit does not know; ignored (logged once per field)"
+            );
+        }
+    }
+
+    /// Pages whose envelope had unknown fields, so far.
+    pub fn envelopes_with_unknown_fields_count(&self) -> u64 {
+        self.envelopes_with_unknown_fields.get()
+    }
+
+    /// The producer's statistics: `retries` produce requests sent again so far (summed over its
+    /// brokers; a total lower than the last one, after a broker's connection was replaced,
+    /// starts over).
+    pub fn producer_request_retries(&self, retries: u64) {
+        let last = self
+            .last_request_retries
+            .swap(retries, std::sync::atomic::Ordering::Relaxed);
+        let new = if retries >= last { retries - last } else { retries };
+        self.produce_request_retries.inc_by(new);
+    }
+
+    /// The consumer's statistics: `up` broker connections are up.
+    pub fn brokers_up(&self, up: usize) {
+        let gauge = &self.brokers_up;
+        if up == 0 && gauge.get() != 0 {
+            tracing::warn!("no broker reachable; /readyz answers 503 until one is");
+        }
+        gauge.set(up as i64);
+    }
+
+    /// Whether a broker was reachable at the last statistics (or none were taken yet).
+    pub fn brokers_reachable(&self) -> bool {
+        self.brokers_up.get() != 0
     }
 
     /// A page was split and encoded.
@@ -476,6 +559,35 @@ impl Default for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_envelope_fields_are_counted_per_page_and_each_name_logged_once() {
+        let metrics = Metrics::new();
+        metrics.envelope_fields_ignored(&["crawler".to_owned()]);
+        metrics.envelope_fields_ignored(&["crawler".to_owned(), "lang".to_owned()]);
+        metrics.envelope_fields_ignored(&["lang".to_owned()]);
+        assert_eq!(metrics.envelopes_with_unknown_fields_count(), 3);
+        let logged = metrics.unknown_fields_logged.lock().unwrap().clone();
+        assert_eq!(logged.into_iter().collect::<Vec<_>>(), ["crawler", "lang"]);
+        assert!(metrics.render().contains("pagesplit_envelope_unknown_fields_total 3"));
+    }
+
+    #[test]
+    fn produce_retries_follow_librdkafka_statistics_and_broker_outages_show() {
+        let metrics = Metrics::new();
+        metrics.producer_request_retries(0);
+        metrics.producer_request_retries(7);
+        metrics.producer_request_retries(12);
+        // A replaced connection's counters start over.
+        metrics.producer_request_retries(3);
+        assert!(metrics.render().contains("pagesplit_produce_request_retries_total 15"));
+        assert!(metrics.brokers_reachable(), "unknown before the first statistics");
+        metrics.brokers_up(0);
+        assert!(!metrics.brokers_reachable());
+        assert!(metrics.render().contains("pagesplit_brokers_up 0"));
+        metrics.brokers_up(1);
+        assert!(metrics.brokers_reachable());
+    }
 
     #[test]
     fn exposition_has_the_documented_names() {

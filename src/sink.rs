@@ -227,6 +227,10 @@ pub struct SinkContext {
 impl ClientContext for SinkContext {
     fn stats(&self, statistics: Statistics) {
         self.metrics.producer_queue_depth(statistics.msg_cnt as i64);
+        // librdkafka retries produce requests itself (with `message.timeout.ms = 0`, for as long
+        // as the brokers are away): only its statistics see them.
+        self.metrics
+            .producer_request_retries(statistics.brokers.values().map(|broker| broker.txretries).sum());
     }
 }
 

@@ -5,8 +5,10 @@
 //! `pipeline.revoke_timeout_ms`, for the pages of those partitions already in flight, polling the
 //! offset tracker's pending count (the pipeline's tasks finish them meanwhile: the wait runs in
 //! `block_in_place`, so the runtime moves other tasks off this thread). Then, at-least-once, it
-//! commits the stored offsets of those partitions synchronously; exactly-once, the pipeline has
-//! committed their pages in a transaction meanwhile. Finally it forgets the partitions: pages
+//! commits the stored offsets of those partitions, asynchronously: the commit request goes to
+//! the group coordinator ahead of the worker's next join request (the new owner is assigned the
+//! partitions only after that join), and the revoke never waits for brokers that do not answer;
+//! exactly-once, the pipeline has committed their pages in a transaction meanwhile. Finally it forgets the partitions: pages
 //! still unfinished are abandoned (their late completions are ignored and never committed; in
 //! exactly-once mode their transaction is aborted) and the new owner consumes them again.
 
@@ -100,7 +102,7 @@ pub struct SourceContext {
     tracker: Arc<Mutex<OffsetTracker>>,
     handover: Arc<Handover>,
     owned: Mutex<HashMap<(String, i32), Progress>>,
-    assigned_once: std::sync::atomic::AtomicBool,
+    assigned_once: Arc<AtomicBool>,
     stall_timeout: Duration,
 }
 
@@ -123,7 +125,7 @@ impl SourceContext {
             tracker,
             handover,
             owned: Mutex::new(HashMap::new()),
-            assigned_once: std::sync::atomic::AtomicBool::new(false),
+            assigned_once: Arc::new(AtomicBool::new(false)),
             stall_timeout,
         }
     }
@@ -136,6 +138,12 @@ impl SourceContext {
     /// Whether the group has answered at least once (an assignment, possibly empty).
     pub fn joined_group(&self) -> bool {
         self.assigned_once.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Set once the group has answered: for readiness probes, which must not hold the consumer
+    /// (its last holder closes it).
+    pub fn joined_group_flag(&self) -> Arc<AtomicBool> {
+        self.assigned_once.clone()
     }
 
     /// What the revoke callback shares with the pipeline.
@@ -171,8 +179,13 @@ impl SourceContext {
         left
     }
 
-    /// At-least-once: commits the stored offsets of `partitions` before they go.
+    /// At-least-once: commits the stored offsets of `partitions` before they go, without waiting
+    /// for the answer (the commit callback counts it). Once the pipeline has stopped (the
+    /// consumer closing), the drain has made the final commit already.
     fn commit_stored(&self, consumer: &BaseConsumer<Self>, partitions: &[(String, i32)]) {
+        if self.handover.stopped.load(Ordering::Acquire) {
+            return;
+        }
         let mut offsets = TopicPartitionList::new();
         {
             let tracker = self.tracker.lock().expect("tracker lock");
@@ -185,8 +198,11 @@ impl SourceContext {
         if offsets.count() == 0 {
             return;
         }
-        match consumer.commit(&offsets, CommitMode::Sync) {
-            Ok(()) => tracing::debug!(partitions = offsets.count(), "offsets of revoked partitions committed"),
+        match consumer.commit(&offsets, CommitMode::Async) {
+            Ok(()) => tracing::debug!(
+                partitions = offsets.count(),
+                "offsets of revoked partitions sent for commit"
+            ),
             Err(error) => self.metrics.offsets_committed(Err(error.to_string())),
         }
     }
@@ -201,8 +217,16 @@ impl SourceContext {
             return;
         }
         let started = Instant::now();
-        let unfinished = self.wait_for_in_flight(&partitions);
-        if self.handover.mode == DeliveryMode::AtLeastOnce {
+        // Lost (the session timed out, the brokers away): the group has given the partitions
+        // to others already and takes no commit for them; nothing is worth waiting for.
+        let lost = consumer.assignment_lost();
+        let unfinished = if lost {
+            tracing::warn!(partitions = partitions.len(), "partitions lost with the group session");
+            0
+        } else {
+            self.wait_for_in_flight(&partitions)
+        };
+        if self.handover.mode == DeliveryMode::AtLeastOnce && !lost {
             self.commit_stored(consumer, &partitions);
         }
         // Exactly-once: wait for a commit in progress, so none includes these partitions later.
@@ -241,6 +265,13 @@ impl ClientContext for SourceContext {
         } else {
             HashMap::new()
         };
+        self.metrics.brokers_up(
+            statistics
+                .brokers
+                .values()
+                .filter(|broker| broker.state == "UP")
+                .count(),
+        );
         let owned = &mut *self.owned.lock().expect("owned lock");
         for (topic_name, topic) in &statistics.topics {
             for (partition, stats) in &topic.partitions {
@@ -256,7 +287,9 @@ impl ClientContext for SourceContext {
                         };
                         ((end - committed).max(0), *committed)
                     }
-                    None => (stats.consumer_lag, stats.stored_offset),
+                    // Progress is what the group has committed: stored offsets that are never
+                    // committed (the coordinator away) are no progress.
+                    None => (stats.consumer_lag, stats.committed_offset),
                 };
                 if lag >= 0 {
                     self.metrics.partition_lag(topic_name, *partition, lag);
@@ -287,9 +320,16 @@ impl ConsumerContext for SourceContext {
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(partitions) => {
+                // librdkafka keeps a partition paused across a revoke and a new assignment: one
+                // paused while the outputs were down (consumption waiting for room) and lost with
+                // the session would never be fetched again. The consuming stage pauses it again
+                // if it is still waiting.
+                if let Err(error) = consumer.resume(partitions) {
+                    tracing::warn!(error = %error, "failed to resume assigned partitions");
+                }
                 let mut owned = self.owned.lock().expect("owned lock");
                 for element in partitions.elements() {
                     tracing::info!(
@@ -318,5 +358,73 @@ impl ConsumerContext for SourceContext {
             Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
             other => self.metrics.offsets_committed(other.map_err(|error| error.to_string())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::statistics::{Partition, Topic};
+
+    fn statistics(committed: i64, stored: i64, lag: i64, brokers_up: usize) -> Statistics {
+        let partition = Partition {
+            partition: 0,
+            committed_offset: committed,
+            stored_offset: stored,
+            consumer_lag: lag,
+            ..Partition::default()
+        };
+        let topic = Topic {
+            topic: "pages.raw".to_owned(),
+            partitions: HashMap::from([(0, partition)]),
+            ..Topic::default()
+        };
+        let brokers = (0..brokers_up)
+            .map(|n| {
+                let broker = rdkafka::statistics::Broker {
+                    state: "UP".to_owned(),
+                    ..rdkafka::statistics::Broker::default()
+                };
+                (format!("broker-{n}"), broker)
+            })
+            .collect();
+        Statistics {
+            topics: HashMap::from([("pages.raw".to_owned(), topic)]),
+            brokers,
+            ..Statistics::default()
+        }
+    }
+
+    #[test]
+    fn a_partition_whose_committed_offset_stands_still_with_lag_is_stalled_whatever_is_stored() {
+        let metrics = Arc::new(Metrics::new());
+        let context = SourceContext::new(
+            metrics.clone(),
+            Arc::new(Mutex::new(OffsetTracker::new())),
+            Arc::new(Handover::new(DeliveryMode::AtLeastOnce, Duration::from_secs(1))),
+            Duration::from_millis(20),
+        );
+        context.owned.lock().unwrap().insert(
+            ("pages.raw".to_owned(), 0),
+            Progress {
+                stored_offset: -1001,
+                since: Instant::now(),
+            },
+        );
+        let stalled = || {
+            metrics
+                .render()
+                .contains("pagesplit_partition_stalled{partition=\"0\",topic=\"pages.raw\"} 1")
+        };
+        context.stats(statistics(10, 50, 40, 1));
+        assert!(!stalled());
+        std::thread::sleep(Duration::from_millis(30));
+        // Pages finish and are stored, but the coordinator takes no commit: no progress.
+        context.stats(statistics(10, 90, 40, 0));
+        assert!(stalled(), "{}", metrics.render());
+        assert!(!metrics.brokers_reachable());
+        context.stats(statistics(90, 90, 5, 1));
+        assert!(!stalled(), "committed offsets moved");
+        assert!(metrics.brokers_reachable());
     }
 }

@@ -368,7 +368,7 @@ async fn records_refused_as_too_large(mode: DeliveryMode) {
     for (index, (code, size)) in [
         ("not_an_envelope", refused_by_topic.len()),
         ("not_an_envelope", refused_by_producer.len()),
-        ("event_rejected_by_broker", long_envelope_bytes),
+        ("event_too_large", long_envelope_bytes),
     ]
     .into_iter()
     .enumerate()
@@ -397,7 +397,7 @@ async fn records_refused_as_too_large(mode: DeliveryMode) {
         "{metrics}"
     );
     assert!(
-        metrics.contains("pagesplit_pages_dead_lettered_total{code=\"event_rejected_by_broker\",stage=\"encode\"} 1"),
+        metrics.contains("pagesplit_pages_dead_lettered_total{code=\"event_too_large\",stage=\"encode\"} 1"),
         "{metrics}"
     );
     assert_eq!(running.metrics.dead_letters_without_value_count(), 3);
@@ -414,6 +414,102 @@ async fn records_refused_as_too_large(mode: DeliveryMode) {
             replayed: 0,
             omitted: 3
         }
+    );
+    shutdown.cancel();
+    running.wait().await.unwrap();
+    common::delete_topics(&config).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_with_an_event_too_large_for_its_topic_is_dead_lettered_whole_and_none_of_its_events_published() {
+    let mut config = common::test_config("whole-page", EncodingFormat::SingleObject);
+    config.topics.partitions = 1;
+    let bootstrap = config.kafka.bootstrap_servers.clone();
+    // An input topic that takes 8 MiB records; the others as pagesplit creates them: the
+    // article topic takes a page of parse.max_page_bytes (5 MiB records), the quote topic the
+    // brokers' default (1 MB).
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    let input = rdkafka::admin::NewTopic::new(&config.topics.input, 1, rdkafka::admin::TopicReplication::Fixed(1))
+        .set("max.message.bytes", "8388608");
+    let created = admin
+        .create_topics([&input], &rdkafka::admin::AdminOptions::new())
+        .await
+        .unwrap();
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    let shutdown = CancellationToken::new();
+    let running = pagesplit::app::start(config.clone(), shutdown.clone()).await.unwrap();
+    let good = small_pages("whole-page", 2);
+    // A 2 MiB URL that does not compress: each quote record carries it (over the quote topic's
+    // limit), the article too (within the article topic's).
+    let mut huge = good[0].clone();
+    let letters: Vec<u8> = noise(2 << 20, 3).iter().map(|byte| b'a' + byte % 26).collect();
+    huge.url = format!("https://www.brecorder.com/{}", String::from_utf8(letters).unwrap());
+    let envelope = pagesplit::envelope::encode_envelope(&huge.url, huge.fetched_at, &huge.content_type, &huge.body);
+    let mut positions = publish_pages(&bootstrap, &config.topics.input, &good[..1])
+        .await
+        .unwrap();
+    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("message.max.bytes", "8388608")
+        .create()
+        .unwrap();
+    let delivered = producer
+        .send(
+            rdkafka::producer::FutureRecord::to(&config.topics.input)
+                .key("huge")
+                .payload(&envelope),
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|(error, _)| error)
+        .unwrap();
+    merge_positions(
+        &mut positions,
+        Positions::from([(delivered.partition, delivered.offset)]),
+    );
+    merge_positions(
+        &mut positions,
+        publish_pages(&bootstrap, &config.topics.input, &good[1..])
+            .await
+            .unwrap(),
+    );
+    common::wait_for_commit(&config, &positions, Duration::from_secs(60)).await;
+
+    let dead = common::read_all(&bootstrap, &config.topics.dead_letter);
+    assert_eq!(dead.len(), 1, "the page is dead-lettered once");
+    let header = |name: &str| {
+        dead[0]
+            .headers
+            .iter()
+            .find(|(header, _)| header == name)
+            .map(|(_, value)| value.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(header("pagesplit.error.code"), "event_too_large");
+    assert_eq!(header("pagesplit.stage"), "encode");
+    assert_eq!(header("pagesplit.source.offset"), "1");
+    assert_eq!(dead[0].value, envelope, "the dead letter holds the page whole");
+    // None of its events anywhere: the articles and quotes are the two good pages' only.
+    let articles = common::read_all(&bootstrap, &config.topics.articles);
+    let urls: Vec<String> = articles.iter().filter_map(|record| record.key.clone()).collect();
+    assert_eq!(urls, [good[0].url.clone(), good[1].url.clone()]);
+    let quotes = common::read_all(&bootstrap, &config.topics.quotes);
+    assert_eq!(quotes.len(), 6, "3 quotes of each good page");
+    assert!(quotes.iter().all(|record| record.value.len() < 10_000));
+    let metrics = running.metrics.render();
+    assert!(
+        metrics.contains(&format!(
+            "pagesplit_events_produced_total{{topic=\"{}\",type=\"article\"}} 2",
+            config.topics.articles
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("pagesplit_pages_dead_lettered_total{code=\"event_too_large\",stage=\"encode\"} 1"),
+        "{metrics}"
     );
     shutdown.cancel();
     running.wait().await.unwrap();
@@ -652,4 +748,44 @@ async fn output_down_for_a_while_keeps_memory_bounded_and_loses_nothing() {
     // proportional to the 20 000-page backlog (~10 MiB of pages, ~80 000 events).
     assert!(peak < 200 * 1024, "RSS stayed under 200 MiB, peak {} MiB", peak / 1024);
     assert_nothing_lost("output down for 20 s", &sent, &account(&config));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_the_broker_down_exits_within_the_drain_deadline_and_the_close_timeout() {
+    let broker = OwnBroker::start();
+    let mut config = common::test_config("down-exit", EncodingFormat::SingleObject);
+    config.kafka.bootstrap_servers = broker.bootstrap();
+    pagesplit::app::prepare_topics(&config).await.unwrap();
+    let sent = small_pages("down-exit", 5000);
+    publish_pages(&config.kafka.bootstrap_servers, &config.topics.input, &sent)
+        .await
+        .unwrap();
+    let drain = Duration::from_secs(3);
+    let mut worker = Worker::spawn(
+        &config,
+        WorkerOptions {
+            sets: vec![("pipeline.drain_timeout_ms", drain.as_millis().to_string())],
+            log_level: "info",
+            capture: true,
+            ..WorkerOptions::default()
+        },
+    );
+    wait_until("first articles", Duration::from_secs(60), async || {
+        articles_written(&config) >= 300
+    })
+    .await;
+    assert!(broker.stack(&["kill", "kafka"], false).success());
+    // Pages in flight can no longer be acknowledged, nor offsets committed, nor the group left.
+    let signalled = Instant::now();
+    let bound = drain + pagesplit::pipeline::CLOSE_TIMEOUT + Duration::from_secs(3);
+    let exit = worker.wait_exit_after_sigterm(bound);
+    let output = worker.output();
+    let exit = exit.unwrap_or_else(|| panic!("no exit within {bound:?} of SIGTERM with the broker down:\n{output}"));
+    println!(
+        "exit {exit:?} {:.1} s after SIGTERM with the broker down",
+        signalled.elapsed().as_secs_f64()
+    );
+    assert_eq!(exit.code(), Some(0), "{output}");
+    assert!(output.contains("drain deadline passed"), "{output}");
+    assert!(output.contains("offset commit failed"), "{output}");
 }

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use rdkafka::ClientConfig;
 
-use super::Config;
+use super::{Config, GroupProtocol};
 
 /// How long librdkafka tries to deliver a record (`0`: until delivered).
 const MESSAGE_TIMEOUT: &str = "message.timeout.ms";
@@ -70,11 +70,9 @@ impl Config {
         config
             .set("group.id", &self.kafka.group_id)
             .set("enable.auto.commit", auto_commit)
-            .set("auto.commit.interval.ms", "1000")
+            .set("auto.commit.interval.ms", self.pipeline.commit_interval_ms.to_string())
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .set("partition.assignment.strategy", "cooperative-sticky")
-            .set("session.timeout.ms", self.kafka.session_timeout_ms.to_string())
             // Bound librdkafka's prefetch queue and its fetch responses so a backlog does not
             // fill memory: with 2 MiB and 256 KiB per partition (librdkafka: 64 MiB and 1 MiB) a
             // worker stays near 70 MB through a backlog of a million full pages, at the same
@@ -85,9 +83,30 @@ impl Config {
             // ... and fetch again soon once it has drained: librdkafka's default waits a whole
             // second, which capped a worker at about what that queue holds per second.
             .set("fetch.queue.backoff.ms", "20");
+        self.group_membership(&mut config);
         apply(&mut config, &self.kafka.options);
         apply(&mut config, &self.kafka.consumer_options);
         config
+    }
+
+    /// How the consumer takes part in its group: the protocol, and with static membership the
+    /// worker's `group.instance.id`. The classic protocol gets the session timeout and
+    /// cooperative-sticky assignment; the consumer protocol (KIP-848) leaves both to the brokers
+    /// (librdkafka refuses them there).
+    fn group_membership(&self, config: &mut ClientConfig) {
+        match self.kafka.group_protocol {
+            GroupProtocol::Classic => {
+                config
+                    .set("partition.assignment.strategy", "cooperative-sticky")
+                    .set("session.timeout.ms", self.kafka.session_timeout_ms.to_string());
+            }
+            GroupProtocol::Consumer => {
+                config.set("group.protocol", GroupProtocol::Consumer.as_str());
+            }
+        }
+        if let Some(instance) = self.kafka.effective_group_instance_id(&self.delivery) {
+            config.set("group.instance.id", instance);
+        }
     }
 
     /// The worker's producer: idempotent, acks from all in-sync replicas; transactional in
@@ -204,6 +223,54 @@ mod tests {
         assert_eq!(config.producer_config().get("message.timeout.ms"), None);
         assert_eq!(config.admin_config().get("transactional.id"), None);
         assert_eq!(config.consumer_config().get("enable.auto.commit"), Some("false"));
+    }
+
+    #[test]
+    fn static_membership_takes_the_workers_name_and_the_consumer_protocol_leaves_the_session_to_the_brokers() {
+        let config = Config::from_toml_str("[kafka]\ngroup_instance_id = \"pagesplit-7\"\n").unwrap();
+        let consumer = config.consumer_config();
+        assert_eq!(consumer.get("group.instance.id"), Some("pagesplit-7"));
+        assert_eq!(consumer.get("session.timeout.ms"), Some("10000"));
+        assert_eq!(
+            consumer.get("partition.assignment.strategy"),
+            Some("cooperative-sticky")
+        );
+        assert_eq!(consumer.get("group.protocol"), None, "classic, librdkafka's default");
+        // The worker's name when no group instance id is given.
+        let config = Config::from_toml_str("[delivery]\ninstance_id = \"worker-3\"\n").unwrap();
+        assert_eq!(config.consumer_config().get("group.instance.id"), Some("worker-3"));
+        let config = Config::from_toml_str(
+            "[kafka]\nstatic_membership = false\ngroup_instance_id = \"x\"\n[delivery]\ninstance_id = \"w\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.consumer_config().get("group.instance.id"), None);
+        let config =
+            Config::from_toml_str("[kafka]\ngroup_protocol = \"consumer\"\ngroup_instance_id = \"p-1\"\n").unwrap();
+        let consumer = config.consumer_config();
+        assert_eq!(consumer.get("group.protocol"), Some("consumer"));
+        assert_eq!(consumer.get("group.instance.id"), Some("p-1"));
+        for classic_only in [
+            "session.timeout.ms",
+            "partition.assignment.strategy",
+            "heartbeat.interval.ms",
+        ] {
+            assert_eq!(consumer.get(classic_only), None, "{classic_only}");
+        }
+        // librdkafka accepts what the consumer protocol is given.
+        let created: Result<rdkafka::consumer::BaseConsumer, _> = consumer.create();
+        assert!(created.is_ok(), "{:?}", created.err());
+    }
+
+    #[test]
+    fn the_commit_interval_is_librdkafkas_auto_commit_interval() {
+        assert_eq!(
+            Config::default().consumer_config().get("auto.commit.interval.ms"),
+            Some("100")
+        );
+        let config = Config::from_toml_str("[pipeline]\ncommit_interval_ms = 200\n").unwrap();
+        assert_eq!(config.consumer_config().get("auto.commit.interval.ms"), Some("200"));
+        let error = Config::from_toml_str("[pipeline]\ncommit_interval_ms = 0\n").unwrap_err();
+        assert!(error.to_string().contains("pipeline.commit_interval_ms"), "{error}");
     }
 
     #[test]

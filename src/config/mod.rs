@@ -17,9 +17,9 @@ mod validate;
 pub use load::ENV_PREFIX;
 pub use secrets::{redact_url, Secret};
 pub use tree::{
-    Config, DeliveryConfig, DeliveryMode, EncodingConfig, EncodingFormat, HttpConfig, KafkaConfig, LogConfig,
-    LogFormat, ParseConfig, PipelineConfig, QuoteEmit, QuotesConfig, RegistryConfig, SaslMechanism, SecurityProtocol,
-    TopicsConfig, MAX_PAGE_BYTES_LIMIT,
+    Config, DeliveryConfig, DeliveryMode, EncodingConfig, EncodingFormat, GroupProtocol, HttpConfig, KafkaConfig,
+    LogConfig, LogFormat, ParseConfig, PipelineConfig, QuoteEmit, QuotesConfig, RegistryConfig, SaslMechanism,
+    SecurityProtocol, TopicsConfig, MAX_PAGE_BYTES_LIMIT,
 };
 
 /// Why a configuration could not be loaded.

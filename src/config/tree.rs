@@ -42,8 +42,25 @@ pub struct KafkaConfig {
     pub bootstrap_servers: String,
     /// Consumer group id; every worker of one deployment uses the same.
     pub group_id: String,
-    /// Consumer group session timeout in milliseconds; the drain deadline must be shorter.
+    /// Consumer group session timeout in milliseconds (`group_protocol = "classic"`): a worker
+    /// that stops heartbeating (killed) loses its partitions to the others after this long. The
+    /// drain deadline must be shorter.
     pub session_timeout_ms: u64,
+    /// The consumer group protocol: `classic` (the client-side session timeout above, static
+    /// membership taking over a restarted worker's partitions at once) or `consumer` (KIP-848:
+    /// no rebalance barrier, but the session timeout is the brokers',
+    /// `group.consumer.session.timeout.ms`, 45 s at least by default).
+    pub group_protocol: GroupProtocol,
+    /// Static group membership: the consumer joins with a `group.instance.id` (this worker's
+    /// name, `group_instance_id`), so a worker restarted within the session timeout gets its
+    /// partitions back at once instead of after a rebalance that waits for its dead predecessor.
+    /// A stopped worker's partitions then wait for the session timeout (a static member does
+    /// not leave the group). Off, or without a name: dynamic membership.
+    pub static_membership: bool,
+    /// This worker's `group.instance.id`, unique within the group and the same across its
+    /// restarts (a pod name). Empty: `delivery.instance_id`, else the `HOSTNAME` environment
+    /// variable; with neither, dynamic membership.
+    pub group_instance_id: String,
     /// How clients talk to the brokers: `PLAINTEXT`, `SSL` (TLS), `SASL_PLAINTEXT` or
     /// `SASL_SSL` (SASL authentication over TLS).
     pub security_protocol: SecurityProtocol,
@@ -88,6 +105,9 @@ impl Default for KafkaConfig {
             bootstrap_servers: default_bootstrap_servers(),
             group_id: "pagesplit".to_owned(),
             session_timeout_ms: default_session_timeout_ms(),
+            group_protocol: GroupProtocol::Classic,
+            static_membership: true,
+            group_instance_id: String::new(),
             security_protocol: SecurityProtocol::Plaintext,
             sasl_mechanism: SaslMechanism::ScramSha512,
             sasl_username: String::new(),
@@ -110,9 +130,46 @@ fn default_bootstrap_servers() -> String {
     "127.0.0.1:9092".to_owned()
 }
 
-/// librdkafka's default consumer group session timeout (45 s).
+/// A killed worker's partitions move to the others within this plus a rebalance (measured: see
+/// the README's failover table); librdkafka's default, 45 s, left them idle that long. The
+/// brokers accept 6 s to 30 min (`group.min.session.timeout.ms`, `group.max.session.timeout.ms`).
 const fn default_session_timeout_ms() -> u64 {
-    45_000
+    10_000
+}
+
+/// The consumer group protocol (librdkafka `group.protocol`).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupProtocol {
+    /// The classic protocol: client-side session timeout, cooperative-sticky assignment.
+    Classic,
+    /// The KIP-848 protocol: assignment and session timeout on the brokers.
+    Consumer,
+}
+
+impl GroupProtocol {
+    /// The librdkafka value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupProtocol::Classic => "classic",
+            GroupProtocol::Consumer => "consumer",
+        }
+    }
+}
+
+impl KafkaConfig {
+    /// The consumer's `group.instance.id`, with static membership: `group_instance_id`, else
+    /// `instance_id` (the worker's name), else the `HOSTNAME` environment variable.
+    pub fn effective_group_instance_id(&self, delivery: &DeliveryConfig) -> Option<String> {
+        if !self.static_membership {
+            return None;
+        }
+        let configured = self.group_instance_id.trim();
+        if !configured.is_empty() {
+            return Some(configured.to_owned());
+        }
+        delivery.effective_instance_id()
+    }
 }
 
 /// How clients talk to the brokers (librdkafka `security.protocol`).
@@ -455,6 +512,10 @@ pub struct PipelineConfig {
     pub revoke_timeout_ms: u64,
     /// Threads that split and encode pages (each a batch at a time); 0 means one per CPU.
     pub split_workers: usize,
+    /// At-least-once: stored offsets are committed this often, in milliseconds (librdkafka's
+    /// `auto.commit.interval.ms`). After a crash, the pages finished since the last commit are
+    /// consumed again, with those in flight.
+    pub commit_interval_ms: u64,
 }
 
 impl Default for PipelineConfig {
@@ -462,13 +523,14 @@ impl Default for PipelineConfig {
         Self {
             max_in_flight_pages: 500,
             max_in_flight_bytes: 64 * 1024 * 1024,
-            drain_timeout_ms: 10_000,
+            drain_timeout_ms: 8_000,
             retry_backoff_ms: 100,
             retry_backoff_max_ms: 10_000,
             statistics_interval_ms: 5_000,
             stall_timeout_ms: 60_000,
             revoke_timeout_ms: default_revoke_timeout_ms(),
             split_workers: 0,
+            commit_interval_ms: default_commit_interval_ms(),
         }
     }
 }
@@ -482,6 +544,15 @@ impl PipelineConfig {
         }
     }
 }
+
+/// At-least-once duplicates per crash are the pages in flight plus those finished within one
+/// commit interval (measured: see the README's failover section).
+const fn default_commit_interval_ms() -> u64 {
+    COMMIT_INTERVAL_DEFAULT_MS
+}
+
+/// The default of `pipeline.commit_interval_ms`.
+pub(super) const COMMIT_INTERVAL_DEFAULT_MS: u64 = 100;
 
 /// Long enough for pages already sent to be acknowledged, short next to the group's
 /// `max.poll.interval.ms` (300 s) that bounds how long a rebalance callback may take.

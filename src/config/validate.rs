@@ -188,6 +188,9 @@ fn pipeline(pipeline: &PipelineConfig, kafka: &KafkaConfig, parse: &ParseConfig)
             ),
         );
     }
+    if !(10..=60_000).contains(&pipeline.commit_interval_ms) {
+        return bad("pipeline.commit_interval_ms", "must be between 10 and 60000");
+    }
     if pipeline.retry_backoff_ms == 0 || pipeline.retry_backoff_max_ms < pipeline.retry_backoff_ms {
         return bad(
             "pipeline.retry_backoff_max_ms",

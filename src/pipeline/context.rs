@@ -9,6 +9,7 @@ use rdkafka::error::KafkaError;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use super::fatal::{Fatal, Stopped};
+use super::limits::{oversized_record, RecordLimits};
 use super::records::{
     dead_letter, dead_letter_without_value, Failure, InMessage, LatestQuotes, PageCounts, SharedQuoteFilter, Topics,
 };
@@ -54,6 +55,8 @@ pub(super) struct DeliveryContext {
     pub fatal: Fatal,
     /// The back-off between attempts after transient failures (each stage copies it).
     pub backoff: Backoff,
+    /// The largest record each output topic takes.
+    pub limits: Arc<RecordLimits>,
 }
 
 /// A split page on its way to the producer: its records, or its dead letter.
@@ -118,10 +121,20 @@ impl DeliveryContext {
             span,
             _permits: permits,
         };
+        // A record larger than its topic takes would be refused after the others went out:
+        // the whole page is dead-lettered before any is sent.
+        let outcome = outcome.and_then(|split| match oversized_record(&split.records, &self.limits) {
+            Some(failure) => Err(failure),
+            None => Ok(split),
+        });
         match outcome {
             Ok(split) => {
                 page.span.record("url", split.url.as_str());
                 self.metrics.page_processed(took, split.boilerplate_lines);
+                if !split.unknown_fields.is_empty() {
+                    page.span
+                        .in_scope(|| self.metrics.envelope_fields_ignored(&split.unknown_fields));
+                }
                 page.counts = PageCounts::of(&split);
                 page.fetched_at = Some(split.fetched_at);
                 page.records = split.records;

@@ -1,11 +1,15 @@
 //! Draining on shutdown or after a fatal error: stop consuming, let the pages in flight finish
-//! (bounded by `pipeline.drain_timeout_ms`), stop, flush the producer, and, at-least-once, commit
-//! the stored offsets one last time.
+//! (bounded by `pipeline.drain_timeout_ms`), stop, flush the producer, at-least-once commit the
+//! stored offsets one last time, and close the consumer (leaving the group).
+//!
+//! Every step after the drain deadline shares one more deadline, [`CLOSE_TIMEOUT`], whatever the
+//! brokers do: librdkafka's synchronous commit and its consumer close have none of their own
+//! (with the coordinator unreachable each waited ~45 s), so they run on threads of their own and
+//! are given up at the deadline. Offsets not committed then are consumed again by the next owner.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use rdkafka::consumer::Consumer as _;
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
@@ -19,8 +23,15 @@ use crate::source::{Handover, PageConsumer};
 /// How long the exactly-once stage may take to abort its open transaction once stopped.
 const ABORT_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// How long the producer may take to deliver what is still queued.
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// After the drain: how long flushing the producer, the final commit and closing the consumer
+/// may take together.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The longest the producer's flush may take of [`CLOSE_TIMEOUT`].
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The longest the final commit may take of [`CLOSE_TIMEOUT`]; the rest is for the close.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What draining needs.
 pub(super) struct Drain {
@@ -53,16 +64,30 @@ impl Drain {
         if self.exactly_once && !produce.is_finished() {
             // The stage aborts its open transaction on stop (each call is bounded); an abort now
             // spares read_committed consumers waiting for the broker's transaction timeout.
-            let _ = tokio::time::timeout(ABORT_TIMEOUT, produce).await;
+            let _ = tokio::time::timeout(ABORT_TIMEOUT, &mut produce).await;
         }
         // Nothing in flight finishes any more: revokes from closing the consumer do not wait.
         self.handover.set_stopped();
+        let close_by = Instant::now() + CLOSE_TIMEOUT;
         let sink = self.sink.clone();
-        let _ = tokio::task::spawn_blocking(move || sink.flush(FLUSH_TIMEOUT)).await;
+        let flush = FLUSH_TIMEOUT.min(close_by.saturating_duration_since(Instant::now()));
+        let _ = tokio::task::spawn_blocking(move || sink.flush(flush)).await;
         if !self.exactly_once {
-            self.commit_stored_offsets().await?;
+            self.commit_stored_offsets(COMMIT_TIMEOUT.min(close_by.saturating_duration_since(Instant::now())))
+                .await;
         }
-        match self.fatal.take() {
+        if !produce.is_finished() {
+            // Stopped, the stage ends soon; it holds the consumer, which closes with its last holder.
+            let _ = tokio::time::timeout(close_by.saturating_duration_since(Instant::now()), produce).await;
+        }
+        let Drain {
+            consumer,
+            fatal,
+            deliveries,
+            ..
+        } = self;
+        close_consumer(consumer, &deliveries, close_by).await;
+        match fatal.take() {
             Some(error) => Err(error),
             None => Ok(()),
         }
@@ -85,18 +110,61 @@ impl Drain {
         }
     }
 
-    /// At-least-once: the final synchronous commit of everything stored.
-    async fn commit_stored_offsets(&self) -> anyhow::Result<()> {
+    /// At-least-once: the final synchronous commit of everything stored, given up after
+    /// `timeout` (the brokers unreachable): its pages are consumed again by the next owner.
+    async fn commit_stored_offsets(&self, timeout: Duration) {
         let consumer = self.consumer.clone();
-        let committed =
-            tokio::task::spawn_blocking(move || consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync))
-                .await
-                .context("commit task panicked")?;
+        let committed = on_own_thread("pagesplit-commit", timeout, move || {
+            consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
+        })
+        .await;
         match committed {
-            Ok(()) => tracing::info!("final offsets committed"),
-            Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
-            Err(error) => self.metrics.offsets_committed(Err(error.to_string())),
+            Some(Ok(())) => tracing::info!("final offsets committed"),
+            Some(Err(rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset))) => {}
+            Some(Err(error)) => self.metrics.offsets_committed(Err(error.to_string())),
+            None => self.metrics.offsets_committed(Err(format!(
+                "final commit not answered in time ({} ms); uncommitted pages will be consumed again",
+                timeout.as_millis()
+            ))),
         }
-        Ok(())
     }
+}
+
+/// Closes the consumer (its group leaves, or as a static member, stays until its session times
+/// out), given up at `close_by`. The consumer closes when its last holder drops it: once the
+/// pipeline's other holders are gone, this one is dropped on a thread of its own.
+async fn close_consumer(consumer: Arc<PageConsumer>, deliveries: &TaskTracker, close_by: Instant) {
+    let left = || close_by.saturating_duration_since(Instant::now());
+    let _ = tokio::time::timeout(left(), deliveries.wait()).await;
+    while Arc::strong_count(&consumer) > 1 && !left().is_zero() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let started = Instant::now();
+    let last = Arc::strong_count(&consumer) == 1;
+    if on_own_thread("pagesplit-close", left(), move || drop(consumer))
+        .await
+        .is_some()
+        && last
+    {
+        tracing::debug!(took_ms = started.elapsed().as_millis() as u64, "consumer closed");
+    } else {
+        tracing::warn!("consumer not closed in time; exiting without waiting for the brokers");
+    }
+}
+
+/// Runs `work`, which may block for long, on a thread of its own and waits at most `timeout`
+/// for it: `None` when it did not finish in time (the thread goes on, and is abandoned at exit).
+async fn on_own_thread<R: Send + 'static>(
+    name: &str,
+    timeout: Duration,
+    work: impl FnOnce() -> R + Send + 'static,
+) -> Option<R> {
+    let (done, result) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new().name(name.to_owned()).spawn(move || {
+        let _ = done.send(work());
+    });
+    if spawned.is_err() {
+        return None;
+    }
+    tokio::time::timeout(timeout, result).await.ok()?.ok()
 }

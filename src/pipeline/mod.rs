@@ -41,6 +41,7 @@ mod context;
 mod deliver;
 mod drain;
 mod fatal;
+pub mod limits;
 mod produce;
 pub mod records;
 pub mod split_pool;
@@ -72,7 +73,9 @@ use crate::source::PageConsumer;
 use consume::{Consume, InFlightBound};
 use context::{DeliveryContext, InFlight};
 use drain::Drain;
+pub use drain::CLOSE_TIMEOUT;
 use fatal::Fatal;
+pub use limits::RecordLimits;
 use produce::Produce;
 use split_pool::{PanicStreak, Splitter};
 use transactional::Transactions;
@@ -99,6 +102,8 @@ pub struct Pipeline {
     pub quote_filter: Option<SharedQuoteFilter>,
     /// The configuration.
     pub config: Arc<Config>,
+    /// The largest record each output topic takes.
+    pub limits: Arc<RecordLimits>,
 }
 
 impl Pipeline {
@@ -151,7 +156,8 @@ impl Pipeline {
             _ = fatal.stopped() => {}
         }
         let drain = Drain {
-            consumer: self.consumer.clone(),
+            // The drain holds the last reference: it closes the consumer, within its deadline.
+            consumer: self.consumer,
             sink: self.sink.clone(),
             tracker: self.tracker.clone(),
             handover,
@@ -192,6 +198,7 @@ impl Pipeline {
                 Duration::from_millis(pipeline.retry_backoff_ms),
                 Duration::from_millis(pipeline.retry_backoff_max_ms),
             ),
+            limits: self.limits.clone(),
         }
     }
 }

@@ -8,7 +8,7 @@ use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::Message as _;
 
 use crate::encode::Encoder;
-use crate::envelope::decode_message;
+use crate::envelope::decode_message_reporting_unknown_fields;
 use crate::metrics::{FailureCode, Stage};
 use crate::parse::{parse_page, ParseOptions};
 use crate::quote_filter::{QuoteFilter, QuoteValue};
@@ -119,6 +119,8 @@ pub struct Split {
     pub fetched_at: chrono::DateTime<chrono::Utc>,
     /// Lines dropped as boilerplate.
     pub boilerplate_lines: usize,
+    /// Fields of the page's envelope that were ignored (not part of the input contract).
+    pub unknown_fields: Vec<String>,
 }
 
 /// Pure: decodes, splits and encodes one message into the records to publish.
@@ -132,11 +134,13 @@ pub fn split_message(
         .headers
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_deref()));
-    let page = decode_message(message.payload.as_deref(), headers).map_err(|error| Failure {
-        stage: Stage::Decode,
-        code: error.failure_code(),
-        message: error.to_string(),
-    })?;
+    let decoded =
+        decode_message_reporting_unknown_fields(message.payload.as_deref(), headers).map_err(|error| Failure {
+            stage: Stage::Decode,
+            code: error.failure_code(),
+            message: error.to_string(),
+        })?;
+    let page = decoded.page;
     let parsed = parse_page(&page, options).map_err(|error| Failure {
         stage: Stage::Parse,
         code: FailureCode::Parse(error.code()),
@@ -172,6 +176,7 @@ pub fn split_message(
         url: page.url,
         fetched_at: page.fetched_at,
         boilerplate_lines: parsed.boilerplate_lines_dropped,
+        unknown_fields: decoded.unknown_fields,
     })
 }
 

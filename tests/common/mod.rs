@@ -74,6 +74,9 @@ pub fn test_config(name: &str, format: EncodingFormat) -> Config {
     config.registry.url = registry_url();
     config.http.listen = "127.0.0.1:0".parse().expect("valid address");
     config.pipeline.statistics_interval_ms = 1_000;
+    // Several workers of one test share the host name: each joins as a dynamic member unless
+    // the test gives it a name of its own.
+    config.kafka.static_membership = false;
     config.validate().expect("test config is valid");
     config
 }

@@ -72,7 +72,11 @@ impl Worker {
         for (name, value) in options.env {
             command.env(name, value);
         }
-        command.env_remove("PAGESPLIT_CONFIG").stdout(Stdio::null());
+        // Workers on one host share its name: static membership only with a name from `sets`.
+        command
+            .env_remove("PAGESPLIT_CONFIG")
+            .env_remove("HOSTNAME")
+            .stdout(Stdio::null());
         let output = Arc::new(Mutex::new(String::new()));
         if options.capture {
             // Plain text, to search and print.
@@ -134,6 +138,16 @@ impl Worker {
             .unwrap();
         assert!(status.success());
         self.wait_exit(deadline).expect("worker exits after SIGTERM")
+    }
+
+    /// SIGTERM, then waits at most `deadline` for the exit (`None`: still running; then killed).
+    pub fn wait_exit_after_sigterm(&mut self, deadline: Duration) -> Option<ExitStatus> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.wait_exit(deadline)
     }
 
     /// Waits until the process exits, at most `deadline`.

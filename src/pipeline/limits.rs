@@ -1,0 +1,140 @@
+//! Pure: the largest record each output topic takes, and the check that keeps a page whole.
+//!
+//! A page's records go to the producer together; one refused for good after the others were
+//! acknowledged would leave the page half published (its article in its topic, its quotes not)
+//! and dead-lettered too. So every record is measured before any is sent: when one is larger
+//! than its topic takes (the topic's `max.message.bytes`, and the producer's own
+//! `message.max.bytes`), the page is dead-lettered up front and none of its events is sent.
+
+use std::collections::HashMap;
+
+use super::records::Failure;
+use crate::metrics::{FailureCode, Stage};
+use crate::sink::OutRecord;
+
+/// Bytes a record takes in a batch of its own beyond its key, value and headers: the batch
+/// header (61 bytes) and the record's length, attributes, timestamp and offset deltas and the
+/// lengths of its key, value and header count (varints, at most 5 bytes each), plus a margin.
+pub const RECORD_OVERHEAD: usize = 61 + 6 * 5 + 9;
+
+/// Bytes a header takes beyond its name and value (two varint lengths).
+const HEADER_OVERHEAD: usize = 2 * 5;
+
+/// The largest record each output topic takes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordLimits {
+    /// The producer's `message.max.bytes`: no record larger leaves the worker.
+    pub producer: usize,
+    /// Each topic's `max.message.bytes`, where known.
+    pub topics: HashMap<String, usize>,
+}
+
+impl RecordLimits {
+    /// Limits of a producer taking records up to `producer` bytes, topics unknown.
+    pub fn new(producer: usize) -> Self {
+        Self {
+            producer,
+            topics: HashMap::new(),
+        }
+    }
+
+    /// The largest record `topic` takes from this worker.
+    pub fn of(&self, topic: &str) -> usize {
+        self.topics
+            .get(topic)
+            .map_or(self.producer, |limit| (*limit).min(self.producer))
+    }
+}
+
+/// Bytes `record` takes in a batch of its own, uncompressed (what the brokers compare with
+/// `max.message.bytes` when compression does not shrink it).
+pub fn record_size(record: &OutRecord) -> usize {
+    use rdkafka::message::Headers as _;
+    let headers: usize = record.headers.as_ref().map_or(0, |headers| {
+        headers
+            .iter()
+            .map(|header| header.key.len() + header.value.map_or(0, <[u8]>::len) + HEADER_OVERHEAD)
+            .sum()
+    });
+    record.key.as_ref().map_or(0, Vec::len) + record.payload.as_ref().map_or(0, Vec::len) + headers + RECORD_OVERHEAD
+}
+
+/// Pure: the failure that dead-letters a page whose records do not all fit their topics (the
+/// first that does not), or `None` when every record can be sent.
+pub fn oversized_record(records: &[OutRecord], limits: &RecordLimits) -> Option<Failure> {
+    records.iter().find_map(|record| {
+        let (size, limit) = (record_size(record), limits.of(&record.topic));
+        (size > limit).then(|| Failure {
+            stage: Stage::Encode,
+            code: FailureCode::EventTooLarge,
+            message: format!(
+                "an event of {size} bytes is larger than topic {} takes ({limit} bytes); none of the page's \
+                 events were sent",
+                record.topic
+            ),
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(topic: &str, key: usize, value: usize) -> OutRecord {
+        OutRecord {
+            topic: topic.into(),
+            key: Some(vec![b'k'; key]),
+            payload: Some(vec![b'v'; value]),
+            headers: None,
+        }
+    }
+
+    #[test]
+    fn a_record_over_its_topics_limit_dead_letters_the_whole_page() {
+        let mut limits = RecordLimits::new(5 * 1024 * 1024);
+        limits.topics.insert("quotes".to_owned(), 1_048_588);
+        limits.topics.insert("articles".to_owned(), 8 * 1024 * 1024);
+        // A 2 MiB URL: in every quote's value, and in the article's key and value.
+        let url = 2 * 1024 * 1024;
+        let page = [
+            record("quotes", 3, url + 60),
+            record("quotes", 3, url + 60),
+            record("articles", url, url + 500),
+        ];
+        let failure = oversized_record(&page, &limits).unwrap();
+        assert_eq!(failure.code, FailureCode::EventTooLarge);
+        assert_eq!(failure.stage, Stage::Encode);
+        assert_eq!(
+            failure.message,
+            format!(
+                "an event of {} bytes is larger than topic quotes takes (1048588 bytes); none of the page's events \
+                 were sent",
+                3 + url + 60 + RECORD_OVERHEAD
+            )
+        );
+        // The article alone fits; one over the producer's limit does not, whatever its topic takes.
+        assert_eq!(oversized_record(&page[2..], &limits), None);
+        let failure = oversized_record(&[record("articles", 10, 6 << 20)], &limits).unwrap();
+        assert!(failure.message.contains("takes (5242880 bytes)"), "{}", failure.message);
+        // Small records fit; the limit is inclusive.
+        let fits = 1_048_588 - RECORD_OVERHEAD - 3;
+        assert_eq!(oversized_record(&[record("quotes", 3, fits)], &limits), None);
+        assert!(oversized_record(&[record("quotes", 3, fits + 1)], &limits).is_some());
+        // A topic whose limit is unknown takes what the producer takes.
+        assert_eq!(limits.of("elsewhere"), 5 * 1024 * 1024);
+    }
+
+    #[test]
+    fn headers_count_towards_the_size() {
+        let headers = rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
+            key: "pagesplit.error.code",
+            value: Some("x".repeat(100).as_bytes()),
+        });
+        let mut with_headers = record("dlq", 1, 10);
+        with_headers.headers = Some(headers);
+        assert_eq!(
+            record_size(&with_headers),
+            1 + 10 + "pagesplit.error.code".len() + 100 + HEADER_OVERHEAD + RECORD_OVERHEAD
+        );
+    }
+}
