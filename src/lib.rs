@@ -13,6 +13,7 @@
 //! src/sink.rs      Kafka producer: send, classify failures, flush
 //! src/offsets.rs   pure: which offsets may be committed
 //! src/quote_filter.rs  pure: quote change detection (`quotes.emit = "changed"`)
+//! src/trace_context.rs pure: W3C Trace Context headers read, checked and passed on
 //! src/pipeline.rs  the only module that sees both ends: ordering, offsets, dead letters
 //!                  (pipeline/transactional.rs: the exactly-once variant)
 //! src/metrics.rs   Prometheus metrics, one function per telemetry event
@@ -57,6 +58,7 @@ mod shutdown;
 pub mod sink;
 mod source;
 mod split;
+pub mod trace_context;
 
 /// The client-side tools under the name the integration tests still use.
 #[doc(hidden)]

@@ -33,6 +33,7 @@ pub struct Metrics {
     quotes_unchanged: IntCounter,
     quote_symbols_tracked: IntGauge,
     quote_symbols_evicted: IntCounter,
+    trace_context_dropped: IntCounterVec,
 }
 
 /// The events of one page that were acknowledged (or committed), by topic.
@@ -271,6 +272,12 @@ impl Metrics {
                 "pagesplit_quote_symbols_evicted_total",
                 "Symbols forgotten because quotes.max_symbols were tracked; their next quotes are published.",
             ),
+            trace_context_dropped: counter_vec(
+                "pagesplit_trace_context_dropped_total",
+                "Invalid W3C trace context headers of pages, not passed on to their events (the pages are \
+                 split all the same), by header (traceparent, tracestate) and code.",
+                &["header", "code"],
+            ),
             registry,
         }
     }
@@ -293,6 +300,19 @@ impl Metrics {
     /// A page left the pipeline (its events or its dead letter acknowledged, or abandoned).
     pub fn page_finished(&self) {
         self.pages_in_flight.dec();
+    }
+
+    /// A trace context header of a page was invalid and not passed on to its events.
+    pub fn trace_context_dropped(&self, invalid: crate::trace_context::InvalidTraceContext) {
+        tracing::debug!(header = invalid.header(), code = invalid.code(), error = %invalid, "trace context dropped");
+        self.trace_context_dropped
+            .with_label_values(&[invalid.header(), invalid.code()])
+            .inc();
+    }
+
+    /// Trace context headers dropped so far with `header` and `code` (for tests).
+    pub fn trace_context_dropped_count(&self, header: &str, code: &str) -> u64 {
+        self.trace_context_dropped.with_label_values(&[header, code]).get()
     }
 
     /// A page was split and encoded.

@@ -28,6 +28,7 @@
 //! The stages, one module each:
 //!
 //! - [`records`]: pure record building (split, latest-quote copies, changed quotes, dead letters);
+//! - [`lineage`]: pure, the provenance and trace context headers every record carries;
 //! - [`split_pool`]: the threads that split pages, and the panic streak that stops the worker;
 //! - `consume`: consuming with back-pressure (in-flight bounds, pause/resume);
 //! - `produce` and `deliver`: at-least-once, the ordered enqueue and each page's delivery
@@ -41,6 +42,7 @@ mod context;
 mod deliver;
 mod drain;
 mod fatal;
+pub mod lineage;
 mod produce;
 pub mod records;
 pub mod split_pool;
@@ -55,9 +57,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use lineage::{headers, EventHeaders};
 pub use records::{
-    add_latest_quotes, dead_letter, dead_letter_headers, dead_letter_without_value, select_changed_quotes,
-    split_message, Failure, InMessage, LatestQuotes, SharedQuoteFilter, Split, Topics, OMITTED_MESSAGE_BYTES,
+    add_latest_quotes, dead_letter, dead_letter_without_value, select_changed_quotes, split_message, Failure,
+    InMessage, LatestQuotes, SharedQuoteFilter, Split, Topics, OMITTED_MESSAGE_BYTES,
 };
 pub use split_pool::{SPLIT_PANICKED, SPLIT_PANIC_LIMIT};
 
