@@ -262,11 +262,12 @@ impl Metrics {
             quotes_unchanged: counter(
                 "pagesplit_quotes_unchanged_total",
                 "Quotes left out of the quote topic because they equal the last quote of their symbol this \
-                 worker published (quotes.emit = changed); the latest-quote topic still got them.",
+                 worker published (quotes.emit = changed).",
             ),
             quote_symbols_tracked: gauge(
                 "pagesplit_quote_symbols_tracked",
-                "Symbols whose last published quote is remembered (quotes.emit = changed).",
+                "Symbols whose last published quote is remembered, for the quote topic (quotes.emit = changed) \
+                 and the latest-quote topic together.",
             ),
             quote_symbols_evicted: counter(
                 "pagesplit_quote_symbols_evicted_total",

@@ -22,8 +22,10 @@
 //! whose value this worker already published ([`QuoteFilter`]), as it hands pages to the
 //! producer in consumption order. At-least-once: a symbol whose quote could not be delivered
 //! (its page is dead-lettered instead) is forgotten, so its next quote is published.
-//! Exactly-once: the filter's changes are undone when their transaction is aborted. Every quote
-//! also goes to the compacted latest-quote topic, filtered or not.
+//! Exactly-once: the filter's changes are undone when their transaction is aborted. The
+//! compacted latest-quote topic has a filter of its own, whatever `quotes.emit` says, handled
+//! the same way ([`ChangeFilters`](crate::quote_filter::ChangeFilters)): a quote goes there only
+//! when it differs from the last one of its symbol this worker published there.
 //!
 //! The stages, one module each:
 //!

@@ -13,7 +13,7 @@ use crate::encode::Encoder;
 use crate::envelope::decode_message;
 use crate::metrics::{FailureCode, Stage};
 use crate::parse::{parse_page, ParseOptions};
-use crate::quote_filter::{QuoteFilter, QuoteValue};
+use crate::quote_filter::{ChangeFilters, QuoteValue};
 use crate::sink::OutRecord;
 use crate::trace_context::{InvalidTraceContext, PageTrace, SpanId};
 
@@ -232,33 +232,70 @@ pub fn add_latest_quotes(split: &mut Split, latest: &LatestQuotes) {
     split.latest = split.quotes;
 }
 
-/// Pure (but for the filter's memory): which of a page's records to send. With `quotes.emit =
-/// "changed"`, a quote record whose value equals the last one published for its symbol is left
-/// out (`false`); every other record is sent. Returns the mask and the number left out.
+/// Which of a page's records to send, and how many quotes were left out of each topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selected {
+    /// One flag per record: send it.
+    pub send: Vec<bool>,
+    /// Quotes left out of the quote topic.
+    pub unchanged_quotes: usize,
+    /// Copies left out of the latest-quote topic.
+    pub unchanged_latest: usize,
+}
+
+/// Pure (but for the filters' memory): which of a page's records to send. A quote record
+/// (the first `quote_values.len()`) whose value equals the last one published to the quote
+/// topic for its symbol is left out when that filter is on (`quotes.emit = "changed"`); with
+/// `latest_copies` (the records end with the latest-quote copies of the quotes, see
+/// [`add_latest_quotes`]) a copy whose value equals the last one published to the latest-quote
+/// topic is left out when that filter is on. Every other record is sent.
 pub fn select_changed_quotes(
     records: &[OutRecord],
     quote_values: &[QuoteValue],
-    filter: &mut QuoteFilter,
-) -> (Vec<bool>, usize) {
-    let mut unchanged = 0;
-    let send = records
-        .iter()
-        .enumerate()
-        .map(|(index, record)| {
-            let Some(value) = quote_values.get(index) else {
-                return true;
-            };
-            let symbol = record.key.as_deref().and_then(|key| std::str::from_utf8(key).ok());
-            let publish = symbol.is_none_or(|symbol| filter.admit(symbol, *value));
-            unchanged += usize::from(!publish);
-            publish
-        })
-        .collect();
-    (send, unchanged)
+    filters: &mut ChangeFilters,
+    latest_copies: bool,
+) -> Selected {
+    let quotes = quote_values.len();
+    let latest_from = if latest_copies && quotes > 0 {
+        records.len().saturating_sub(quotes)
+    } else {
+        usize::MAX
+    };
+    let mut selected = Selected {
+        send: Vec::with_capacity(records.len()),
+        unchanged_quotes: 0,
+        unchanged_latest: 0,
+    };
+    for (index, record) in records.iter().enumerate() {
+        let (filter, value, unchanged) = if index < quotes {
+            (
+                filters.quotes.as_mut(),
+                quote_values[index],
+                &mut selected.unchanged_quotes,
+            )
+        } else if index >= latest_from {
+            (
+                filters.latest.as_mut(),
+                quote_values[index - latest_from],
+                &mut selected.unchanged_latest,
+            )
+        } else {
+            selected.send.push(true);
+            continue;
+        };
+        let symbol = record.key.as_deref().and_then(|key| std::str::from_utf8(key).ok());
+        let publish = match (filter, symbol) {
+            (Some(filter), Some(symbol)) => filter.admit(symbol, value),
+            _ => true,
+        };
+        *unchanged += usize::from(!publish);
+        selected.send.push(publish);
+    }
+    selected
 }
 
-/// The quote change filter of a worker, shared by the ordered stage and the deliveries.
-pub type SharedQuoteFilter = Arc<Mutex<QuoteFilter>>;
+/// The change filters of a worker, shared by the ordered stage and the deliveries.
+pub type SharedQuoteFilter = Arc<Mutex<ChangeFilters>>;
 
 /// How many events of a page go to which topic.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -628,26 +665,47 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn a_repeated_page_sends_only_its_changed_quotes_and_every_latest_copy() {
+    fn a_repeated_page_sends_only_its_changed_quotes_to_each_topic() {
+        use crate::quote_filter::QuoteFilter;
         let encoder = Encoder::new(Framing::SingleObject);
         let latest = LatestQuotes {
             topic: "market.quotes.latest.v1".into(),
             header: None,
         };
-        let mut filter = QuoteFilter::new(1000);
+        let sent_to = |split: &Split, send: &[bool], topic: &str| -> Vec<String> {
+            sent_topics(split, send)
+                .into_iter()
+                .filter(|(to, _)| to == topic)
+                .map(|(_, symbol)| symbol)
+                .collect()
+        };
+        // quotes.emit = "all": only the latest-quote topic is filtered.
+        let mut latest_only = ChangeFilters {
+            quotes: None,
+            latest: Some(QuoteFilter::new(1000)),
+        };
+        // quotes.emit = "changed": both, each with its own memory.
+        let mut both = ChangeFilters {
+            quotes: Some(QuoteFilter::new(1000)),
+            latest: Some(QuoteFilter::new(1000)),
+        };
 
         let first = split(PAGE, 0, &encoder, &latest);
-        let (send, unchanged) = select_changed_quotes(&first.records, &first.quote_values, &mut filter);
-        assert_eq!(unchanged, 0);
-        assert_eq!(send.iter().filter(|send| **send).count(), 69);
+        for filters in [&mut latest_only, &mut both] {
+            let selected = select_changed_quotes(&first.records, &first.quote_values, filters, true);
+            assert_eq!((selected.unchanged_quotes, selected.unchanged_latest), (0, 0));
+            assert_eq!(selected.send.iter().filter(|send| **send).count(), 69);
+        }
 
         let again = split(PAGE, 1, &encoder, &latest);
-        let (send, unchanged) = select_changed_quotes(&again.records, &again.quote_values, &mut filter);
-        assert_eq!(unchanged, 34);
-        let sent = sent_topics(&again, &send);
-        assert_eq!(sent.len(), 35, "the article and the 34 latest copies");
-        assert_eq!(sent[0].0, "news.articles.v1");
-        assert!(sent[1..].iter().all(|(topic, _)| topic == "market.quotes.latest.v1"));
+        let selected = select_changed_quotes(&again.records, &again.quote_values, &mut latest_only, true);
+        assert_eq!((selected.unchanged_quotes, selected.unchanged_latest), (0, 34));
+        assert_eq!(sent_to(&again, &selected.send, "market.quotes.v1").len(), 34);
+        assert_eq!(sent_to(&again, &selected.send, "news.articles.v1").len(), 1);
+        assert!(sent_to(&again, &selected.send, "market.quotes.latest.v1").is_empty());
+        let selected = select_changed_quotes(&again.records, &again.quote_values, &mut both, true);
+        assert_eq!((selected.unchanged_quotes, selected.unchanged_latest), (34, 34));
+        assert_eq!(sent_topics(&again, &selected.send).len(), 1, "only the article");
 
         // AGL moves; BOP's line keeps its numbers but says "No Change" now.
         let moved = PAGE
@@ -663,14 +721,25 @@ pub(super) mod tests {
             );
         assert_ne!(moved, PAGE);
         let moved = split(&moved, 2, &encoder, &latest);
-        let (send, unchanged) = select_changed_quotes(&moved.records, &moved.quote_values, &mut filter);
-        assert_eq!(unchanged, 32);
-        let quotes: Vec<String> = sent_topics(&moved, &send)
-            .into_iter()
-            .filter(|(topic, _)| topic == "market.quotes.v1")
-            .map(|(_, symbol)| symbol)
-            .collect();
-        assert_eq!(quotes, ["AGL", "BOP"]);
-        assert_eq!(filter.len(), 34);
+        for filters in [&mut latest_only, &mut both] {
+            let selected = select_changed_quotes(&moved.records, &moved.quote_values, filters, true);
+            assert_eq!(
+                sent_to(&moved, &selected.send, "market.quotes.latest.v1"),
+                ["AGL", "BOP"]
+            );
+            assert_eq!(selected.unchanged_latest, 32);
+        }
+        let selected = select_changed_quotes(&moved.records, &moved.quote_values, &mut both, true);
+        assert_eq!(selected.unchanged_quotes + selected.unchanged_latest, 68, "nothing new");
+        assert_eq!((both.tracked(), latest_only.tracked()), (68, 34));
+
+        // A symbol forgotten (its page was dead-lettered) goes to both topics again.
+        both.forget("AGL");
+        let selected = select_changed_quotes(&moved.records, &moved.quote_values, &mut both, true);
+        assert_eq!(sent_to(&moved, &selected.send, "market.quotes.v1"), ["AGL"]);
+        assert_eq!(sent_to(&moved, &selected.send, "market.quotes.latest.v1"), ["AGL"]);
+        // Without latest copies (a dead letter has no quote values) everything is sent.
+        let none = select_changed_quotes(&moved.records, &[], &mut both, true);
+        assert!(none.send.iter().all(|send| *send));
     }
 }
