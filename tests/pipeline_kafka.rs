@@ -234,3 +234,74 @@ async fn missing_topics_stop_startup_with_a_clear_message() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_log_span_carries_the_trace_id() {
+    use common::worker::{Worker, WorkerOptions};
+    let config = common::test_config("trace-logs", EncodingFormat::SingleObject);
+    pagesplit::app::prepare_topics(&config).await.unwrap();
+    let bootstrap = config.kafka.bootstrap_servers.clone();
+    let mut worker = Worker::spawn(
+        &config,
+        WorkerOptions {
+            log_level: "debug",
+            capture: true,
+            ..WorkerOptions::default()
+        },
+    );
+    // A traced page with an invalid tracestate (split, the tracestate dropped and logged), and a
+    // traced page with an empty body (dead-lettered and logged).
+    let page = |url: &str, body: &str| PageToPublish {
+        url: url.to_owned(),
+        fetched_at: Utc.with_ymd_and_hms(2024, 12, 8, 10, 15, 0).unwrap(),
+        content_type: "text/plain".to_owned(),
+        body: body.to_owned(),
+    };
+    let traced = page(
+        "https://example.com/traced",
+        &common::fixture(common::pages::EXAMPLE_FIXTURE),
+    );
+    let empty = page("https://example.com/empty", "");
+    let traceparent = ("traceparent", common::CRAWLER_TRACEPARENT);
+    let mut positions = Positions::new();
+    for (page, state) in [(&traced, "Not=Valid"), (&empty, common::CRAWLER_TRACESTATE)] {
+        let at = common::publish_with_headers(
+            &bootstrap,
+            &config.topics.input,
+            page,
+            &[traceparent, ("tracestate", state)],
+        )
+        .await;
+        common::merge_positions(&mut positions, Positions::from([at]));
+    }
+    common::wait_for_commit(&config, &positions, Duration::from_secs(60)).await;
+    let quotes = common::read_all(&bootstrap, &config.topics.quotes);
+    let span_id = common::pagesplit_traceparent(&quotes)[36..52].to_owned();
+    let output = common::wait_until("both log lines", Duration::from_secs(30), async || {
+        let output = worker.output();
+        (output.contains("trace context dropped") && output.contains("message dead-lettered")).then_some(output)
+    })
+    .await;
+    assert_eq!(worker.terminate(Duration::from_secs(30)).code(), Some(0));
+    let line = |message: &str| {
+        output
+            .lines()
+            .find(|line| line.contains(message))
+            .unwrap_or_else(|| panic!("no {message:?} in\n{output}"))
+            .to_owned()
+    };
+    let dropped = line("trace context dropped");
+    assert!(
+        dropped.contains(&format!("trace_id={}", common::CRAWLER_TRACE_ID)),
+        "{dropped}"
+    );
+    assert!(dropped.contains(&format!("span_id={span_id}")), "{dropped}");
+    assert!(dropped.contains("code=\"invalid_tracestate\""), "{dropped}");
+    let dead = line("message dead-lettered");
+    assert!(
+        dead.contains(&format!("trace_id={}", common::CRAWLER_TRACE_ID)),
+        "{dead}"
+    );
+    assert!(dead.contains("url=\"https://example.com/empty\""), "{dead}");
+    common::delete_topics(&config).await;
+}
