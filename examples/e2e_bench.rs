@@ -1676,7 +1676,9 @@ fn bench_config(
     .iter()
     .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
     .collect();
-    Ok(Config::load(None, std::iter::empty(), &overrides)?)
+    // `PAGESPLIT_*` settings of the environment apply too, below these (e.g.
+    // `PAGESPLIT_TOPICS__LINEAGE_HEADERS=false` to measure what the lineage headers cost).
+    Ok(Config::load(None, std::env::vars(), &overrides)?)
 }
 
 // ---------------------------------------------------------------------------------------------

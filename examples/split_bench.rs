@@ -144,6 +144,7 @@ fn main() -> anyhow::Result<()> {
         quotes: "market.quotes.v1".into(),
         articles: "news.articles.v1".into(),
         dead_letter: "pagesplit.dlq.v1".into(),
+        lineage_headers: true,
     };
     let events = split_message(&message, &options, &encoder, &topics, SpanId::random())
         .map_err(|failure| anyhow::anyhow!("the page does not split: {failure:?}"))?

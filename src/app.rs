@@ -101,6 +101,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             quotes: config.topics.quotes.as_str().into(),
             articles: config.topics.articles.as_str().into(),
             dead_letter: config.topics.dead_letter.as_str().into(),
+            lineage_headers: config.topics.lineage_headers,
         },
         latest,
         quote_filter,

@@ -395,6 +395,7 @@ fn events_carry_exactly_the_documented_headers() {
         quotes: config.topics.quotes.as_str().into(),
         articles: config.topics.articles.as_str().into(),
         dead_letter: config.topics.dead_letter.as_str().into(),
+        lineage_headers: config.topics.lineage_headers,
     };
     let latest = LatestQuotes {
         topic: config.topics.quotes_latest.as_str().into(),

@@ -199,6 +199,10 @@ pub struct TopicsConfig {
     pub partitions: i32,
     /// Replication factor of topics created at startup.
     pub replication_factor: i32,
+    /// Events carry the lineage headers (`pagesplit.source.*`, `pagesplit.version`, the page's
+    /// W3C trace context): about a microsecond of CPU and 150 to 250 bytes (before compression)
+    /// per record. Dead letters carry them either way.
+    pub lineage_headers: bool,
 }
 
 impl Default for TopicsConfig {
@@ -212,6 +216,7 @@ impl Default for TopicsConfig {
             create: false,
             partitions: 3,
             replication_factor: 1,
+            lineage_headers: true,
         }
     }
 }

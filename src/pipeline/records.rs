@@ -25,6 +25,8 @@ pub struct Topics {
     pub articles: Arc<str>,
     /// Dead letters.
     pub dead_letter: Arc<str>,
+    /// Whether events carry the lineage headers (`topics.lineage_headers`).
+    pub lineage_headers: bool,
 }
 
 /// The compacted topic that gets every quote, keyed by symbol.
@@ -170,7 +172,9 @@ pub fn split_message(
     let trace = message.trace();
     let trace_dropped = trace.dropped;
     let trace = Outgoing::of(trace, span);
-    let headers = EventHeaders::new(message, &page.url, trace.as_ref());
+    let headers = topics
+        .lineage_headers
+        .then(|| EventHeaders::new(message, &page.url, trace.as_ref()));
     let mut records = Vec::with_capacity(parsed.quotes.len() + 1);
     let quote_values = parsed.quotes.iter().map(QuoteValue::of).collect();
     for quote in &parsed.quotes {
@@ -178,14 +182,14 @@ pub fn split_message(
             topic: topics.quotes.clone(),
             key: Some(quote.symbol.as_bytes().to_vec()),
             payload: Some(encoder.encode_quote(quote).map_err(encode_failure)?),
-            headers: Some(headers.quote.clone()),
+            headers: headers.as_ref().map(|headers| headers.quote.clone()),
         });
     }
     records.push(OutRecord {
         topic: topics.articles.clone(),
         key: Some(parsed.article.url.as_bytes().to_vec()),
         payload: Some(encoder.encode_article(&parsed.article).map_err(encode_failure)?),
-        headers: Some(headers.article),
+        headers: headers.map(|headers| headers.article),
     });
     Ok(Split {
         quotes: parsed.quotes.len(),
@@ -419,6 +423,7 @@ pub(super) mod tests {
             quotes: "market.quotes.v1".into(),
             articles: "news.articles.v1".into(),
             dead_letter: "pagesplit.dlq.v1".into(),
+            lineage_headers: true,
         }
     }
 
@@ -537,6 +542,16 @@ pub(super) mod tests {
         assert_eq!(split.trace, None);
         assert_eq!(header_values(&split.records[0]).len(), 5);
         assert_eq!(header_values(&split.records[34]).len(), 4);
+
+        // topics.lineage_headers = false: events without headers, the trace still in the log.
+        page.headers[0].1 = Some(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_vec());
+        let bare = Topics {
+            lineage_headers: false,
+            ..topics()
+        };
+        let split = split_message(&page, &ParseOptions::default(), &encoder, &bare, SpanId([7; 8])).unwrap();
+        assert!(split.records.iter().all(|record| record.headers.is_none()));
+        assert!(split.trace.is_some());
     }
 
     #[test]
