@@ -140,6 +140,7 @@ METRICS = {
     "pagesplit_revoke_abandoned_pages_total": set(),
     "pagesplit_transactions_total": {"result"},
     "pagesplit_transaction_commit_seconds": set(),
+    "pagesplit_trace_context_dropped_total": {"header", "code"},
 }
 HISTOGRAMS = {
     "pagesplit_page_processing_seconds",

@@ -30,6 +30,7 @@ use pagesplit::envelope::encode_envelope;
 use pagesplit::model::{ContentType, EventIds, RawPage};
 use pagesplit::parse::{parse_page, ParseOptions};
 use pagesplit::pipeline::{split_message, InMessage, Topics};
+use pagesplit::trace_context::SpanId;
 
 const URL: &str = "https://www.brecorder.com/news/40336151/putin-assad";
 
@@ -143,8 +144,9 @@ fn main() -> anyhow::Result<()> {
         quotes: "market.quotes.v1".into(),
         articles: "news.articles.v1".into(),
         dead_letter: "pagesplit.dlq.v1".into(),
+        lineage_headers: true,
     };
-    let events = split_message(&message, &options, &encoder, &topics)
+    let events = split_message(&message, &options, &encoder, &topics, SpanId::random())
         .map_err(|failure| anyhow::anyhow!("the page does not split: {failure:?}"))?
         .records
         .len();
@@ -159,7 +161,9 @@ fn main() -> anyhow::Result<()> {
         black_box(bytes);
     };
     let message_once = || {
-        black_box(split_message(black_box(&message), &options, &encoder, &topics).expect("page splits"));
+        black_box(
+            split_message(black_box(&message), &options, &encoder, &topics, SpanId::random()).expect("page splits"),
+        );
     };
     let parsed = parse_page(&page, &options).expect("page parses");
     let symbols: Vec<&str> = parsed.quotes.iter().map(|quote| quote.symbol.as_str()).collect();

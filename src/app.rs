@@ -18,8 +18,8 @@ use crate::encode::{confluent_header, Encoder, Framing, ARTICLE_SCHEMA_JSON, QUO
 use crate::http::Health;
 use crate::metrics::Metrics;
 use crate::offsets::OffsetTracker;
-use crate::pipeline::{LatestQuotes, Pipeline, RecordLimits, Topics};
-use crate::quote_filter::QuoteFilter;
+use crate::pipeline::{LatestQuotes, Pipeline, RecordLimits, SharedQuoteFilter, Topics};
+use crate::quote_filter::{ChangeFilters, QuoteFilter};
 use crate::registry::{value_subject, RegistryClient};
 use crate::sink::Sink;
 use crate::source::{Handover, PageConsumer, SourceContext};
@@ -86,6 +86,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     health.set_started();
     log_started(&config);
 
+    let quote_filter = change_filters(&config, latest.is_some());
     let pipeline = Pipeline {
         consumer,
         sink,
@@ -97,12 +98,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             quotes: config.topics.quotes.as_str().into(),
             articles: config.topics.articles.as_str().into(),
             dead_letter: config.topics.dead_letter.as_str().into(),
+            lineage_headers: config.topics.lineage_headers,
         },
         latest,
-        quote_filter: config
-            .quotes
-            .changed_only()
-            .then(|| Arc::new(Mutex::new(QuoteFilter::new(config.quotes.max_symbols)))),
+        quote_filter,
         config: config.clone(),
         limits: Arc::new(record_limits(&config).await),
     };
@@ -202,6 +201,17 @@ async fn run_until_stopped(
         tracing::info!("worker stopped");
     }
     result
+}
+
+/// The worker's change filters: the quote topic's with `quotes.emit = "changed"`, the
+/// latest-quote topic's when that topic is on; `None` when neither is.
+fn change_filters(config: &Config, latest: bool) -> Option<SharedQuoteFilter> {
+    let filter = || QuoteFilter::new(config.quotes.max_symbols);
+    let filters = ChangeFilters {
+        quotes: config.quotes.changed_only().then(filter),
+        latest: latest.then(filter),
+    };
+    (!filters.is_off()).then(|| Arc::new(Mutex::new(filters)))
 }
 
 /// The encoder of the configured framing; resolves schema ids at the registry when needed.

@@ -9,7 +9,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::client::{for_each_record_with, Positions, ReadRecord};
 use crate::config::Config;
-use crate::pipeline::dead_letter_headers;
+use crate::pipeline::headers as dead_letter_headers;
 
 /// Which dead letters to replay.
 #[derive(Debug, Clone, Default)]

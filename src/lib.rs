@@ -14,6 +14,7 @@
 //! src/sink.rs      Kafka producer: send, classify failures, flush
 //! src/offsets.rs   pure: which offsets may be committed
 //! src/quote_filter.rs  pure: quote change detection (`quotes.emit = "changed"`)
+//! src/trace_context.rs pure: W3C Trace Context headers read, checked and passed on
 //! src/pipeline/    the only module that sees both ends, as stages: records (pure), split
 //!                  pool, consume, produce, deliver, transactional (exactly-once), drain
 //! src/metrics.rs   Prometheus metrics, one function per telemetry event
@@ -58,6 +59,7 @@ mod shutdown;
 pub mod sink;
 mod source;
 mod split;
+pub mod trace_context;
 
 /// The client-side tools under the name the integration tests still use.
 #[doc(hidden)]

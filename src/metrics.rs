@@ -40,6 +40,7 @@ pub struct Metrics {
     brokers_up: IntGauge,
     /// Unknown envelope field names already logged (each is logged once), bounded.
     unknown_fields_logged: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    trace_context_dropped: IntCounterVec,
 }
 
 /// How many distinct unknown envelope field names are remembered (and logged once each).
@@ -275,11 +276,12 @@ impl Metrics {
             quotes_unchanged: counter(
                 "pagesplit_quotes_unchanged_total",
                 "Quotes left out of the quote topic because they equal the last quote of their symbol this \
-                 worker published (quotes.emit = changed); the latest-quote topic still got them.",
+                 worker published (quotes.emit = changed).",
             ),
             quote_symbols_tracked: gauge(
                 "pagesplit_quote_symbols_tracked",
-                "Symbols whose last published quote is remembered (quotes.emit = changed).",
+                "Symbols whose last published quote is remembered, for the quote topic (quotes.emit = changed) \
+                 and the latest-quote topic together.",
             ),
             quote_symbols_evicted: counter(
                 "pagesplit_quote_symbols_evicted_total",
@@ -304,6 +306,12 @@ impl Metrics {
                 brokers_up.set(-1);
                 brokers_up
             },
+            trace_context_dropped: counter_vec(
+                "pagesplit_trace_context_dropped_total",
+                "Invalid W3C trace context headers of pages, not passed on to their events (the pages are \
+                 split all the same), by header (traceparent, tracestate) and code.",
+                &["header", "code"],
+            ),
             registry,
         }
     }
@@ -376,6 +384,19 @@ impl Metrics {
     /// Whether a broker was reachable at the last statistics (or none were taken yet).
     pub fn brokers_reachable(&self) -> bool {
         self.brokers_up.get() != 0
+    }
+
+    /// A trace context header of a page was invalid and not passed on to its events.
+    pub fn trace_context_dropped(&self, invalid: crate::trace_context::InvalidTraceContext) {
+        tracing::debug!(header = invalid.header(), code = invalid.code(), error = %invalid, "trace context dropped");
+        self.trace_context_dropped
+            .with_label_values(&[invalid.header(), invalid.code()])
+            .inc();
+    }
+
+    /// Trace context headers dropped so far with `header` and `code` (for tests).
+    pub fn trace_context_dropped_count(&self, header: &str, code: &str) -> u64 {
+        self.trace_context_dropped.with_label_values(&[header, code]).get()
     }
 
     /// A page was split and encoded.

@@ -14,6 +14,11 @@
 //! is published. For transactions, [`QuoteFilter::begin`] starts a journal of the changes that
 //! [`QuoteFilter::rollback`] undoes (the transaction was aborted: its quotes were never
 //! published) and [`QuoteFilter::commit`] keeps.
+//!
+//! A worker has up to two filters ([`ChangeFilters`]), each remembering what it published to its
+//! own topic: the quote topic's (`quotes.emit = "changed"`) and the latest-quote topic's (always,
+//! when that topic is on: a compacted topic of current quotes needs a record only when a
+//! symbol's quote changes).
 
 use std::collections::HashMap;
 
@@ -178,6 +183,56 @@ impl QuoteFilter {
     }
 }
 
+/// The change filters of a worker, kept together (one lock, one journal per transaction).
+#[derive(Debug, Default)]
+pub struct ChangeFilters {
+    /// What was published to the quote topic, with `quotes.emit = "changed"`.
+    pub quotes: Option<QuoteFilter>,
+    /// What was published to the latest-quote topic, when it is on.
+    pub latest: Option<QuoteFilter>,
+}
+
+impl ChangeFilters {
+    /// Whether neither filter is on.
+    pub fn is_off(&self) -> bool {
+        self.quotes.is_none() && self.latest.is_none()
+    }
+
+    fn each(&mut self) -> impl Iterator<Item = &mut QuoteFilter> {
+        self.quotes.iter_mut().chain(self.latest.iter_mut())
+    }
+
+    /// [`QuoteFilter::begin`] on each.
+    pub fn begin(&mut self) {
+        self.each().for_each(QuoteFilter::begin);
+    }
+
+    /// [`QuoteFilter::commit`] on each.
+    pub fn commit(&mut self) {
+        self.each().for_each(QuoteFilter::commit);
+    }
+
+    /// [`QuoteFilter::rollback`] on each.
+    pub fn rollback(&mut self) {
+        self.each().for_each(QuoteFilter::rollback);
+    }
+
+    /// [`QuoteFilter::forget`] on each: the symbol's next quotes go to both topics.
+    pub fn forget(&mut self, symbol: &str) {
+        self.each().for_each(|filter| filter.forget(symbol));
+    }
+
+    /// Symbols tracked, both filters together.
+    pub fn tracked(&self) -> usize {
+        self.quotes.iter().chain(&self.latest).map(QuoteFilter::len).sum()
+    }
+
+    /// Symbols evicted so far, both filters together.
+    pub fn evicted(&self) -> u64 {
+        self.quotes.iter().chain(&self.latest).map(QuoteFilter::evicted).sum()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,6 +348,33 @@ mod tests {
             "forgotten in the committed transaction"
         );
         assert!(!filter.admit("KSE100", agl("1")));
+    }
+
+    #[test]
+    fn both_filters_remember_apart_and_follow_the_transactions_together() {
+        let mut filters = ChangeFilters {
+            quotes: None,
+            latest: Some(QuoteFilter::new(10)),
+        };
+        assert!(!filters.is_off());
+        assert!(filters.latest.as_mut().unwrap().admit("AGL", agl("37.94")));
+        filters.quotes = Some(QuoteFilter::new(10));
+        filters.begin();
+        assert!(filters.quotes.as_mut().unwrap().admit("AGL", agl("37.94")));
+        assert!(filters.latest.as_mut().unwrap().admit("AGL", agl("38.00")));
+        assert_eq!(filters.tracked(), 2);
+        filters.rollback();
+        // The aborted transaction published nothing: the quote filter knows nothing, the latest
+        // filter its value from before.
+        assert_eq!(filters.quotes.as_ref().unwrap().len(), 0);
+        assert!(!filters.latest.as_mut().unwrap().admit("AGL", agl("37.94")));
+        filters.begin();
+        assert!(filters.quotes.as_mut().unwrap().admit("KSE100", agl("1")));
+        filters.commit();
+        filters.forget("AGL");
+        filters.forget("KSE100");
+        assert_eq!(filters.tracked(), 0);
+        assert!(ChangeFilters::default().is_off());
     }
 
     #[test]

@@ -31,8 +31,8 @@ pub struct OutRecord {
     pub key: Option<Vec<u8>>,
     /// Record value.
     pub payload: Option<Vec<u8>>,
-    /// Record headers.
-    pub headers: Option<OwnedHeaders>,
+    /// Record headers (shared by the records of a page; the producer takes a copy of its own).
+    pub headers: Option<Arc<OwnedHeaders>>,
 }
 
 /// How a failed send should be handled.
@@ -283,7 +283,7 @@ impl Sink {
             base = base.payload(payload.as_slice());
         }
         if let Some(headers) = &record.headers {
-            base = base.headers(headers.clone());
+            base = base.headers(OwnedHeaders::clone(headers));
         }
         acks.sending();
         send_waiting_while_queue_full(base, |base| self.producer.send(base), while_full)

@@ -8,10 +8,15 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use pagesplit::config::{Config, DeliveryMode};
+use pagesplit::encode::{Encoder, Framing};
 use pagesplit::envelope::{decode_message, encode_envelope};
 use pagesplit::metrics::Stage;
-use pagesplit::pipeline::{dead_letter, dead_letter_without_value, Failure, InMessage};
+use pagesplit::parse::ParseOptions;
+use pagesplit::pipeline::{
+    add_latest_quotes, dead_letter, dead_letter_without_value, split_message, Failure, InMessage, LatestQuotes, Topics,
+};
 use pagesplit::sink::OutRecord;
+use pagesplit::trace_context::SpanId;
 use rdkafka::message::Headers;
 use serde_json::{json, Value};
 
@@ -354,6 +359,101 @@ fn every_record_pagesplit_writes_documents_its_provenance() {
     }
 }
 
+/// The example page as pagesplit consumes it, with a trace context.
+fn traced_page() -> InMessage {
+    let body = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pages/brecorder-putin-assad.masked.txt"),
+    )
+    .expect("the example page");
+    InMessage {
+        topic: "pages.raw".to_owned(),
+        partition: 4,
+        offset: 77,
+        timestamp_ms: Some(1_733_652_900_000),
+        key: None,
+        payload: Some(encode_envelope(
+            "https://www.brecorder.com/news/40334455/",
+            "2024-12-08T10:15:00Z".parse().unwrap(),
+            "text/plain",
+            &body,
+        )),
+        headers: vec![
+            (
+                "traceparent".to_owned(),
+                Some(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_vec()),
+            ),
+            ("tracestate".to_owned(), Some(b"congo=t61rcWkgMzE".to_vec())),
+        ],
+    }
+}
+
+#[test]
+fn events_carry_exactly_the_documented_headers() {
+    let doc = document();
+    let config = Config::default();
+    let topics = Topics {
+        quotes: config.topics.quotes.as_str().into(),
+        articles: config.topics.articles.as_str().into(),
+        dead_letter: config.topics.dead_letter.as_str().into(),
+        lineage_headers: config.topics.lineage_headers,
+    };
+    let latest = LatestQuotes {
+        topic: config.topics.quotes_latest.as_str().into(),
+        header: None,
+    };
+    let page = traced_page();
+    let mut split = split_message(
+        &page,
+        &ParseOptions::default(),
+        &Encoder::new(Framing::SingleObject),
+        &topics,
+        SpanId::random(),
+    )
+    .expect("the example page splits");
+    add_latest_quotes(&mut split, &latest);
+    let mut checked = BTreeSet::new();
+    for (id, channel) in channels(&doc) {
+        let address = channel["address"].as_str().unwrap();
+        let records: Vec<&OutRecord> = split
+            .records
+            .iter()
+            .filter(|record| &*record.topic == address)
+            .collect();
+        if records.is_empty() {
+            continue;
+        }
+        let message = channel_messages(&doc, channel)[0];
+        let schema = inline(&doc, &message["headers"]);
+        let documented: BTreeSet<&str> = object(&schema["properties"], "headers")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let validator = validator(&schema);
+        for record in records {
+            let headers = Value::Object(header_object(record));
+            assert_valid(&validator, &headers, id);
+            let names: BTreeSet<&str> = headers.as_object().unwrap().keys().map(String::as_str).collect();
+            assert_eq!(
+                names, documented,
+                "channel {id}: every documented header, and only those"
+            );
+            assert_eq!(headers["pagesplit.source.offset"], "77");
+            let traceparent = headers["traceparent"].as_str().unwrap();
+            assert!(traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+            assert!(
+                !traceparent.contains("00f067aa0ba902b7"),
+                "pagesplit's span is the parent"
+            );
+        }
+        checked.insert(id);
+    }
+    assert_eq!(
+        checked,
+        BTreeSet::from(["articles", "latestQuotes", "quotes"]),
+        "every event channel is checked"
+    );
+}
+
 fn failed_page() -> (InMessage, Failure) {
     let message = InMessage {
         topic: "pages.raw".to_owned(),
@@ -374,6 +474,7 @@ fn failed_page() -> (InMessage, Failure) {
         stage: Stage::Decode,
         code: pagesplit::metrics::FailureCode::NotAnEnvelope,
         message: "not a page: value is not a JSON envelope and the `url` header is missing".to_owned(),
+        url: None,
     };
     (message, failure)
 }

@@ -776,6 +776,7 @@ async fn tail_decodes_single_object_events_without_the_registry() {
                 "--topic",
                 &config.topics.articles,
                 "--from-beginning",
+                "--metadata",
                 "-n",
                 "1",
             ])
@@ -790,6 +791,15 @@ async fn tail_decodes_single_object_events_without_the_registry() {
     assert_eq!(events[0]["type"], "article");
     assert_eq!(events[0]["url"], TEXT_URL);
     assert_eq!(events[0]["dateline"], "MOSCOW");
+    // The article names the raw page it came from (its key is the URL).
+    let headers = &events[0]["headers"];
+    assert_eq!(headers["pagesplit.source.topic"], config.topics.input.as_str());
+    let input = pagesplit::demo::end_offsets(&common::bootstrap(), &config.topics.input).unwrap();
+    let (partition, _) = input.iter().find(|(_, end)| **end == 1).expect("the page's partition");
+    assert_eq!(headers["pagesplit.source.partition"], partition.to_string());
+    assert_eq!(headers["pagesplit.source.offset"], "0");
+    assert_eq!(headers["pagesplit.version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(headers.get("pagesplit.source.url"), None);
     assert_eq!(
         events[0]["event_id"],
         pagesplit::model::event_id(TEXT_URL, time(TEXT_FETCHED_AT), "article").to_string()

@@ -13,7 +13,8 @@ use common::pages::small_pages;
 use common::worker::{Worker, WorkerOptions};
 use common::{wait_until, written};
 use pagesplit::config::{Config, DeliveryMode, EncodingFormat};
-use pagesplit::demo::publish_pages;
+use pagesplit::demo::{publish_pages, PageToPublish, Positions};
+use tokio_util::sync::CancellationToken;
 
 /// A test configuration in exactly-once mode. A short session timeout lets the group notice a
 /// killed worker in seconds.
@@ -200,6 +201,101 @@ async fn a_second_instance_with_the_same_transactional_id_fences_the_first() {
     common::wait_for_commit(&config, &positions, Duration::from_secs(120)).await;
     assert_eq!(second.terminate(Duration::from_secs(30)).code(), Some(0));
     account_exactly_once(&config, &sent).assert_exactly_once("exactly-once, first worker fenced", sent.len());
+    common::delete_topics(&config).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_carry_every_record_s_provenance_and_trace_context() {
+    let config = eos_config("eos-lineage");
+    let bootstrap = config.kafka.bootstrap_servers.clone();
+    let shutdown = CancellationToken::new();
+    let running = pagesplit::app::start(config.clone(), shutdown.clone())
+        .await
+        .expect("exactly-once worker starts");
+    // A traced page, and one whose traceparent is invalid (an all-zero parent id): that one and
+    // its tracestate are dropped and counted, the page is split all the same.
+    let traced = PageToPublish {
+        url: common::pages::EXAMPLE_URL.to_owned(),
+        fetched_at: common::pages::fetched_at(0),
+        content_type: "text/plain".to_owned(),
+        body: common::fixture(common::pages::EXAMPLE_FIXTURE),
+    };
+    let mut invalid = small_pages("eos-lineage", 1).remove(0);
+    // Its three symbols at values of their own: each goes to the latest-quote topic too.
+    invalid.body = invalid.body.replacen("KSE100 106,275", "KSE100 106,300", 1);
+    let input = config.topics.input.as_str();
+    let state = ("tracestate", common::CRAWLER_TRACESTATE);
+    let traced_at = common::publish_with_headers(
+        &bootstrap,
+        input,
+        &traced,
+        &[("traceparent", common::CRAWLER_TRACEPARENT), state],
+    )
+    .await;
+    let zero_parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01";
+    let invalid_at =
+        common::publish_with_headers(&bootstrap, input, &invalid, &[("traceparent", zero_parent), state]).await;
+    let mut positions = Positions::from([traced_at]);
+    common::merge_positions(&mut positions, Positions::from([invalid_at]));
+    common::wait_for_commit(&config, &positions, Duration::from_secs(60)).await;
+    assert_eq!(
+        running
+            .metrics
+            .trace_context_dropped_count("traceparent", "zero_parent_id"),
+        1
+    );
+    assert!(running.metrics.transactions_count("committed") >= 1);
+    shutdown.cancel();
+    running.wait().await.expect("clean shutdown");
+
+    // Read back read_committed: 34 + 3 quotes (and their latest copies), two articles.
+    let of = |records: &[pagesplit::demo::ReadRecord], url: &str| -> Vec<pagesplit::demo::ReadRecord> {
+        records
+            .iter()
+            .filter(|record| {
+                let headers = common::header_map(record);
+                headers.get("pagesplit.source.url").map(String::as_str) == Some(url)
+                    || record.key.as_deref() == Some(url)
+            })
+            .cloned()
+            .collect()
+    };
+    let quotes = common::read_all(&bootstrap, &config.topics.quotes);
+    let latest = common::read_all(&bootstrap, config.topics.quotes_latest().unwrap());
+    let articles = common::read_all(&bootstrap, &config.topics.articles);
+    assert_eq!((quotes.len(), latest.len(), articles.len()), (37, 37, 2));
+
+    let traced_quotes = of(&quotes, &traced.url);
+    assert_eq!(traced_quotes.len(), 34);
+    let traceparent = common::pagesplit_traceparent(&traced_quotes);
+    let trace = Some((traceparent.as_str(), common::CRAWLER_TRACESTATE));
+    let source = (input, traced_at.0, traced_at.1);
+    let want = common::event_headers(source, Some(&traced.url), trace);
+    for record in traced_quotes.iter().chain(&of(&latest, &traced.url)) {
+        assert_eq!(common::header_map(record), want, "{:?}", record.key);
+    }
+    let article = of(&articles, &traced.url);
+    assert_eq!(article.len(), 1);
+    assert_eq!(
+        common::header_map(&article[0]),
+        common::event_headers(source, None, trace)
+    );
+
+    let source = (input, invalid_at.0, invalid_at.1);
+    let untraced = of(&quotes, &invalid.url);
+    assert_eq!(untraced.len(), 3);
+    for record in untraced.iter().chain(&of(&latest, &invalid.url)) {
+        assert_eq!(
+            common::header_map(record),
+            common::event_headers(source, Some(&invalid.url), None),
+            "no trace context: the invalid traceparent and its tracestate are dropped"
+        );
+    }
+    let article = of(&articles, &invalid.url);
+    assert_eq!(
+        common::header_map(&article[0]),
+        common::event_headers(source, None, None)
+    );
     common::delete_topics(&config).await;
 }
 

@@ -551,3 +551,55 @@ fn single_object_records_decode_with_pagesplit_and_with_apache_avro() {
     unknown[2] ^= 0xff;
     assert!(decode_single_object(&unknown).is_none());
 }
+
+/// The pinned quote datum with each decimal at its minimal two's-complement width (what Java's
+/// `BigInteger.toByteArray` gives; fastavro writes the same but for negative powers of two).
+fn minimal_width_quote_datum() -> Vec<u8> {
+    let minimal = |unscaled: i64| -> Vec<u8> {
+        let magnitude = if unscaled < 0 { !unscaled } else { unscaled };
+        let bits = 64 - magnitude.leading_zeros() as usize + 1;
+        spec_bytes(&unscaled.to_be_bytes()[8 - bits.div_ceil(8)..])
+    };
+    let mut out = Vec::new();
+    out.extend(spec_string(KSE100_EVENT_ID));
+    out.extend(spec_string("KSE100"));
+    out.extend(spec_long(1));
+    out.extend(minimal(106_275_000_000));
+    out.extend(minimal(-4_795_300_000));
+    out.extend(minimal(-4_320_000));
+    out.extend(spec_long(1));
+    out.extend(spec_string(URL));
+    out.extend(spec_long(FETCHED_AT_MS));
+    out
+}
+
+#[test]
+fn decimals_keep_eight_bytes_because_apache_avro_s_resolving_reader_refuses_fewer() {
+    let schema = &Schemas::bundled().quote;
+    let minimal = minimal_width_quote_datum();
+    let pinned = hex(QUOTE_DATUM_HEX);
+    // 5 + 5 + 3 bytes of decimals instead of 3 × 8: 11 bytes less, of 131.
+    assert_eq!((pinned.len(), minimal.len()), (131, 120));
+    // Both are valid Avro: a reader without a reader schema decodes both to the same values.
+    assert_eq!(
+        read_datum(schema, &mut minimal.as_slice()).unwrap(),
+        read_datum(schema, &mut pinned.as_slice()).unwrap()
+    );
+    // With a reader schema (schema resolution, what a consumer does once a schema evolves),
+    // apache-avro checks each decimal's byte count against the precision: 18 digits need 8.
+    let resolve = |datum: &[u8]| {
+        apache_avro::reader::datum::GenericDatumReader::builder(schema)
+            .reader_schema(schema)
+            .build()
+            .unwrap()
+            .read_value(&mut &datum[..])
+    };
+    assert!(resolve(&pinned).is_ok());
+    let refused = resolve(&minimal).expect_err("apache-avro resolves minimal-width decimals now");
+    assert!(
+        refused
+            .to_string()
+            .contains("Precision 18 too small to hold decimal values with 5 bytes"),
+        "{refused}"
+    );
+}

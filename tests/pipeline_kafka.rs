@@ -12,7 +12,7 @@ use std::time::Duration;
 use apache_avro::types::Value;
 use chrono::{TimeZone, Utc};
 use pagesplit::config::EncodingFormat;
-use pagesplit::demo::{decode_event, publish_pages, PageToPublish};
+use pagesplit::demo::{decode_event, PageToPublish, Positions};
 use pagesplit::encode::{decimal_from_avro, unframe, Framed, Schemas};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
@@ -28,7 +28,7 @@ async fn example_page_becomes_34_quotes_and_one_article_and_offsets_are_committe
         .unwrap_or_else(|error| panic!("worker failed to start against the broker at {bootstrap}: {error:#}"));
     let http = running.http_addr.expect("http endpoint enabled");
 
-    // A page, then a message that is not a page at all.
+    // A page a crawler traced (W3C Trace Context), then a message that is not a page at all.
     let url = "https://www.brecorder.com/news/40336151/putin-assad".to_owned();
     let fetched_at = Utc.with_ymd_and_hms(2024, 12, 8, 10, 15, 0).unwrap();
     let page = PageToPublish {
@@ -37,9 +37,17 @@ async fn example_page_becomes_34_quotes_and_one_article_and_offsets_are_committe
         content_type: "text/plain".to_owned(),
         body: common::fixture(common::pages::EXAMPLE_FIXTURE),
     };
-    let mut positions = publish_pages(&bootstrap, &config.topics.input, &[page])
-        .await
-        .expect("page published");
+    let (page_partition, page_offset) = common::publish_with_headers(
+        &bootstrap,
+        &config.topics.input,
+        &page,
+        &[
+            ("traceparent", common::CRAWLER_TRACEPARENT),
+            ("tracestate", common::CRAWLER_TRACESTATE),
+        ],
+    )
+    .await;
+    let mut positions = Positions::from([(page_partition, page_offset)]);
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
         .create()
@@ -107,6 +115,20 @@ async fn example_page_becomes_34_quotes_and_one_article_and_offsets_are_committe
             pagesplit::model::event_id(&url, fetched_at, symbol).to_string()
         );
     }
+    // Every quote names its page and carries its trace, pagesplit's span of the page as parent.
+    let traceparent = common::pagesplit_traceparent(&records);
+    let source = (config.topics.input.as_str(), page_partition, page_offset);
+    let trace = Some((traceparent.as_str(), common::CRAWLER_TRACESTATE));
+    let quote_headers = common::event_headers(source, Some(&url), trace);
+    for record in &records {
+        assert_eq!(common::header_map(record), quote_headers, "{:?}", record.key);
+    }
+    // So does every latest-quote copy.
+    let latest = common::read_all(&bootstrap, config.topics.quotes_latest().unwrap());
+    assert_eq!(latest.len(), 34);
+    for record in &latest {
+        assert_eq!(common::header_map(record), quote_headers, "{:?}", record.key);
+    }
     let kse100 = &by_symbol["KSE100"];
     assert_eq!(decimal_from_avro(field(kse100, "price")).unwrap().to_string(), "106275");
     assert_eq!(
@@ -118,6 +140,11 @@ async fn example_page_becomes_34_quotes_and_one_article_and_offsets_are_committe
     let articles = common::read_all(&bootstrap, &config.topics.articles);
     assert_eq!(articles.len(), 1);
     assert_eq!(articles[0].key.as_deref(), Some(url.as_str()));
+    assert_eq!(
+        common::header_map(&articles[0]),
+        common::event_headers(source, None, trace),
+        "keyed by URL: no URL header"
+    );
     let article = decode_event(&articles[0].value, &schemas.article).expect("article decodes");
     let want = &expected["article"];
     assert_eq!(field(&article, "title"), &Value::Union(0, Box::new(Value::Null)));
@@ -148,6 +175,9 @@ async fn example_page_becomes_34_quotes_and_one_article_and_offsets_are_committe
     assert_eq!(header("pagesplit.error.code").as_deref(), Some("not_an_envelope"));
     assert_eq!(header("pagesplit.source.topic"), Some(config.topics.input.clone()));
     assert_eq!(header("pagesplit.source.offset"), Some(offset.to_string()));
+    assert_eq!(header("pagesplit.source.partition"), Some(partition.to_string()));
+    assert_eq!(header("pagesplit.version").as_deref(), Some(env!("CARGO_PKG_VERSION")));
+    assert_eq!(header("pagesplit.source.url"), None, "not a page: no URL known");
 
     // Metrics, as served.
     assert_eq!(running.metrics.pages_consumed_count(&config.topics.input), 2);
@@ -203,4 +233,75 @@ async fn missing_topics_stop_startup_with_a_clear_message() {
         error.contains(&config.topics.input) && error.contains("does not exist"),
         "{error}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_log_span_carries_the_trace_id() {
+    use common::worker::{Worker, WorkerOptions};
+    let config = common::test_config("trace-logs", EncodingFormat::SingleObject);
+    pagesplit::app::prepare_topics(&config).await.unwrap();
+    let bootstrap = config.kafka.bootstrap_servers.clone();
+    let mut worker = Worker::spawn(
+        &config,
+        WorkerOptions {
+            log_level: "debug",
+            capture: true,
+            ..WorkerOptions::default()
+        },
+    );
+    // A traced page with an invalid tracestate (split, the tracestate dropped and logged), and a
+    // traced page with an empty body (dead-lettered and logged).
+    let page = |url: &str, body: &str| PageToPublish {
+        url: url.to_owned(),
+        fetched_at: Utc.with_ymd_and_hms(2024, 12, 8, 10, 15, 0).unwrap(),
+        content_type: "text/plain".to_owned(),
+        body: body.to_owned(),
+    };
+    let traced = page(
+        "https://example.com/traced",
+        &common::fixture(common::pages::EXAMPLE_FIXTURE),
+    );
+    let empty = page("https://example.com/empty", "");
+    let traceparent = ("traceparent", common::CRAWLER_TRACEPARENT);
+    let mut positions = Positions::new();
+    for (page, state) in [(&traced, "Not=Valid"), (&empty, common::CRAWLER_TRACESTATE)] {
+        let at = common::publish_with_headers(
+            &bootstrap,
+            &config.topics.input,
+            page,
+            &[traceparent, ("tracestate", state)],
+        )
+        .await;
+        common::merge_positions(&mut positions, Positions::from([at]));
+    }
+    common::wait_for_commit(&config, &positions, Duration::from_secs(60)).await;
+    let quotes = common::read_all(&bootstrap, &config.topics.quotes);
+    let span_id = common::pagesplit_traceparent(&quotes)[36..52].to_owned();
+    let output = common::wait_until("both log lines", Duration::from_secs(30), async || {
+        let output = worker.output();
+        (output.contains("trace context dropped") && output.contains("message dead-lettered")).then_some(output)
+    })
+    .await;
+    assert_eq!(worker.terminate(Duration::from_secs(30)).code(), Some(0));
+    let line = |message: &str| {
+        output
+            .lines()
+            .find(|line| line.contains(message))
+            .unwrap_or_else(|| panic!("no {message:?} in\n{output}"))
+            .to_owned()
+    };
+    let dropped = line("trace context dropped");
+    assert!(
+        dropped.contains(&format!("trace_id={}", common::CRAWLER_TRACE_ID)),
+        "{dropped}"
+    );
+    assert!(dropped.contains(&format!("span_id={span_id}")), "{dropped}");
+    assert!(dropped.contains("code=\"invalid_tracestate\""), "{dropped}");
+    let dead = line("message dead-lettered");
+    assert!(
+        dead.contains(&format!("trace_id={}", common::CRAWLER_TRACE_ID)),
+        "{dead}"
+    );
+    assert!(dead.contains("url=\"https://example.com/empty\""), "{dead}");
+    common::delete_topics(&config).await;
 }

@@ -119,7 +119,28 @@ async fn the_confluent_python_client_decodes_pagesplit_events_through_the_regist
             )
         });
     let fetched_at = Utc.with_ymd_and_hms(2024, 12, 8, 10, 15, 0).unwrap();
-    common::publish_example_and_wait(&config, EXAMPLE_URL, fetched_at).await;
+    let page = pagesplit::demo::PageToPublish {
+        url: EXAMPLE_URL.to_owned(),
+        fetched_at,
+        content_type: "text/plain".to_owned(),
+        body: common::fixture(common::pages::EXAMPLE_FIXTURE),
+    };
+    let (partition, offset) = common::publish_with_headers(
+        &bootstrap,
+        &config.topics.input,
+        &page,
+        &[
+            ("traceparent", common::CRAWLER_TRACEPARENT),
+            ("tracestate", common::CRAWLER_TRACESTATE),
+        ],
+    )
+    .await;
+    common::wait_for_commit(
+        &config,
+        &Positions::from([(partition, offset)]),
+        Duration::from_secs(60),
+    )
+    .await;
     shutdown.cancel();
     running.wait().await.expect("clean shutdown");
 
@@ -156,8 +177,16 @@ async fn the_confluent_python_client_decodes_pagesplit_events_through_the_regist
     let expected_quotes = expected["quotes"].as_array().unwrap();
     assert_eq!(expected_quotes.len(), 34);
     let records = consume_with_python(&python, &bootstrap, &config.topics.quotes, 34).await;
+    // The Python consumer sees the lineage headers: the raw page, pagesplit's version, the
+    // crawler's trace with pagesplit's span as parent (one span for the page's records).
+    let rust_quotes = common::read_all(&bootstrap, &config.topics.quotes);
+    let traceparent = common::pagesplit_traceparent(&rust_quotes);
+    let source = (config.topics.input.as_str(), partition, offset);
+    let trace = Some((traceparent.as_str(), common::CRAWLER_TRACESTATE));
+    let quote_headers = headers_json(&common::event_headers(source, Some(EXAMPLE_URL), trace));
     let mut by_symbol = BTreeMap::new();
     for record in &records {
+        assert_eq!(record["headers"], quote_headers, "{record}");
         assert_eq!(record["schema_id"].as_u64(), Some(u64::from(quote_id)), "{record}");
         let value = &record["value"];
         let symbol = value["symbol"]
@@ -203,6 +232,11 @@ async fn the_confluent_python_client_decodes_pagesplit_events_through_the_regist
     let record = &records[0];
     assert_eq!(record["schema_id"].as_u64(), Some(u64::from(article_id)), "{record}");
     assert_eq!(record["key"].as_str(), Some(EXAMPLE_URL), "keyed by URL");
+    assert_eq!(
+        record["headers"],
+        headers_json(&common::event_headers(source, None, trace)),
+        "{record}"
+    );
     let article = &record["value"];
     let want = &expected["article"];
     assert_eq!(
@@ -251,6 +285,16 @@ async fn the_confluent_python_client_decodes_pagesplit_events_through_the_regist
         value_subject(&config.topics.articles),
     ])
     .await;
+}
+
+/// Headers as the Python consumer prints them: a JSON object of text values.
+fn headers_json(headers: &BTreeMap<String, String>) -> Json {
+    Json::Object(
+        headers
+            .iter()
+            .map(|(name, value)| (name.clone(), Json::from(value.as_str())))
+            .collect(),
+    )
 }
 
 /// Removes subjects from the registry (soft, then permanently); best effort.

@@ -1,6 +1,6 @@
 //! Quote change detection against the real broker and registry: the same page published again
-//! and again reaches the quote topic once, plus the one quote that changed, while the compacted
-//! latest-quote topic gets every quote; at-least-once and exactly-once.
+//! and again reaches the quote topic once, plus the one quote that changed, and so does the
+//! compacted latest-quote topic, whatever `quotes.emit` says; at-least-once and exactly-once.
 #![cfg(feature = "broker-tests")]
 
 mod common;
@@ -117,23 +117,28 @@ async fn repeated_pages_reach_the_quote_topic_once(config: Config) {
         )]
     );
 
-    // The latest topic: every quote of every page, and AGL's last one is the move.
+    // The latest topic: a quote only when it changed, so the first page's 34, then AGL's move;
+    // after compaction, the current quote of every symbol.
     let latest = common::read_all(&bootstrap, &latest_topic);
-    assert_eq!(latest.len(), 34 * (REPEATS as usize + 1));
+    assert_eq!(latest.len(), 35, "34 quotes of the first page and the one that changed");
     let mut per_symbol: BTreeMap<String, Vec<(String, i64)>> = BTreeMap::new();
     for record in &latest {
         let (symbol, price, at) = quote_of(record);
         per_symbol.entry(symbol).or_default().push((price, at));
     }
     assert_eq!(per_symbol.len(), 34);
-    for (symbol, seen) in &per_symbol {
-        assert_eq!(seen.len(), REPEATS as usize + 1, "{symbol}");
-        let times: Vec<i64> = seen.iter().map(|(_, at)| *at).collect();
-        let in_order: Vec<i64> = (0..=REPEATS).map(|m| fetched_at(m).timestamp_millis()).collect();
-        assert_eq!(times, in_order, "{symbol}: in page order within its partition");
+    for (symbol, seen) in per_symbol.iter().filter(|(symbol, _)| *symbol != "AGL") {
+        assert_eq!(seen.len(), 1, "{symbol}");
+        assert_eq!(seen[0].1, fetched_at(0).timestamp_millis(), "{symbol}");
     }
-    assert_eq!(per_symbol["AGL"].last().unwrap().0, "38.1");
-    assert_eq!(per_symbol["AGL"][0].0, "37.94");
+    let agl_at = fetched_at(REPEATS).timestamp_millis();
+    assert_eq!(
+        per_symbol["AGL"],
+        [
+            ("37.94".to_owned(), fetched_at(0).timestamp_millis()),
+            ("38.1".to_owned(), agl_at)
+        ]
+    );
     if config.encoding.format == EncodingFormat::Confluent {
         // Framed with the id of the quote schema under the latest topic's own subject.
         let client = RegistryClient::new(&config.registry).unwrap();
@@ -156,16 +161,13 @@ async fn repeated_pages_reach_the_quote_topic_once(config: Config) {
     // Metrics count what was left out and what went where.
     let metrics = &running.metrics;
     assert_eq!(metrics.events_produced_count(&config.topics.quotes, "quote"), 35);
-    assert_eq!(
-        metrics.events_produced_count(&latest_topic, "quote"),
-        34 * (REPEATS as u64 + 1)
-    );
+    assert_eq!(metrics.events_produced_count(&latest_topic, "quote"), 35);
     assert_eq!(metrics.events_produced_count(&config.topics.articles, "article"), 6);
     assert_eq!(metrics.quotes_unchanged_count(), 34 * REPEATS as u64 - 1);
     let exposition = metrics.render();
     assert!(
-        exposition.contains("pagesplit_quote_symbols_tracked 34"),
-        "{exposition}"
+        exposition.contains("pagesplit_quote_symbols_tracked 68"),
+        "both filters track the 34 symbols: {exposition}"
     );
 
     shutdown.cancel();
@@ -174,7 +176,7 @@ async fn repeated_pages_reach_the_quote_topic_once(config: Config) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn at_least_once_publishes_only_changed_quotes_and_every_quote_to_the_latest_topic() {
+async fn at_least_once_publishes_only_changed_quotes_to_both_topics() {
     let mut config = common::test_config("changes", EncodingFormat::Confluent);
     config.quotes.emit = QuoteEmit::Changed;
     config.validate().unwrap();
@@ -191,6 +193,48 @@ async fn exactly_once_publishes_only_changed_quotes_across_transactions() {
     config.delivery.transaction_max_pages = 2;
     config.validate().unwrap();
     repeated_pages_reach_the_quote_topic_once(config).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_every_quote_on_the_quote_topic_the_latest_topic_still_gets_only_changes() {
+    let config = common::test_config("changes-all", EncodingFormat::SingleObject);
+    assert_eq!(config.quotes.emit, QuoteEmit::All);
+    let bootstrap = config.kafka.bootstrap_servers.clone();
+    let latest_topic = config.topics.quotes_latest().unwrap().to_owned();
+    let shutdown = CancellationToken::new();
+    let running = pagesplit::app::start(config.clone(), shutdown.clone())
+        .await
+        .expect("worker starts");
+    let positions = publish_pages(&bootstrap, &config.topics.input, &repeated_pages())
+        .await
+        .expect("pages published");
+    common::wait_for_commit(&config, &positions, Duration::from_secs(60)).await;
+    let pages = REPEATS as usize + 1;
+    assert_eq!(common::read_all(&bootstrap, &config.topics.quotes).len(), 34 * pages);
+    let latest: Vec<_> = common::read_all(&bootstrap, &latest_topic)
+        .iter()
+        .map(quote_of)
+        .collect();
+    assert_eq!(latest.len(), 35);
+    let agl: Vec<_> = latest.iter().filter(|(symbol, _, _)| symbol == "AGL").collect();
+    assert_eq!(
+        agl,
+        [
+            &("AGL".to_owned(), "37.94".to_owned(), fetched_at(0).timestamp_millis()),
+            &(
+                "AGL".to_owned(),
+                "38.1".to_owned(),
+                fetched_at(REPEATS).timestamp_millis()
+            )
+        ]
+    );
+    let metrics = &running.metrics;
+    assert_eq!(metrics.events_produced_count(&latest_topic, "quote"), 35);
+    assert_eq!(metrics.quotes_unchanged_count(), 0, "the quote topic is not filtered");
+    assert!(metrics.render().contains("pagesplit_quote_symbols_tracked 34"));
+    shutdown.cancel();
+    running.wait().await.expect("clean shutdown");
+    common::delete_topics(&config).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

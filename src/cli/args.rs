@@ -210,7 +210,8 @@ pub struct TailArgs {
     /// Stop after printing N events.
     #[arg(short = 'n', long = "count", value_name = "N")]
     pub count: Option<u64>,
-    /// Add topic, partition, offset and key to every line.
+    /// Add topic, partition, offset, key and headers (the `pagesplit.source.*` headers name the
+    /// raw page each event came from) to every line.
     #[arg(long)]
     pub metadata: bool,
     #[command(flatten)]

@@ -215,7 +215,8 @@ fn start_offsets(
         .collect()
 }
 
-/// The JSON line of an event: its type, the record's topic, partition, offset and key when
+/// The JSON line of an event: its type, the record's topic, partition, offset, key and headers
+/// (name → value as text, e.g. the `pagesplit.source.*` headers that name the raw page) when
 /// `metadata` is given, then the event's fields.
 fn json_line(decoded: Decoded, metadata: Option<&BorrowedMessage<'_>>) -> Map<String, Json> {
     let mut line = Map::new();
@@ -230,6 +231,7 @@ fn json_line(decoded: Decoded, metadata: Option<&BorrowedMessage<'_>>) -> Map<St
                 .key()
                 .map_or(Json::Null, |key| String::from_utf8_lossy(key).into_owned().into()),
         );
+        line.insert("headers".to_owned(), Json::Object(header_object(message)));
     }
     match decoded.value {
         Json::Object(fields) => line.extend(fields),
@@ -238,6 +240,25 @@ fn json_line(decoded: Decoded, metadata: Option<&BorrowedMessage<'_>>) -> Map<St
         }
     }
     line
+}
+
+/// A record's headers as a JSON object, values as text (a header without value: `null`).
+fn header_object(message: &BorrowedMessage<'_>) -> Map<String, Json> {
+    use rdkafka::message::Headers as _;
+    message
+        .headers()
+        .map(|headers| {
+            headers
+                .iter()
+                .map(|header| {
+                    let value = header
+                        .value
+                        .map_or(Json::Null, |value| String::from_utf8_lossy(value).into_owned().into());
+                    (header.key.to_owned(), value)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A decoded event.

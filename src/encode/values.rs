@@ -77,7 +77,8 @@ fn string_array(values: &[String]) -> Value {
 }
 
 /// A decimal as the schema's fixed-scale two's-complement big-endian bytes (8 bytes, the size
-/// precision 18 needs, sign-extended: Avro readers that resolve schemas insist on it).
+/// precision 18 needs, sign-extended: apache-avro's reader refuses fewer when it resolves against
+/// a reader schema; see the README's "Decimal width").
 fn decimal_value(field: &'static str, value: Decimal) -> Result<Value, EncodeError> {
     let unscaled = super::datum::unscaled(field, value)?;
     Ok(Value::Decimal(apache_avro::Decimal::from(

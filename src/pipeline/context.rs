@@ -77,7 +77,10 @@ pub(super) struct Page {
     pub dead_lettered: Option<Failure>,
     /// Whether `records` is its dead letter without the page's bytes.
     pub without_value: bool,
-    /// The page's span (topic, partition, offset, url).
+    /// The page's URL, once it is known.
+    pub url: Option<String>,
+    /// The page's span (topic, partition, offset, url, and the trace id and pagesplit's span id
+    /// when the page carried a valid `traceparent`).
     pub span: tracing::Span,
     /// Released when the page is done.
     pub _permits: Permits,
@@ -108,6 +111,8 @@ impl DeliveryContext {
             partition = message.partition,
             offset = message.offset,
             url = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
         );
         let mut page = Page {
             ticket,
@@ -118,18 +123,30 @@ impl DeliveryContext {
             fetched_at: None,
             dead_lettered: None,
             without_value: false,
+            url: None,
             span,
             _permits: permits,
         };
         // A record larger than its topic takes would be refused after the others went out:
         // the whole page is dead-lettered before any is sent.
         let outcome = outcome.and_then(|split| match oversized_record(&split.records, &self.limits) {
-            Some(failure) => Err(failure),
+            Some(failure) => Err(Failure {
+                url: Some(split.url),
+                ..failure
+            }),
             None => Ok(split),
         });
         match outcome {
             Ok(split) => {
                 page.span.record("url", split.url.as_str());
+                if let Some(trace) = &split.trace {
+                    page.span
+                        .record("trace_id", tracing::field::display(trace.parent.trace_id_hex()));
+                    page.span.record("span_id", tracing::field::display(split.span));
+                }
+                if let Some(dropped) = split.trace_dropped {
+                    page.span.in_scope(|| self.metrics.trace_context_dropped(dropped));
+                }
                 self.metrics.page_processed(took, split.boilerplate_lines);
                 if !split.unknown_fields.is_empty() {
                     page.span
@@ -139,8 +156,18 @@ impl DeliveryContext {
                 page.fetched_at = Some(split.fetched_at);
                 page.records = split.records;
                 page.quote_values = split.quote_values;
+                page.url = Some(split.url);
             }
             Err(failure) => {
+                // Its headers go to the dead letter as they came; the trace id joins the logs.
+                if let Some(parent) = page.message.trace().parent {
+                    page.span
+                        .record("trace_id", tracing::field::display(parent.trace_id_hex()));
+                }
+                if let Some(url) = &failure.url {
+                    page.span.record("url", url.as_str());
+                }
+                page.url.clone_from(&failure.url);
                 page.records = vec![dead_letter(&page.message, &failure, &self.topics.dead_letter)];
                 page.span.in_scope(|| {
                     self.metrics
@@ -159,6 +186,7 @@ impl DeliveryContext {
             stage: Stage::Encode,
             code: FailureCode::EventRejectedByBroker,
             message: error.to_string(),
+            url: page.url.clone(),
         };
         self.metrics
             .page_dead_lettered(failure.stage, failure.code, &failure.message);

@@ -130,13 +130,18 @@ impl DeliveryContext {
         Ok(())
     }
 
-    /// The quote change filter forgets the symbols of a page's quotes.
+    /// The change filters forget the symbols of a page's quotes and latest-quote copies.
     fn forget_quotes(&self, page: &Page) {
         let Some(filter) = &self.quote_filter else {
             return;
         };
+        let latest = self.latest.as_ref().map(|latest| &latest.topic);
         let mut filter = filter.lock().expect("quote filter lock");
-        for record in page.records.iter().filter(|record| record.topic == self.topics.quotes) {
+        let quotes = page
+            .records
+            .iter()
+            .filter(|record| record.topic == self.topics.quotes || Some(&record.topic) == latest);
+        for record in quotes {
             if let Some(symbol) = record.key.as_deref().and_then(|key| std::str::from_utf8(key).ok()) {
                 filter.forget(symbol);
             }

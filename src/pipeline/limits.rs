@@ -72,6 +72,7 @@ pub fn oversized_record(records: &[OutRecord], limits: &RecordLimits) -> Option<
                  events were sent",
                 record.topic
             ),
+            url: None,
         })
     })
 }
@@ -131,7 +132,7 @@ mod tests {
             value: Some("x".repeat(100).as_bytes()),
         });
         let mut with_headers = record("dlq", 1, 10);
-        with_headers.headers = Some(headers);
+        with_headers.headers = Some(std::sync::Arc::new(headers));
         assert_eq!(
             record_size(&with_headers),
             1 + 10 + "pagesplit.error.code".len() + 100 + HEADER_OVERHEAD + RECORD_OVERHEAD

@@ -22,12 +22,15 @@
 //! whose value this worker already published ([`QuoteFilter`]), as it hands pages to the
 //! producer in consumption order. At-least-once: a symbol whose quote could not be delivered
 //! (its page is dead-lettered instead) is forgotten, so its next quote is published.
-//! Exactly-once: the filter's changes are undone when their transaction is aborted. Every quote
-//! also goes to the compacted latest-quote topic, filtered or not.
+//! Exactly-once: the filter's changes are undone when their transaction is aborted. The
+//! compacted latest-quote topic has a filter of its own, whatever `quotes.emit` says, handled
+//! the same way ([`ChangeFilters`](crate::quote_filter::ChangeFilters)): a quote goes there only
+//! when it differs from the last one of its symbol this worker published there.
 //!
 //! The stages, one module each:
 //!
 //! - [`records`]: pure record building (split, latest-quote copies, changed quotes, dead letters);
+//! - [`lineage`]: pure, the provenance and trace context headers every record carries;
 //! - [`split_pool`]: the threads that split pages, and the panic streak that stops the worker;
 //! - `consume`: consuming with back-pressure (in-flight bounds, pause/resume);
 //! - `produce` and `deliver`: at-least-once, the ordered enqueue and each page's delivery
@@ -42,6 +45,7 @@ mod deliver;
 mod drain;
 mod fatal;
 pub mod limits;
+pub mod lineage;
 mod produce;
 pub mod records;
 pub mod split_pool;
@@ -56,9 +60,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use lineage::{headers, EventHeaders};
 pub use records::{
-    add_latest_quotes, dead_letter, dead_letter_headers, dead_letter_without_value, select_changed_quotes,
-    split_message, Failure, InMessage, LatestQuotes, SharedQuoteFilter, Split, Topics, OMITTED_MESSAGE_BYTES,
+    add_latest_quotes, dead_letter, dead_letter_without_value, select_changed_quotes, split_message, Failure,
+    InMessage, LatestQuotes, SharedQuoteFilter, Split, Topics, OMITTED_MESSAGE_BYTES,
 };
 pub use split_pool::{SPLIT_PANICKED, SPLIT_PANIC_LIMIT};
 

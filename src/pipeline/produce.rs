@@ -76,8 +76,9 @@ impl Produce {
         Ok(self.context.page(ticket, outcome, permits))
     }
 
-    /// With `quotes.emit = "changed"`, leaves out the quotes already published, in consumption
-    /// order, as the records go to the producer.
+    /// Leaves out the quotes already published to the latest-quote topic and, with
+    /// `quotes.emit = "changed"`, to the quote topic, in consumption order, as the records go to
+    /// the producer.
     fn leave_out_unchanged_quotes(&self, page: &mut Page) {
         let Some(filter) = &self.context.quote_filter else {
             return;
@@ -86,13 +87,15 @@ impl Produce {
             return;
         }
         let mut filter = filter.lock().expect("quote filter lock");
-        let (send, unchanged) = select_changed_quotes(&page.records, &page.quote_values, &mut filter);
-        self.context.metrics.quote_symbols(filter.len(), filter.evicted());
+        let latest_copies = self.context.latest.is_some();
+        let selected = select_changed_quotes(&page.records, &page.quote_values, &mut filter, latest_copies);
+        self.context.metrics.quote_symbols(filter.tracked(), filter.evicted());
         drop(filter);
-        let mut send = send.into_iter();
+        let mut send = selected.send.into_iter();
         page.records.retain(|_| send.next().unwrap_or(true));
-        page.counts.quotes -= unchanged;
-        page.counts.unchanged_quotes = unchanged;
+        page.counts.quotes -= selected.unchanged_quotes;
+        page.counts.unchanged_quotes = selected.unchanged_quotes;
+        page.counts.latest_quotes -= selected.unchanged_latest;
     }
 
     /// Enqueues a page's records. While the producer's queue is full, the pages already sent are

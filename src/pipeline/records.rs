@@ -1,18 +1,21 @@
 //! Pure record building: a consumed message becomes the records of its events
 //! ([`split_message`], [`add_latest_quotes`]), the quotes worth sending ([`select_changed_quotes`]),
-//! or its dead letter ([`dead_letter`]).
+//! or its dead letter ([`dead_letter`]). Every record carries the provenance headers of
+//! [`super::lineage`].
 
 use std::sync::{Arc, Mutex};
 
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::Message as _;
 
+use super::lineage::{headers, with_provenance, EventHeaders, Outgoing};
 use crate::encode::Encoder;
 use crate::envelope::decode_message_reporting_unknown_fields;
 use crate::metrics::{FailureCode, Stage};
 use crate::parse::{parse_page, ParseOptions};
-use crate::quote_filter::{QuoteFilter, QuoteValue};
+use crate::quote_filter::{ChangeFilters, QuoteValue};
 use crate::sink::OutRecord;
+use crate::trace_context::{InvalidTraceContext, PageTrace, SpanId};
 
 #[derive(Debug, Clone)]
 pub struct Topics {
@@ -22,6 +25,8 @@ pub struct Topics {
     pub articles: Arc<str>,
     /// Dead letters.
     pub dead_letter: Arc<str>,
+    /// Whether events carry the lineage headers (`topics.lineage_headers`).
+    pub lineage_headers: bool,
 }
 
 /// The compacted topic that gets every quote, keyed by symbol.
@@ -86,6 +91,18 @@ impl InMessage {
             .sum();
         self.payload.as_ref().map_or(0, Vec::len) + self.key.as_ref().map_or(0, Vec::len) + headers
     }
+
+    /// Its headers as (name, value) pairs.
+    pub fn header_pairs(&self) -> impl Iterator<Item = (&str, Option<&[u8]>)> {
+        self.headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_deref()))
+    }
+
+    /// The trace context its headers carry.
+    pub fn trace(&self) -> PageTrace {
+        PageTrace::from_headers(self.header_pairs())
+    }
 }
 
 /// A message that could not be turned into events.
@@ -97,6 +114,8 @@ pub struct Failure {
     pub code: FailureCode,
     /// Human-readable reason.
     pub message: String,
+    /// The page's URL, when it was read far enough to know it.
+    pub url: Option<String>,
 }
 
 /// The records one page becomes.
@@ -121,36 +140,51 @@ pub struct Split {
     pub boilerplate_lines: usize,
     /// Fields of the page's envelope that were ignored (not part of the input contract).
     pub unknown_fields: Vec<String>,
+    /// pagesplit's span of the page.
+    pub span: SpanId,
+    /// The trace context passed on to its records, when it had a valid `traceparent`.
+    pub trace: Option<Outgoing>,
+    /// A trace context header of the page dropped as invalid.
+    pub trace_dropped: Option<InvalidTraceContext>,
 }
 
-/// Pure: decodes, splits and encodes one message into the records to publish.
+/// Pure: decodes, splits and encodes one message into the records to publish. `span` is
+/// pagesplit's span of the page: the parent named by the `traceparent` of its records when the
+/// page carried a valid one.
 pub fn split_message(
     message: &InMessage,
     options: &ParseOptions,
     encoder: &Encoder,
     topics: &Topics,
+    span: SpanId,
 ) -> Result<Split, Failure> {
-    let headers = message
-        .headers
-        .iter()
-        .map(|(name, value)| (name.as_str(), value.as_deref()));
-    let decoded =
-        decode_message_reporting_unknown_fields(message.payload.as_deref(), headers).map_err(|error| Failure {
+    let decoded = decode_message_reporting_unknown_fields(message.payload.as_deref(), message.header_pairs()).map_err(
+        |error| Failure {
             stage: Stage::Decode,
             code: error.failure_code(),
             message: error.to_string(),
-        })?;
+            url: None,
+        },
+    )?;
     let page = decoded.page;
     let parsed = parse_page(&page, options).map_err(|error| Failure {
         stage: Stage::Parse,
         code: FailureCode::Parse(error.code()),
         message: error.to_string(),
+        url: Some(page.url.clone()),
     })?;
     let encode_failure = |error: crate::encode::EncodeError| Failure {
         stage: Stage::Encode,
         code: FailureCode::Encode(error.code()),
         message: error.to_string(),
+        url: Some(page.url.clone()),
     };
+    let trace = message.trace();
+    let trace_dropped = trace.dropped;
+    let trace = Outgoing::of(trace, span);
+    let headers = topics
+        .lineage_headers
+        .then(|| EventHeaders::new(message, &page.url, trace.as_ref()));
     let mut records = Vec::with_capacity(parsed.quotes.len() + 1);
     let quote_values = parsed.quotes.iter().map(QuoteValue::of).collect();
     for quote in &parsed.quotes {
@@ -158,14 +192,14 @@ pub fn split_message(
             topic: topics.quotes.clone(),
             key: Some(quote.symbol.as_bytes().to_vec()),
             payload: Some(encoder.encode_quote(quote).map_err(encode_failure)?),
-            headers: None,
+            headers: headers.as_ref().map(|headers| headers.quote.clone()),
         });
     }
     records.push(OutRecord {
         topic: topics.articles.clone(),
         key: Some(parsed.article.url.as_bytes().to_vec()),
         payload: Some(encoder.encode_article(&parsed.article).map_err(encode_failure)?),
-        headers: None,
+        headers: headers.map(|headers| headers.article),
     });
     Ok(Split {
         quotes: parsed.quotes.len(),
@@ -177,11 +211,15 @@ pub fn split_message(
         fetched_at: page.fetched_at,
         boilerplate_lines: parsed.boilerplate_lines_dropped,
         unknown_fields: decoded.unknown_fields,
+        span,
+        trace,
+        trace_dropped,
     })
 }
 
 /// Pure: appends to a page's records a copy of each quote for the latest-quote topic, keyed by
-/// symbol, its value reframed with the topic's schema id when it has its own.
+/// symbol, with the quote's headers, its value reframed with the topic's schema id when it has
+/// its own.
 pub fn add_latest_quotes(split: &mut Split, latest: &LatestQuotes) {
     split.records.reserve(split.quotes);
     for index in 0..split.quotes {
@@ -202,40 +240,77 @@ pub fn add_latest_quotes(split: &mut Split, latest: &LatestQuotes) {
             topic: latest.topic.clone(),
             key: quote.key.clone(),
             payload,
-            headers: None,
+            headers: quote.headers.clone(),
         };
         split.records.push(record);
     }
     split.latest = split.quotes;
 }
 
-/// Pure (but for the filter's memory): which of a page's records to send. With `quotes.emit =
-/// "changed"`, a quote record whose value equals the last one published for its symbol is left
-/// out (`false`); every other record is sent. Returns the mask and the number left out.
+/// Which of a page's records to send, and how many quotes were left out of each topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selected {
+    /// One flag per record: send it.
+    pub send: Vec<bool>,
+    /// Quotes left out of the quote topic.
+    pub unchanged_quotes: usize,
+    /// Copies left out of the latest-quote topic.
+    pub unchanged_latest: usize,
+}
+
+/// Pure (but for the filters' memory): which of a page's records to send. A quote record
+/// (the first `quote_values.len()`) whose value equals the last one published to the quote
+/// topic for its symbol is left out when that filter is on (`quotes.emit = "changed"`); with
+/// `latest_copies` (the records end with the latest-quote copies of the quotes, see
+/// [`add_latest_quotes`]) a copy whose value equals the last one published to the latest-quote
+/// topic is left out when that filter is on. Every other record is sent.
 pub fn select_changed_quotes(
     records: &[OutRecord],
     quote_values: &[QuoteValue],
-    filter: &mut QuoteFilter,
-) -> (Vec<bool>, usize) {
-    let mut unchanged = 0;
-    let send = records
-        .iter()
-        .enumerate()
-        .map(|(index, record)| {
-            let Some(value) = quote_values.get(index) else {
-                return true;
-            };
-            let symbol = record.key.as_deref().and_then(|key| std::str::from_utf8(key).ok());
-            let publish = symbol.is_none_or(|symbol| filter.admit(symbol, *value));
-            unchanged += usize::from(!publish);
-            publish
-        })
-        .collect();
-    (send, unchanged)
+    filters: &mut ChangeFilters,
+    latest_copies: bool,
+) -> Selected {
+    let quotes = quote_values.len();
+    let latest_from = if latest_copies && quotes > 0 {
+        records.len().saturating_sub(quotes)
+    } else {
+        usize::MAX
+    };
+    let mut selected = Selected {
+        send: Vec::with_capacity(records.len()),
+        unchanged_quotes: 0,
+        unchanged_latest: 0,
+    };
+    for (index, record) in records.iter().enumerate() {
+        let (filter, value, unchanged) = if index < quotes {
+            (
+                filters.quotes.as_mut(),
+                quote_values[index],
+                &mut selected.unchanged_quotes,
+            )
+        } else if index >= latest_from {
+            (
+                filters.latest.as_mut(),
+                quote_values[index - latest_from],
+                &mut selected.unchanged_latest,
+            )
+        } else {
+            selected.send.push(true);
+            continue;
+        };
+        let symbol = record.key.as_deref().and_then(|key| std::str::from_utf8(key).ok());
+        let publish = match (filter, symbol) {
+            (Some(filter), Some(symbol)) => filter.admit(symbol, value),
+            _ => true,
+        };
+        *unchanged += usize::from(!publish);
+        selected.send.push(publish);
+    }
+    selected
 }
 
-/// The quote change filter of a worker, shared by the ordered stage and the deliveries.
-pub type SharedQuoteFilter = Arc<Mutex<QuoteFilter>>;
+/// The change filters of a worker, shared by the ordered stage and the deliveries.
+pub type SharedQuoteFilter = Arc<Mutex<ChangeFilters>>;
 
 /// How many events of a page go to which topic.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -279,30 +354,8 @@ impl PageCounts {
     }
 }
 
-/// Header names of dead letters.
-pub mod dead_letter_headers {
-    /// Topic the message was consumed from.
-    pub const SOURCE_TOPIC: &str = "pagesplit.source.topic";
-    /// Its partition.
-    pub const SOURCE_PARTITION: &str = "pagesplit.source.partition";
-    /// Its offset.
-    pub const SOURCE_OFFSET: &str = "pagesplit.source.offset";
-    /// Its broker timestamp (ms since the epoch).
-    pub const SOURCE_TIMESTAMP: &str = "pagesplit.source.timestamp";
-    /// `decode`, `parse` or `encode`.
-    pub const STAGE: &str = "pagesplit.stage";
-    /// Stable error code.
-    pub const ERROR_CODE: &str = "pagesplit.error.code";
-    /// Human-readable reason.
-    pub const ERROR_MESSAGE: &str = "pagesplit.error.message";
-    /// Version of pagesplit that wrote it.
-    pub const VERSION: &str = "pagesplit.version";
-    /// Present when the original value is left out (the dead letter with it was rejected, e.g.
-    /// as too large): its size in bytes and why. The page is still at its source offset.
-    pub const VALUE_OMITTED: &str = "pagesplit.value.omitted";
-}
-
-/// Pure: the dead letter of a message: its original key, value and headers, plus the reason.
+/// Pure: the dead letter of a message: its original key, value and headers, plus its
+/// provenance and the reason.
 pub fn dead_letter(message: &InMessage, failure: &Failure, topic: &str) -> OutRecord {
     dead_letter_with(message, failure, topic, None)
 }
@@ -310,7 +363,7 @@ pub fn dead_letter(message: &InMessage, failure: &Failure, topic: &str) -> OutRe
 /// Pure: the dead letter of a message whose full dead letter was rejected for good (`why`, e.g.
 /// too large for the dead-letter topic): the same key and pagesplit's headers (the error message
 /// cut to [`OMITTED_MESSAGE_BYTES`]), neither the message's own headers nor its value, and a
-/// [`VALUE_OMITTED`](dead_letter_headers::VALUE_OMITTED) header with the value's size and `why`.
+/// [`VALUE_OMITTED`](headers::VALUE_OMITTED) header with the value's size and `why`.
 pub fn dead_letter_without_value(message: &InMessage, failure: &Failure, topic: &str, why: &str) -> OutRecord {
     let size = message.payload.as_ref().map_or(0, Vec::len);
     dead_letter_with(message, failure, topic, Some(format!("{size} bytes: {why}")))
@@ -320,8 +373,8 @@ pub fn dead_letter_without_value(message: &InMessage, failure: &Failure, topic: 
 pub const OMITTED_MESSAGE_BYTES: usize = 1024;
 
 fn dead_letter_with(message: &InMessage, failure: &Failure, topic: &str, omitted: Option<String>) -> OutRecord {
-    use dead_letter_headers as h;
-    let mut headers = OwnedHeaders::new_with_capacity(message.headers.len() + 9);
+    use headers as h;
+    let mut headers = OwnedHeaders::new_with_capacity(message.headers.len() + 10);
     let mut error_message = failure.message.as_str();
     if omitted.is_none() {
         // Incoming `pagesplit.*` headers are dropped: a page may not claim a reason of its own.
@@ -342,18 +395,13 @@ fn dead_letter_with(message: &InMessage, failure: &Failure, topic: &str, omitted
         }
         error_message = &error_message[..end];
     }
-    let partition = message.partition.to_string();
-    let offset = message.offset.to_string();
+    headers = with_provenance(headers, message, failure.url.as_deref());
     let timestamp = message.timestamp_ms.map(|ms| ms.to_string()).unwrap_or_default();
     for (key, value) in [
-        (h::SOURCE_TOPIC, message.topic.as_str()),
-        (h::SOURCE_PARTITION, partition.as_str()),
-        (h::SOURCE_OFFSET, offset.as_str()),
         (h::SOURCE_TIMESTAMP, timestamp.as_str()),
         (h::STAGE, failure.stage.as_str()),
         (h::ERROR_CODE, failure.code.as_str()),
         (h::ERROR_MESSAGE, error_message),
-        (h::VERSION, env!("CARGO_PKG_VERSION")),
     ] {
         headers = headers.insert(Header {
             key,
@@ -374,7 +422,7 @@ fn dead_letter_with(message: &InMessage, failure: &Failure, topic: &str, omitted
         topic: topic.into(),
         key: message.key.clone(),
         payload,
-        headers: Some(headers),
+        headers: Some(Arc::new(headers)),
     }
 }
 
@@ -391,6 +439,7 @@ pub(super) mod tests {
             quotes: "market.quotes.v1".into(),
             articles: "news.articles.v1".into(),
             dead_letter: "pagesplit.dlq.v1".into(),
+            lineage_headers: true,
         }
     }
 
@@ -414,7 +463,14 @@ pub(super) mod tests {
     }
 
     fn split(body: &str, minute: u32, encoder: &Encoder, latest: &LatestQuotes) -> Split {
-        let mut split = split_message(&message(body, minute), &ParseOptions::default(), encoder, &topics()).unwrap();
+        let mut split = split_message(
+            &message(body, minute),
+            &ParseOptions::default(),
+            encoder,
+            &topics(),
+            SpanId([7; 8]),
+        )
+        .unwrap();
         add_latest_quotes(&mut split, latest);
         split
     }
@@ -432,6 +488,133 @@ pub(super) mod tests {
             .collect()
     }
 
+    fn header_values(record: &OutRecord) -> Vec<(String, String)> {
+        use rdkafka::message::Headers as _;
+        record
+            .headers
+            .as_ref()
+            .expect("the record has headers")
+            .iter()
+            .map(|header| {
+                let value = header.value.map(|value| String::from_utf8_lossy(value).into_owned());
+                (header.key.to_owned(), value.unwrap_or_default())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_record_of_a_page_names_its_page_and_carries_its_trace() {
+        let encoder = Encoder::new(Framing::SingleObject);
+        let latest = LatestQuotes {
+            topic: "market.quotes.latest.v1".into(),
+            header: None,
+        };
+        let mut page = message(PAGE, 5);
+        page.partition = 1;
+        page.headers = vec![
+            (
+                "traceparent".to_owned(),
+                Some(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_vec()),
+            ),
+            ("tracestate".to_owned(), Some(b"congo=t61rcWkgMzE".to_vec())),
+        ];
+        let mut split = split_message(&page, &ParseOptions::default(), &encoder, &topics(), SpanId([7; 8])).unwrap();
+        add_latest_quotes(&mut split, &latest);
+        assert_eq!(split.trace_dropped, None);
+        let version = env!("CARGO_PKG_VERSION").to_owned();
+        let pair = |key: &str, value: &str| (key.to_owned(), value.to_owned());
+        let traceparent = pair("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-0707070707070707-01");
+        let tracestate = pair("tracestate", "congo=t61rcWkgMzE");
+        let source = [
+            pair("pagesplit.source.topic", "pages.raw"),
+            pair("pagesplit.source.partition", "1"),
+            pair("pagesplit.source.offset", "5"),
+        ];
+        let mut quote = source.to_vec();
+        quote.extend([
+            pair("pagesplit.source.url", "https://www.brecorder.com/news/1"),
+            pair("pagesplit.version", &version),
+            traceparent.clone(),
+            tracestate.clone(),
+        ]);
+        let mut article = source.to_vec();
+        article.extend([pair("pagesplit.version", &version), traceparent, tracestate]);
+        assert_eq!(split.records.len(), 69);
+        for (index, record) in split.records.iter().enumerate() {
+            let want = if index == 34 { &article } else { &quote };
+            assert_eq!(&header_values(record), want, "record {index} ({})", record.topic);
+        }
+        // Built once per page: every quote and latest copy shares one set of headers.
+        let first = split.records[0].headers.as_ref().unwrap();
+        assert!(split.records[..34]
+            .iter()
+            .chain(&split.records[35..])
+            .all(|record| Arc::ptr_eq(record.headers.as_ref().unwrap(), first)));
+
+        // An invalid traceparent is dropped (and said so); the page splits all the same.
+        page.headers[0].1 = Some(b"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01".to_vec());
+        let split = split_message(&page, &ParseOptions::default(), &encoder, &topics(), SpanId([7; 8])).unwrap();
+        assert_eq!(split.trace_dropped, Some(InvalidTraceContext::ZeroParentId));
+        assert_eq!(split.trace, None);
+        assert_eq!(header_values(&split.records[0]).len(), 5);
+        assert_eq!(header_values(&split.records[34]).len(), 4);
+
+        // topics.lineage_headers = false: events without headers, the trace still in the log.
+        page.headers[0].1 = Some(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_vec());
+        let bare = Topics {
+            lineage_headers: false,
+            ..topics()
+        };
+        let split = split_message(&page, &ParseOptions::default(), &encoder, &bare, SpanId([7; 8])).unwrap();
+        assert!(split.records.iter().all(|record| record.headers.is_none()));
+        assert!(split.trace.is_some());
+    }
+
+    #[test]
+    fn a_dead_letter_names_its_page_s_url_once_it_is_known() {
+        let page = message("", 6);
+        let failure = split_message(
+            &page,
+            &ParseOptions::default(),
+            &Encoder::new(Framing::SingleObject),
+            &topics(),
+            SpanId([1; 8]),
+        )
+        .unwrap_err();
+        assert_eq!(failure.code, "empty_body");
+        assert_eq!(failure.url.as_deref(), Some("https://www.brecorder.com/news/1"));
+        let dead = header_values(&dead_letter(&page, &failure, "pagesplit.dlq.v1"));
+        let names: Vec<&str> = dead.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "pagesplit.source.topic",
+                "pagesplit.source.partition",
+                "pagesplit.source.offset",
+                "pagesplit.source.url",
+                "pagesplit.version",
+                "pagesplit.source.timestamp",
+                "pagesplit.stage",
+                "pagesplit.error.code",
+                "pagesplit.error.message",
+            ]
+        );
+        assert_eq!(dead[3].1, "https://www.brecorder.com/news/1");
+        let mut not_a_page = page.clone();
+        not_a_page.payload = Some(b"x".to_vec());
+        let failure = split_message(
+            &not_a_page,
+            &ParseOptions::default(),
+            &Encoder::new(Framing::SingleObject),
+            &topics(),
+            SpanId([1; 8]),
+        )
+        .unwrap_err();
+        assert_eq!(failure.url, None);
+        let dead = header_values(&dead_letter(&not_a_page, &failure, "pagesplit.dlq.v1"));
+        assert!(dead.iter().all(|(name, _)| name != "pagesplit.source.url"));
+    }
+
     #[test]
     fn the_size_of_a_message_counts_its_headers() {
         let mut page = message("x", 1);
@@ -447,7 +630,7 @@ pub(super) mod tests {
 
     #[test]
     fn incoming_pagesplit_headers_do_not_reach_the_dead_letter() {
-        use dead_letter_headers as h;
+        use headers as h;
         let mut page = message(PAGE, 4);
         page.headers = vec![
             (h::ERROR_CODE.to_owned(), Some(b"spoofed".to_vec())),
@@ -459,6 +642,7 @@ pub(super) mod tests {
             stage: Stage::Parse,
             code: FailureCode::SplitPanicked,
             message: "boom".to_owned(),
+            url: None,
         };
         let record = dead_letter(&page, &failure, "pagesplit.dlq.v1");
         let headers: Vec<(String, Option<String>)> = record
@@ -496,6 +680,7 @@ pub(super) mod tests {
             stage: Stage::Parse,
             code: FailureCode::SplitPanicked,
             message: "é".repeat(600),
+            url: None,
         };
         let whole = dead_letter(&page, &failure, "pagesplit.dlq.v1");
         assert_eq!(whole.payload, page.payload);
@@ -509,25 +694,19 @@ pub(super) mod tests {
                 .and_then(|header| header.value.map(|value| String::from_utf8_lossy(value).into_owned()))
         };
         assert_eq!(header(&whole, "crawler").map(|value| value.len()), Some(2000));
-        assert_eq!(header(&whole, dead_letter_headers::ERROR_MESSAGE).unwrap().len(), 1200);
-        assert_eq!(header(&whole, dead_letter_headers::VALUE_OMITTED), None);
+        assert_eq!(header(&whole, headers::ERROR_MESSAGE).unwrap().len(), 1200);
+        assert_eq!(header(&whole, headers::VALUE_OMITTED), None);
 
         let bare = dead_letter_without_value(&page, &failure, "pagesplit.dlq.v1", "too large");
         assert_eq!(bare.payload, None);
         assert_eq!(bare.key, page.key);
         assert_eq!(header(&bare, "crawler"), None, "the message's own headers are left out");
-        assert_eq!(
-            header(&bare, dead_letter_headers::ERROR_MESSAGE).unwrap(),
-            "é".repeat(512)
-        );
-        assert_eq!(
-            header(&bare, dead_letter_headers::ERROR_CODE).unwrap(),
-            "split_panicked"
-        );
-        assert_eq!(header(&bare, dead_letter_headers::SOURCE_OFFSET).unwrap(), "4");
+        assert_eq!(header(&bare, headers::ERROR_MESSAGE).unwrap(), "é".repeat(512));
+        assert_eq!(header(&bare, headers::ERROR_CODE).unwrap(), "split_panicked");
+        assert_eq!(header(&bare, headers::SOURCE_OFFSET).unwrap(), "4");
         let size = page.payload.as_ref().unwrap().len();
         assert_eq!(
-            header(&bare, dead_letter_headers::VALUE_OMITTED).unwrap(),
+            header(&bare, headers::VALUE_OMITTED).unwrap(),
             format!("{size} bytes: too large")
         );
     }
@@ -574,26 +753,47 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn a_repeated_page_sends_only_its_changed_quotes_and_every_latest_copy() {
+    fn a_repeated_page_sends_only_its_changed_quotes_to_each_topic() {
+        use crate::quote_filter::QuoteFilter;
         let encoder = Encoder::new(Framing::SingleObject);
         let latest = LatestQuotes {
             topic: "market.quotes.latest.v1".into(),
             header: None,
         };
-        let mut filter = QuoteFilter::new(1000);
+        let sent_to = |split: &Split, send: &[bool], topic: &str| -> Vec<String> {
+            sent_topics(split, send)
+                .into_iter()
+                .filter(|(to, _)| to == topic)
+                .map(|(_, symbol)| symbol)
+                .collect()
+        };
+        // quotes.emit = "all": only the latest-quote topic is filtered.
+        let mut latest_only = ChangeFilters {
+            quotes: None,
+            latest: Some(QuoteFilter::new(1000)),
+        };
+        // quotes.emit = "changed": both, each with its own memory.
+        let mut both = ChangeFilters {
+            quotes: Some(QuoteFilter::new(1000)),
+            latest: Some(QuoteFilter::new(1000)),
+        };
 
         let first = split(PAGE, 0, &encoder, &latest);
-        let (send, unchanged) = select_changed_quotes(&first.records, &first.quote_values, &mut filter);
-        assert_eq!(unchanged, 0);
-        assert_eq!(send.iter().filter(|send| **send).count(), 69);
+        for filters in [&mut latest_only, &mut both] {
+            let selected = select_changed_quotes(&first.records, &first.quote_values, filters, true);
+            assert_eq!((selected.unchanged_quotes, selected.unchanged_latest), (0, 0));
+            assert_eq!(selected.send.iter().filter(|send| **send).count(), 69);
+        }
 
         let again = split(PAGE, 1, &encoder, &latest);
-        let (send, unchanged) = select_changed_quotes(&again.records, &again.quote_values, &mut filter);
-        assert_eq!(unchanged, 34);
-        let sent = sent_topics(&again, &send);
-        assert_eq!(sent.len(), 35, "the article and the 34 latest copies");
-        assert_eq!(sent[0].0, "news.articles.v1");
-        assert!(sent[1..].iter().all(|(topic, _)| topic == "market.quotes.latest.v1"));
+        let selected = select_changed_quotes(&again.records, &again.quote_values, &mut latest_only, true);
+        assert_eq!((selected.unchanged_quotes, selected.unchanged_latest), (0, 34));
+        assert_eq!(sent_to(&again, &selected.send, "market.quotes.v1").len(), 34);
+        assert_eq!(sent_to(&again, &selected.send, "news.articles.v1").len(), 1);
+        assert!(sent_to(&again, &selected.send, "market.quotes.latest.v1").is_empty());
+        let selected = select_changed_quotes(&again.records, &again.quote_values, &mut both, true);
+        assert_eq!((selected.unchanged_quotes, selected.unchanged_latest), (34, 34));
+        assert_eq!(sent_topics(&again, &selected.send).len(), 1, "only the article");
 
         // AGL moves; BOP's line keeps its numbers but says "No Change" now.
         let moved = PAGE
@@ -609,14 +809,25 @@ pub(super) mod tests {
             );
         assert_ne!(moved, PAGE);
         let moved = split(&moved, 2, &encoder, &latest);
-        let (send, unchanged) = select_changed_quotes(&moved.records, &moved.quote_values, &mut filter);
-        assert_eq!(unchanged, 32);
-        let quotes: Vec<String> = sent_topics(&moved, &send)
-            .into_iter()
-            .filter(|(topic, _)| topic == "market.quotes.v1")
-            .map(|(_, symbol)| symbol)
-            .collect();
-        assert_eq!(quotes, ["AGL", "BOP"]);
-        assert_eq!(filter.len(), 34);
+        for filters in [&mut latest_only, &mut both] {
+            let selected = select_changed_quotes(&moved.records, &moved.quote_values, filters, true);
+            assert_eq!(
+                sent_to(&moved, &selected.send, "market.quotes.latest.v1"),
+                ["AGL", "BOP"]
+            );
+            assert_eq!(selected.unchanged_latest, 32);
+        }
+        let selected = select_changed_quotes(&moved.records, &moved.quote_values, &mut both, true);
+        assert_eq!(selected.unchanged_quotes + selected.unchanged_latest, 68, "nothing new");
+        assert_eq!((both.tracked(), latest_only.tracked()), (68, 34));
+
+        // A symbol forgotten (its page was dead-lettered) goes to both topics again.
+        both.forget("AGL");
+        let selected = select_changed_quotes(&moved.records, &moved.quote_values, &mut both, true);
+        assert_eq!(sent_to(&moved, &selected.send, "market.quotes.v1"), ["AGL"]);
+        assert_eq!(sent_to(&moved, &selected.send, "market.quotes.latest.v1"), ["AGL"]);
+        // Without latest copies (a dead letter has no quote values) everything is sent.
+        let none = select_changed_quotes(&moved.records, &[], &mut both, true);
+        assert!(none.send.iter().all(|send| *send));
     }
 }

@@ -10,6 +10,7 @@ use super::records::{add_latest_quotes, split_message, Failure, InMessage, Lates
 use crate::encode::Encoder;
 use crate::metrics::{FailureCode, Stage};
 use crate::parse::ParseOptions;
+use crate::trace_context::SpanId;
 
 /// A page as split: the message, its events or why it failed, how long splitting took.
 pub(super) type SplitOutcome = (InMessage, Result<Split, Failure>, Duration);
@@ -85,7 +86,8 @@ fn split_batch(
     let mut outcomes = Vec::with_capacity(batch.len());
     for (message, done) in batch.drain(..) {
         let started = Instant::now();
-        let mut outcome = split_guarded(|| split_message(&message, options, encoder, topics));
+        let span = SpanId::random();
+        let mut outcome = split_guarded(|| split_message(&message, options, encoder, topics, span));
         if let (Ok(split), Some(latest)) = (&mut outcome, latest) {
             add_latest_quotes(split, latest);
         }
@@ -147,6 +149,7 @@ pub(super) fn split_guarded(split: impl FnOnce() -> Result<Split, Failure>) -> R
             stage: Stage::Parse,
             code: FailureCode::SplitPanicked,
             message: format!("splitting the page panicked: {reason}"),
+            url: None,
         })
     })
 }
@@ -206,6 +209,7 @@ mod tests {
                 stage: Stage::Parse,
                 code: FailureCode::Parse("empty_body"),
                 message: "page body is empty".to_owned(),
+                url: None,
             })
         };
         let streak = PanicStreak::default();
@@ -234,13 +238,22 @@ mod tests {
                 stage: Stage::Parse,
                 code: FailureCode::SplitPanicked,
                 message: "splitting the page panicked: index 7 out of range".to_owned(),
+                url: None,
             }
         );
         let symbol = "PSO";
         let failure = split_guarded(|| panic!("no quote for {symbol}")).unwrap_err();
         assert_eq!(failure.message, "splitting the page panicked: no quote for PSO");
         let encoder = Encoder::new(Framing::SingleObject);
-        let split = split_guarded(|| split_message(&message(PAGE, 3), &ParseOptions::default(), &encoder, &topics()));
+        let split = split_guarded(|| {
+            split_message(
+                &message(PAGE, 3),
+                &ParseOptions::default(),
+                &encoder,
+                &topics(),
+                SpanId::random(),
+            )
+        });
         assert_eq!(split.unwrap().quotes, 34);
     }
 }

@@ -161,13 +161,16 @@ impl Transactions {
         pending.rejected = None;
         let page = &mut pending.page;
         let mut send = Vec::new();
-        if let Some(filter) = &self.context.quote_filter {
+        if let (Some(filter), None) = (&self.context.quote_filter, &page.dead_lettered) {
             let mut filter = filter.lock().expect("quote filter lock");
-            let unchanged;
-            (send, unchanged) = select_changed_quotes(&page.records, &page.quote_values, &mut filter);
-            self.context.metrics.quote_symbols(filter.len(), filter.evicted());
-            page.counts.quotes = page.quote_values.len() - unchanged;
-            page.counts.unchanged_quotes = unchanged;
+            let latest_copies = self.context.latest.is_some();
+            let selected = select_changed_quotes(&page.records, &page.quote_values, &mut filter, latest_copies);
+            self.context.metrics.quote_symbols(filter.tracked(), filter.evicted());
+            let quotes = page.quote_values.len();
+            page.counts.quotes = quotes - selected.unchanged_quotes;
+            page.counts.unchanged_quotes = selected.unchanged_quotes;
+            page.counts.latest_quotes = if latest_copies { quotes } else { 0 } - selected.unchanged_latest;
+            send = selected.send;
         }
         for (index, record) in page.records.iter().enumerate() {
             if !send.get(index).copied().unwrap_or(true) {
@@ -394,7 +397,7 @@ impl Transactions {
         if let Some(filter) = &self.context.quote_filter {
             let mut filter = filter.lock().expect("quote filter lock");
             filter.rollback();
-            self.context.metrics.quote_symbols(filter.len(), filter.evicted());
+            self.context.metrics.quote_symbols(filter.tracked(), filter.evicted());
         }
     }
 

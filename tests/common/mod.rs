@@ -250,3 +250,111 @@ pub fn written(bootstrap: &str, topic: &str) -> i64 {
         .map(|ends| ends.values().sum())
         .unwrap_or(0)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Lineage: provenance and trace context headers
+
+/// A W3C `traceparent` a crawler puts on a page (the specification's example).
+pub const CRAWLER_TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+/// Its trace id.
+pub const CRAWLER_TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+/// A `tracestate` that goes with it.
+pub const CRAWLER_TRACESTATE: &str = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7";
+
+/// Publishes one page as an envelope keyed by its URL, with `headers`; returns where it went
+/// (partition, offset).
+pub async fn publish_with_headers(
+    bootstrap: &str,
+    topic: &str,
+    page: &pagesplit::demo::PageToPublish,
+    headers: &[(&str, &str)],
+) -> (i32, i64) {
+    use rdkafka::message::{Header, OwnedHeaders};
+    let producer: rdkafka::producer::FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let value = pagesplit::envelope::encode_envelope(&page.url, page.fetched_at, &page.content_type, &page.body);
+    let headers = headers.iter().fold(OwnedHeaders::new(), |all, (key, value)| {
+        all.insert(Header {
+            key,
+            value: Some(*value),
+        })
+    });
+    let record = rdkafka::producer::FutureRecord::to(topic)
+        .key(page.url.as_bytes())
+        .payload(&value)
+        .headers(headers);
+    let delivered = producer
+        .send(record, Duration::from_secs(10))
+        .await
+        .map_err(|(error, _)| error)
+        .expect("page published");
+    (delivered.partition, delivered.offset)
+}
+
+/// A record's headers, name → value as text; every name once.
+pub fn header_map(record: &pagesplit::demo::ReadRecord) -> std::collections::BTreeMap<String, String> {
+    let map: std::collections::BTreeMap<String, String> = record.headers.iter().cloned().collect();
+    assert_eq!(
+        map.len(),
+        record.headers.len(),
+        "a header name twice: {:?}",
+        record.headers
+    );
+    map
+}
+
+/// The headers every event of a page carries: the page's topic, partition and offset, the
+/// page URL when given (events keyed by something else), pagesplit's version, and the trace
+/// context when given (`traceparent` as written by pagesplit, `tracestate`).
+pub fn event_headers(
+    source: (&str, i32, i64),
+    url: Option<&str>,
+    trace: Option<(&str, &str)>,
+) -> std::collections::BTreeMap<String, String> {
+    let (topic, partition, offset) = source;
+    let mut headers: std::collections::BTreeMap<String, String> = [
+        ("pagesplit.source.topic", topic.to_owned()),
+        ("pagesplit.source.partition", partition.to_string()),
+        ("pagesplit.source.offset", offset.to_string()),
+        ("pagesplit.version", env!("CARGO_PKG_VERSION").to_owned()),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), value))
+    .collect();
+    if let Some(url) = url {
+        headers.insert("pagesplit.source.url".to_owned(), url.to_owned());
+    }
+    if let Some((traceparent, tracestate)) = trace {
+        headers.insert("traceparent".to_owned(), traceparent.to_owned());
+        headers.insert("tracestate".to_owned(), tracestate.to_owned());
+    }
+    headers
+}
+
+/// The `traceparent` pagesplit wrote on the events of a page the crawler traced: the crawler's
+/// trace id and flags, pagesplit's span (a new, non-zero id) as the parent.
+pub fn pagesplit_traceparent(records: &[pagesplit::demo::ReadRecord]) -> String {
+    let first = header_map(&records[0]);
+    let traceparent = first.get("traceparent").expect("a traceparent").clone();
+    let fields: Vec<&str> = traceparent.split('-').collect();
+    assert_eq!(fields.len(), 4, "{traceparent}");
+    assert_eq!(
+        (fields[0], fields[1], fields[3]),
+        ("00", CRAWLER_TRACE_ID, "01"),
+        "{traceparent}"
+    );
+    let span = fields[2];
+    assert!(
+        span.len() == 16 && span.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
+        "{traceparent}"
+    );
+    assert_ne!(span, "0000000000000000");
+    assert_ne!(
+        span,
+        &CRAWLER_TRACEPARENT[36..52],
+        "pagesplit's span, not the crawler's"
+    );
+    traceparent
+}

@@ -5,7 +5,7 @@ the schema registry (confluent_kafka.schema_registry.avro.AvroDeserializer: writ
 fetched by the id in the record) and prints one JSON object per record:
 
     {"topic": ..., "partition": ..., "offset": ..., "key": "<text>", "schema_id": ...,
-     "value": {...}}
+     "headers": {"<name>": "<text>", ...}, "value": {...}}
 
 Decimals are printed as strings (str(Decimal)), timestamps as epoch milliseconds. Exits 1 when
 fewer than COUNT records arrive before the timeout.
@@ -96,12 +96,18 @@ def main():
             value = deserialize(raw, context)
             schema_id = struct.unpack(">bI", raw[:5])[1] if raw and raw[0] == 0 and len(raw) >= 5 else None
             key = message.key()
+            headers = {}
+            for name, header in message.headers() or []:
+                if name in headers:
+                    raise SystemExit(f"header {name} twice at offset {message.offset()}")
+                headers[name] = header.decode("utf-8") if header is not None else None
             record = {
                 "topic": message.topic(),
                 "partition": message.partition(),
                 "offset": message.offset(),
                 "key": key.decode("utf-8") if key is not None else None,
                 "schema_id": schema_id,
+                "headers": headers,
                 "value": plain(value),
             }
             print(json.dumps(record, ensure_ascii=False, sort_keys=True), flush=True)
