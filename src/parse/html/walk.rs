@@ -9,7 +9,9 @@
 use scraper::node::Element;
 use scraper::{Html, Node};
 
-use super::boilerplate::{self, Marks};
+use std::collections::HashMap;
+
+use super::boilerplate::{self, Described, Marks, NameAttrs};
 use crate::parse::dates;
 
 /// No element (the parent of the root).
@@ -125,6 +127,9 @@ pub(crate) struct Walker {
     /// `<html lang>`.
     pub lang: Option<String>,
     words: Vec<String>,
+    /// Descriptions by [`Walker::describe_key`].
+    described: HashMap<u64, Described>,
+    key: Vec<u8>,
 }
 
 /// Elements whose text is never shown.
@@ -250,6 +255,8 @@ impl Walker {
             canonical: None,
             lang: None,
             words: Vec::new(),
+            described: HashMap::new(),
+            key: Vec::new(),
         }
     }
 
@@ -308,14 +315,14 @@ impl Walker {
         } else {
             self.spaced.push(' ');
         }
-        let marks = self.element_marks(name, el);
+        let described = self.element_marks(name, el);
         self.elements.push(ElementInfo {
             parent: self.state.element,
             end: 0,
-            marks,
+            marks: described.marks,
         });
         self.state.element = (self.elements.len() - 1) as u32;
-        self.update_state(name, marks);
+        self.update_state(name, described);
         true
     }
 
@@ -358,29 +365,53 @@ impl Walker {
         true
     }
 
-    /// The element's marks from its tag and words.
-    fn element_marks(&mut self, name: &str, el: &Element) -> Marks {
-        let values: Vec<&str> = ["class", "id", "role", "itemprop", "data-role"]
-            .iter()
-            .filter_map(|a| el.attr(a))
-            .collect();
-        boilerplate::words(&values, &mut self.words);
-        let mut marks = boilerplate::classify(name, &self.words, self.state.article);
-        if el.attr("hidden").is_some()
-            || el.attr("style").is_some_and(boilerplate::style_hides)
-            || el.attr("class").is_some_and(boilerplate::class_hides)
-        {
-            marks = marks.with(Marks::HIDDEN);
+    /// What the element's tag and words say about it, remembered per page for each tag and
+    /// set of attribute values (menus and lists repeat the same classes many times).
+    fn element_marks(&mut self, name: &str, el: &Element) -> Described {
+        let mut attrs = NameAttrs::default();
+        let mut hidden = false;
+        for (key, value) in el.attrs() {
+            match key {
+                "class" => attrs.class = value,
+                "id" => attrs.id = value,
+                "role" => attrs.role = value,
+                "itemprop" => attrs.itemprop = value,
+                "data-role" => attrs.data_role = value,
+                "hidden" => hidden = true,
+                "style" => hidden |= boilerplate::style_hides(value),
+                _ => {}
+            }
         }
-        if el.attr("itemprop") == Some("articleBody") {
-            marks = marks.with(Marks::CONTENT).with(Marks::ARTICLE);
+        let key = self.describe_key(name, &attrs);
+        let in_article = self.state.article;
+        let words = &mut self.words;
+        let mut described = *self
+            .described
+            .entry(key)
+            .or_insert_with(|| boilerplate::describe(name, &attrs, in_article, words));
+        if hidden {
+            described.marks = described.marks.with(Marks::HIDDEN);
         }
-        marks
+        described
+    }
+
+    /// A hash of what [`boilerplate::describe`] reads.
+    fn describe_key(&mut self, name: &str, attrs: &NameAttrs<'_>) -> u64 {
+        let key = &mut self.key;
+        key.clear();
+        key.push(u8::from(self.state.article));
+        key.extend_from_slice(name.as_bytes());
+        for v in attrs.values() {
+            key.push(0);
+            key.extend_from_slice(v.as_bytes());
+        }
+        xxhash_rust::xxh3::xxh3_64(key)
     }
 
     /// Updates the inherited state on entering an element with these marks.
-    fn update_state(&mut self, name: &str, marks: Marks) {
-        if matches!(name, "article" | "main") || self.words.iter().any(|w| w == "articlebody") {
+    fn update_state(&mut self, name: &str, described: Described) {
+        let marks = described.marks;
+        if matches!(name, "article" | "main") || described.article_body {
             self.state.article = true;
         }
         if marks.any(Marks::COMMENTS) {
@@ -404,15 +435,14 @@ impl Walker {
             && !self.state.comments
             && !self.state.excluded
             && !self.state.related;
-        let has = |list: &[&str]| self.words.iter().any(|w| list.contains(&w.as_str()));
-        if has(&["author", "byline", "reporter"]) && label_candidate {
+        if described.byline && label_candidate {
             self.state.byline = true;
             if self.byline_text.is_none() {
                 self.byline_text = Some(String::new());
                 self.byline_open = true;
             }
         }
-        if has(&["section", "category", "kicker", "eyebrow"]) && label_candidate && self.section_text.is_none() {
+        if described.section && label_candidate && self.section_text.is_none() {
             self.state.section = true;
             self.section_text = Some(String::new());
             self.section_open = true;
@@ -603,6 +633,25 @@ mod tests {
         let story = w.elements[p as usize].parent as usize;
         assert!(story < p as usize && p < w.elements[story].end);
         assert!(nav as u32 >= w.elements[story].end);
+    }
+
+    #[test]
+    fn remembered_descriptions_still_tell_where_the_element_sits() {
+        // The same `<header class=top>` is the page header outside the article and part of the
+        // article inside it; hidden by style on one element only.
+        let w = walked(
+            "<body><header class=top>Logo</header><article><header class=top>Headline</header>\
+             <p class=x style='display:none'>a</p><p class=x>b</p></article></body>",
+        );
+        let marks: Vec<Marks> = w
+            .blocks
+            .iter()
+            .map(|b| w.elements[b.state.element as usize].marks)
+            .collect();
+        assert!(marks[0].any(Marks::HEADER));
+        assert!(!marks[1].any(Marks::HEADER));
+        assert!(marks[2].any(Marks::HIDDEN));
+        assert!(!marks[3].any(Marks::HIDDEN));
     }
 
     #[test]
