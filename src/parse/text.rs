@@ -127,7 +127,18 @@ fn is_numeric_widget(line: &str) -> bool {
     let starts_numeric = first.is_ascii_digit()
         || (matches!(first, '+' | '-' | '−' | '$' | '£' | '€' | '¥' | '₨')
             && chars.next().is_some_and(|c| c.is_ascii_digit()));
-    starts_numeric && words(line, 4) <= 3
+    starts_numeric && words(line, 4) <= 3 && !is_numbered_point(line)
+}
+
+/// `3. Practice mindfulness`, `2) Take stock`: a numbered point of a list or a heading, its
+/// number followed by words.
+fn is_numbered_point(line: &str) -> bool {
+    let digits = line.bytes().take_while(u8::is_ascii_digit).count();
+    let rest = &line[digits..];
+    digits > 0
+        && digits <= 3
+        && (rest.starts_with(". ") || rest.starts_with(") "))
+        && rest[2..].trim_start().chars().next().is_some_and(char::is_alphabetic)
 }
 
 fn is_logo(line: &str) -> bool {
@@ -630,6 +641,10 @@ mod tests {
             Kind::Other
         );
         assert_eq!(classify("2021 was a year of recovery for the market."), Kind::Other);
+        assert_eq!(classify("3. Practice mindfulness"), Kind::Other);
+        assert_eq!(classify("12) Take stock"), Kind::Other);
+        assert_eq!(classify("3.5 points"), Kind::Widget);
+        assert_eq!(classify("1. 20,400"), Kind::Widget);
     }
 
     #[test]

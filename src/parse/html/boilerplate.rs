@@ -62,6 +62,10 @@ impl Marks {
             | Self::FORM.0,
     );
 
+    /// Marks whose inline elements (`<span class="caption">` in a paragraph) are left out of
+    /// the line around them, text and all.
+    pub const INLINE_DROPPED: Marks = Marks(Self::CAPTION.0 | Self::HIDDEN.0 | Self::AD.0 | Self::SHARE.0);
+
     /// Whether any of `other`'s bits are set.
     pub const fn any(self, other: Marks) -> bool {
         self.0 & other.0 != 0
@@ -237,6 +241,11 @@ pub(crate) fn classify(tag: &str, words: &[String], in_article: bool) -> Marks {
             }
         }
     }
+    // An embedded post (`social-media-embed`, `embed-twitter`) is part of the text, not a
+    // share bar.
+    if words.iter().any(|w| w.starts_with("embed")) {
+        marks = marks.without(Marks::SHARE);
+    }
     if names_article(words) {
         marks = marks.with(Marks::ARTICLE).with(Marks::CONTENT);
     }
@@ -369,6 +378,8 @@ mod tests {
         assert!(marks_of("nav", &[]).any(Marks::NAV));
         assert!(marks_of("div", &["ad-slot"]).any(Marks::AD));
         assert!(!marks_of("div", &["adapter", "load"]).any(Marks::BOILERPLATE));
+        assert!(!marks_of("div", &["social-media-embed"]).any(Marks::BOILERPLATE));
+        assert!(marks_of("div", &["social-links"]).any(Marks::SHARE));
     }
 
     #[test]

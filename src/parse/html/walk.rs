@@ -305,17 +305,22 @@ impl Walker {
             self.state.skip = true;
             return false;
         }
+        let block = is_block(name);
+        let described = self.element_marks(name, el);
+        if !block && described.marks.any(Marks::INLINE_DROPPED) {
+            // A caption or credit, a hidden note or a share count inside a line of text.
+            self.state.skip = true;
+            return false;
+        }
         if !self.special_element(name, el) {
             return true;
         }
-        let block = is_block(name);
         if block {
             self.flush();
             self.state.kind = block_kind(name);
         } else {
             self.spaced.push(' ');
         }
-        let described = self.element_marks(name, el);
         self.elements.push(ElementInfo {
             parent: self.state.element,
             end: 0,
@@ -652,6 +657,16 @@ mod tests {
         assert!(!marks[1].any(Marks::HEADER));
         assert!(marks[2].any(Marks::HIDDEN));
         assert!(!marks[3].any(Marks::HIDDEN));
+    }
+
+    #[test]
+    fn inline_captions_hidden_notes_and_share_counts_leave_the_line() {
+        let w = walked(
+            "<body><p>Shares rose.<span class=caption-source><span class=caption>A trader</span> Getty</span></p>\
+             <p>Costs <span class=sr-only hidden>(opens a window)</span>fell <span class=share-count>12</span>today.</p></body>",
+        );
+        let texts: Vec<&str> = w.blocks.iter().map(|b| b.text.as_str()).collect();
+        assert_eq!(texts, ["Shares rose.", "Costs fell today."]);
     }
 
     #[test]
