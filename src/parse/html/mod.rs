@@ -144,8 +144,12 @@ fn body_paragraphs(
             }
         }
         b.used = true;
-        if b.single_link && b.state.kind == BlockKind::Paragraph && b.text.split_whitespace().count() >= 3 {
+        let is_paragraph = b.state.kind == BlockKind::Paragraph;
+        if b.single_link && is_paragraph && b.text.split_whitespace().count() >= 3 {
             related.push(b.text.clone());
+        } else if b.label_len > 0 && is_paragraph {
+            // `Related: <a>Headline</a>`: a pointer to another article.
+            related.push(b.text[b.label_len..].trim().to_string());
         } else if parts.paragraphs.last() != Some(&b.text) {
             parts.paragraphs.push(b.text.clone());
         }

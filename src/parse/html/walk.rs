@@ -89,6 +89,9 @@ pub(crate) struct Block {
     pub state: State,
     /// All of the text is the text of one link.
     pub single_link: bool,
+    /// For a line that is a short label and one link (`Related: <a>…</a>`, `SEE MORE: <a>…</a>`),
+    /// the length in bytes of the label; else 0.
+    pub label_len: usize,
     /// Letters and digits in the block, and how many of them sit in links.
     pub chars: u32,
     pub link_chars: u32,
@@ -109,6 +112,8 @@ pub(crate) struct Walker {
     spaced: String,
     link_chars: u32,
     links_in_line: usize,
+    /// Where in `line` its first link starts.
+    link_at: usize,
     anchor: Option<String>,
     pub related_links: Vec<String>,
     pub byline_text: Option<String>,
@@ -242,6 +247,7 @@ impl Walker {
             spaced: String::new(),
             link_chars: 0,
             links_in_line: 0,
+            link_at: 0,
             anchor: None,
             related_links: Vec::new(),
             byline_text: None,
@@ -268,12 +274,14 @@ impl Walker {
             // such as a trailing `»` may sit outside).
             let total = text.chars().filter(|c| c.is_alphanumeric()).count() as u32;
             let single_link = self.links_in_line == 1 && total > 0 && self.link_chars >= total;
+            let label_len = self.link_label_len(total);
             let spaced = collapse(&self.spaced);
             self.blocks.push(Block {
                 text: text.to_string(),
                 spaced,
                 state: self.state,
                 single_link,
+                label_len,
                 chars: total,
                 link_chars: self.link_chars.min(total),
                 used: false,
@@ -283,6 +291,28 @@ impl Walker {
         self.spaced.clear();
         self.link_chars = 0;
         self.links_in_line = 0;
+    }
+
+    /// The length of the label before the line's only link when the line is a pointer label
+    /// of at most three words ending in a colon ([`is_pointer_label`]) followed by that link;
+    /// else 0.
+    fn link_label_len(&self, total: u32) -> usize {
+        if self.links_in_line != 1 {
+            return 0;
+        }
+        let label = self.line[..self.link_at].trim_start();
+        let trimmed = label.trim_end();
+        let letters = trimmed.chars().filter(|c| c.is_alphanumeric()).count() as u32;
+        let is_label = (trimmed.ends_with(':') || trimmed.ends_with('：'))
+            && letters > 0
+            && trimmed.split_whitespace().count() <= 3
+            && letters + self.link_chars >= total
+            && is_pointer_label(trimmed);
+        if is_label {
+            label.len()
+        } else {
+            0
+        }
     }
 
     /// Enters a node; returns whether to walk its children.
@@ -360,6 +390,9 @@ impl Walker {
             "a" => {
                 self.anchor = Some(String::new());
                 self.links_in_line += 1;
+                if self.links_in_line == 1 {
+                    self.link_at = self.line.len();
+                }
             }
             "td" | "th" => {
                 self.line.push(' ');
@@ -538,6 +571,39 @@ impl Walker {
     }
 }
 
+/// Words of labels that point elsewhere (`Related:`, `See more:`, `Lesen Sie auch:`, `Filed
+/// under:`), as opposed to a label of the text itself (`Pro tip:`).
+fn is_pointer_label(label: &str) -> bool {
+    const POINTERS: [&str; 21] = [
+        "related",
+        "more",
+        "also",
+        "see",
+        "read",
+        "watch",
+        "listen",
+        "previously",
+        "recommended",
+        "filed",
+        "tags",
+        "tagged",
+        "posted",
+        "categories",
+        "auch",
+        "aussi",
+        "también",
+        "também",
+        "juga",
+        "anche",
+        "ook",
+    ];
+    label.split(|c: char| !c.is_alphanumeric()).any(|w| {
+        POINTERS
+            .iter()
+            .any(|p| w.eq_ignore_ascii_case(p) || w.to_lowercase() == *p)
+    })
+}
+
 /// Appends `t` to `out`, collapsing whitespace runs (including no-break spaces) to one space.
 pub(crate) fn push_collapsed(out: &mut String, t: &str) {
     for (i, word) in t.split(char::is_whitespace).enumerate() {
@@ -667,6 +733,22 @@ mod tests {
         );
         let texts: Vec<&str> = w.blocks.iter().map(|b| b.text.as_str()).collect();
         assert_eq!(texts, ["Shares rose.", "Costs fell today."]);
+    }
+
+    #[test]
+    fn a_label_and_one_link_is_told_apart_from_a_sentence_with_a_link() {
+        let w = walked(
+            "<body><p><strong>Related: </strong><a href=/a>Galaxies far away</a></p>\
+             <p>See also: <a href=/b>the report</a> and more.</p><p>Read more: <a href=/c>x</a></p>\
+             <p>In a long sentence here: <a href=/d>a link</a></p></body>",
+        );
+        let labels: Vec<(usize, &str)> = w.blocks.iter().map(|b| (b.label_len, b.text.as_str())).collect();
+        assert_eq!(labels[0], (9, "Related: Galaxies far away"));
+        assert_eq!(labels[1].0, 0);
+        assert_eq!(labels[2].0, 11);
+        assert_eq!(labels[3].0, 0);
+        let w = walked("<body><p><strong>Pro tip:</strong> <a href=/a>Get more ideas here</a>!</p></body>");
+        assert_eq!(w.blocks[0].label_len, 0);
     }
 
     #[test]
