@@ -398,6 +398,7 @@ mod tests {
         let mut scratch = Vec::new();
         let attrs = NameAttrs {
             class: "post-author hidden",
+            id: "articlebody",
             itemprop: "articleBody",
             ..NameAttrs::default()
         };

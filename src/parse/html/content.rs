@@ -189,6 +189,14 @@ impl HintIndex {
         }
     }
 
+    /// Whether the hint holds most (four fifths) of the words of `text`, at least three
+    /// trigrams of them.
+    pub(crate) fn covers(&self, text: &str) -> bool {
+        let grams = word_trigrams(text);
+        let found = grams.iter().filter(|g| self.grams.contains(g)).count();
+        grams.len() >= 3 && found * 5 >= grams.len() * 4
+    }
+
     /// What the hint says about a block: most of its trigrams in the hint, or few of them.
     fn judge(&self, block: &Block) -> Hint {
         if block.chars < SHORT_BLOCK || block.state.kind != BlockKind::Paragraph {
