@@ -160,9 +160,19 @@ fn is_bullet(line: &str) -> bool {
 
 /// Lines that are boilerplate wherever they appear.
 pub(crate) fn is_junk(line: &str) -> bool {
-    const JUNK: [&str; 34] = [
+    const JUNK: [&str; 43] = [
         "advertisement",
         "advertisements",
+        "advert",
+        // The same label in other languages.
+        "anzeige",
+        "werbung",
+        "publicité",
+        "publicidad",
+        "publicidade",
+        "pubblicità",
+        "reklama",
+        "iklan",
         "sponsored",
         "ad",
         "ads",
@@ -196,7 +206,10 @@ pub(crate) fn is_junk(line: &str) -> bool {
         "login",
         "1000 characters",
     ];
-    line.len() <= 20 && JUNK.iter().any(|j| line.eq_ignore_ascii_case(j))
+    line.len() <= 20
+        && JUNK
+            .iter()
+            .any(|j| line.eq_ignore_ascii_case(j) || line.to_lowercase() == *j)
 }
 
 /// The start of a ticker line cut short (`PIBTL 9.80 Decreased By ▼ -0.1`, `KSE100 106,275`).
@@ -636,6 +649,9 @@ mod tests {
         assert_eq!(classify("PIBTL 9.80 Decreased By ▼ -0.1"), Kind::Junk);
         assert_eq!(classify("KSE100 106,275"), Kind::Junk);
         assert_eq!(classify("Advertisement"), Kind::Junk);
+        assert_eq!(classify("Advert"), Kind::Junk);
+        assert_eq!(classify("Iklan"), Kind::Junk);
+        assert_eq!(classify("PUBLICITÉ"), Kind::Junk);
         assert_eq!(
             classify("KSE100 Nosedives by over 800pts as Schools Close"),
             Kind::Other
