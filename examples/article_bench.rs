@@ -4,6 +4,10 @@
 //!
 //! `cargo run --release --example article_bench -- DIR [OUT.json] [--rounds N]` (DIR, or
 //! `DIR/html` when it exists, holds the pages). Used by `bench/articles.sh`.
+//!
+//! Pages per second are counted on the time the thread spent on a CPU (Linux's
+//! `/proc/thread-self/schedstat`), so other work on a shared machine does not lower them; the
+//! wall-clock rate is printed next to it. Allocation goes through mimalloc, as in the service.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -49,6 +53,16 @@ fn load(dir: &Path) -> std::io::Result<Vec<(String, Vec<u8>)>> {
     Ok(pages)
 }
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Seconds this thread has spent on a CPU, when the system says (Linux).
+fn thread_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = stat.split_whitespace().next()?.parse().ok()?;
+    Some(ns as f64 / 1e9)
+}
+
 fn raw_page(key: &str, body: &[u8]) -> RawPage {
     RawPage {
         url: format!("file:///{key}.html"),
@@ -92,24 +106,30 @@ fn main() {
         std::fs::write(out, serde_json::to_string_pretty(&bodies).unwrap()).expect("predictions written");
     }
     let bytes: usize = pages.iter().map(|(_, b)| b.len()).sum();
-    let mut best = f64::INFINITY;
+    let (mut best_cpu, mut best_wall) = (f64::INFINITY, f64::INFINITY);
     for _ in 0..rounds {
-        let start = Instant::now();
+        let (cpu, wall) = (thread_cpu_seconds(), Instant::now());
         for (k, html) in &pages {
             std::hint::black_box(parse_page(&raw_page(k, html), &options).ok());
         }
-        best = best.min(start.elapsed().as_secs_f64());
+        let wall = wall.elapsed().as_secs_f64();
+        best_wall = best_wall.min(wall);
+        best_cpu = best_cpu.min(match (cpu, thread_cpu_seconds()) {
+            (Some(a), Some(b)) => b - a,
+            _ => wall,
+        });
     }
     let empty = bodies
         .values()
         .filter(|b| b.as_str().is_some_and(|s| s.trim().is_empty()))
         .count();
     println!(
-        "pages={} empty={} pages_per_s={:.0} mb_per_s={:.1} (one core, best of {} rounds)",
+        "pages={} empty={} pages_per_s={:.0} mb_per_s={:.1} wall_pages_per_s={:.0} (one core, CPU time, best of {} rounds)",
         pages.len(),
         empty,
-        pages.len() as f64 / best,
-        bytes as f64 / best / 1e6,
+        pages.len() as f64 / best_cpu,
+        bytes as f64 / best_cpu / 1e6,
+        pages.len() as f64 / best_wall,
         rounds.max(1)
     );
 }

@@ -127,7 +127,18 @@ fn is_numeric_widget(line: &str) -> bool {
     let starts_numeric = first.is_ascii_digit()
         || (matches!(first, '+' | '-' | '−' | '$' | '£' | '€' | '¥' | '₨')
             && chars.next().is_some_and(|c| c.is_ascii_digit()));
-    starts_numeric && words(line, 4) <= 3
+    starts_numeric && words(line, 4) <= 3 && !is_numbered_point(line)
+}
+
+/// `3. Practice mindfulness`, `2) Take stock`: a numbered point of a list or a heading, its
+/// number followed by words.
+fn is_numbered_point(line: &str) -> bool {
+    let digits = line.bytes().take_while(u8::is_ascii_digit).count();
+    let rest = &line[digits..];
+    digits > 0
+        && digits <= 3
+        && (rest.starts_with(". ") || rest.starts_with(") "))
+        && rest[2..].trim_start().chars().next().is_some_and(char::is_alphabetic)
 }
 
 fn is_logo(line: &str) -> bool {
@@ -149,9 +160,19 @@ fn is_bullet(line: &str) -> bool {
 
 /// Lines that are boilerplate wherever they appear.
 pub(crate) fn is_junk(line: &str) -> bool {
-    const JUNK: [&str; 34] = [
+    const JUNK: [&str; 43] = [
         "advertisement",
         "advertisements",
+        "advert",
+        // The same label in other languages.
+        "anzeige",
+        "werbung",
+        "publicité",
+        "publicidad",
+        "publicidade",
+        "pubblicità",
+        "reklama",
+        "iklan",
         "sponsored",
         "ad",
         "ads",
@@ -185,7 +206,10 @@ pub(crate) fn is_junk(line: &str) -> bool {
         "login",
         "1000 characters",
     ];
-    line.len() <= 20 && JUNK.iter().any(|j| line.eq_ignore_ascii_case(j))
+    line.len() <= 20
+        && JUNK
+            .iter()
+            .any(|j| line.eq_ignore_ascii_case(j) || line.to_lowercase() == *j)
 }
 
 /// The start of a ticker line cut short (`PIBTL 9.80 Decreased By ▼ -0.1`, `KSE100 106,275`).
@@ -625,11 +649,18 @@ mod tests {
         assert_eq!(classify("PIBTL 9.80 Decreased By ▼ -0.1"), Kind::Junk);
         assert_eq!(classify("KSE100 106,275"), Kind::Junk);
         assert_eq!(classify("Advertisement"), Kind::Junk);
+        assert_eq!(classify("Advert"), Kind::Junk);
+        assert_eq!(classify("Iklan"), Kind::Junk);
+        assert_eq!(classify("PUBLICITÉ"), Kind::Junk);
         assert_eq!(
             classify("KSE100 Nosedives by over 800pts as Schools Close"),
             Kind::Other
         );
         assert_eq!(classify("2021 was a year of recovery for the market."), Kind::Other);
+        assert_eq!(classify("3. Practice mindfulness"), Kind::Other);
+        assert_eq!(classify("12) Take stock"), Kind::Other);
+        assert_eq!(classify("3.5 points"), Kind::Widget);
+        assert_eq!(classify("1. 20,400"), Kind::Widget);
     }
 
     #[test]

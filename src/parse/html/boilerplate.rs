@@ -62,6 +62,10 @@ impl Marks {
             | Self::FORM.0,
     );
 
+    /// Marks whose inline elements (`<span class="caption">` in a paragraph) are left out of
+    /// the line around them, text and all.
+    pub const INLINE_DROPPED: Marks = Marks(Self::CAPTION.0 | Self::HIDDEN.0 | Self::AD.0 | Self::SHARE.0);
+
     /// Whether any of `other`'s bits are set.
     pub const fn any(self, other: Marks) -> bool {
         self.0 & other.0 != 0
@@ -237,6 +241,11 @@ pub(crate) fn classify(tag: &str, words: &[String], in_article: bool) -> Marks {
             }
         }
     }
+    // An embedded post (`social-media-embed`, `embed-twitter`) is part of the text, not a
+    // share bar.
+    if words.iter().any(|w| w.starts_with("embed")) {
+        marks = marks.without(Marks::SHARE);
+    }
     if names_article(words) {
         marks = marks.with(Marks::ARTICLE).with(Marks::CONTENT);
     }
@@ -261,8 +270,69 @@ fn tag_marks(tag: &str, in_article: bool) -> Marks {
     }
 }
 
+/// The attributes an element's words come from, `""` when absent.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct NameAttrs<'a> {
+    pub class: &'a str,
+    pub id: &'a str,
+    pub role: &'a str,
+    pub itemprop: &'a str,
+    pub data_role: &'a str,
+}
+
+impl NameAttrs<'_> {
+    /// The values, in a fixed order.
+    pub(crate) fn values(&self) -> [&str; 5] {
+        [self.class, self.id, self.role, self.itemprop, self.data_role]
+    }
+}
+
+/// What an element's tag and words say about it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Described {
+    /// Its marks ([`classify`]), hiding classes and `itemprop=articleBody` included.
+    pub marks: Marks,
+    /// A word names the article body (`articleBody`): what is inside is the article.
+    pub article_body: bool,
+    /// A word names an author or byline label.
+    pub byline: bool,
+    /// A word names a section or category label.
+    pub section: bool,
+}
+
+/// Describes an element from its tag, its attributes' words and whether it sits in an article;
+/// `scratch` holds the words.
+pub(crate) fn describe(tag: &str, attrs: &NameAttrs<'_>, in_article: bool, scratch: &mut Vec<String>) -> Described {
+    let values = attrs.values();
+    words(&values, scratch);
+    let mut marks = classify(tag, scratch, in_article);
+    if class_hides(attrs.class) {
+        marks = marks.with(Marks::HIDDEN);
+    }
+    if attrs.itemprop == "articleBody" {
+        marks = marks.with(Marks::CONTENT).with(Marks::ARTICLE);
+    }
+    let has = |list: &[&str]| scratch.iter().any(|w| list.contains(&w.as_str()));
+    Described {
+        marks,
+        article_body: has(&["articlebody"]),
+        byline: has(&["author", "byline", "reporter"]),
+        section: has(&["section", "category", "kicker", "eyebrow"]),
+    }
+}
+
+/// ASCII case-insensitive search of `needle` (lowercase) in `hay`.
+fn contains_ignore_case(hay: &str, needle: &str) -> bool {
+    hay.as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
 /// Whether an inline `style` hides the element.
 pub(crate) fn style_hides(style: &str) -> bool {
+    if !contains_ignore_case(style, "none") && !contains_ignore_case(style, "hidden") {
+        return false;
+    }
     let s: String = style
         .chars()
         .filter(|c| !c.is_whitespace())
@@ -308,6 +378,8 @@ mod tests {
         assert!(marks_of("nav", &[]).any(Marks::NAV));
         assert!(marks_of("div", &["ad-slot"]).any(Marks::AD));
         assert!(!marks_of("div", &["adapter", "load"]).any(Marks::BOILERPLATE));
+        assert!(!marks_of("div", &["social-media-embed"]).any(Marks::BOILERPLATE));
+        assert!(marks_of("div", &["social-links"]).any(Marks::SHARE));
     }
 
     #[test]
@@ -322,10 +394,33 @@ mod tests {
     }
 
     #[test]
+    fn descriptions_carry_label_words_hiding_classes_and_article_body() {
+        let mut scratch = Vec::new();
+        let attrs = NameAttrs {
+            class: "post-author hidden",
+            id: "articlebody",
+            itemprop: "articleBody",
+            ..NameAttrs::default()
+        };
+        let d = describe("div", &attrs, false, &mut scratch);
+        assert!(d.marks.any(Marks::HIDDEN) && d.marks.any(Marks::ARTICLE) && d.marks.any(Marks::BYLINE));
+        assert!(d.article_body && d.byline && !d.section);
+        let kicker = NameAttrs {
+            id: "story-kicker",
+            ..NameAttrs::default()
+        };
+        let d = describe("span", &kicker, true, &mut scratch);
+        assert!(d.section && !d.byline && !d.article_body);
+        assert_eq!(d.marks, Marks::CONTENT);
+    }
+
+    #[test]
     fn hidden_styles() {
         assert!(style_hides("color: red; display: none"));
         assert!(style_hides("VISIBILITY:hidden"));
         assert!(!style_hides("display: block"));
+        assert!(style_hides("Display : NONE"));
+        assert!(!style_hides("border: none"));
         assert!(class_hides("rdf-meta hidden"));
         assert!(!class_hides("field-label-hidden"));
     }

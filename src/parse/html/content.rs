@@ -189,6 +189,14 @@ impl HintIndex {
         }
     }
 
+    /// Whether the hint holds most (four fifths) of the words of `text`, at least three
+    /// trigrams of them.
+    pub(crate) fn covers(&self, text: &str) -> bool {
+        let grams = word_trigrams(text);
+        let found = grams.iter().filter(|g| self.grams.contains(g)).count();
+        grams.len() >= 3 && found * 5 >= grams.len() * 4
+    }
+
     /// What the hint says about a block: most of its trigrams in the hint, or few of them.
     fn judge(&self, block: &Block) -> Hint {
         if block.chars < SHORT_BLOCK || block.state.kind != BlockKind::Paragraph {
@@ -290,8 +298,11 @@ fn removed_by_marks(w: &Walker, block: &Block, root: usize, layout: &Layout) -> 
 
 /// Whether a block of the article's element reads as body text.
 fn is_body_block(block: &Block) -> bool {
-    if block.used || matches!(block.state.kind, BlockKind::Title | BlockKind::Caption) || block.chars == 0 {
+    if block.used || matches!(block.state.kind, BlockKind::Title | BlockKind::Caption) {
         return false;
+    }
+    if block.chars == 0 {
+        return is_rule_line(block);
     }
     // A paragraph that opens with a link and goes on in words stays (`<a>Shares rose</a>,
     // Reuters`); a paragraph that is one link is a related headline, decided by the caller.
@@ -306,6 +317,12 @@ fn is_body_block(block: &Block) -> bool {
             text::Entry::new(&block.text, true).kind,
             Kind::Widget | Kind::Nav | Kind::Junk | Kind::Footer
         )
+}
+
+/// A paragraph that is a rule typed as underscores (`___`), which wire copy puts between its
+/// sections: part of the text as written.
+fn is_rule_line(block: &Block) -> bool {
+    block.state.kind == BlockKind::Paragraph && block.text.len() >= 3 && block.text.bytes().all(|b| b == b'_')
 }
 
 /// The blocks of the article body, in page order (indices into `w.blocks`).
@@ -371,6 +388,14 @@ mod tests {
             body(&html),
             [PARA_A, "First point", "Second point", "Name Votes", "Yes 12", PARA_B]
         );
+    }
+
+    #[test]
+    fn underscore_rules_between_sections_stay_and_other_marks_do_not() {
+        let html = format!(
+            "<body><article><p>{PARA_A}</p><p>___</p><p>{PARA_B}</p><p>* * *</p><div>___</div></article></body>"
+        );
+        assert_eq!(body(&html), [PARA_A, "___", PARA_B]);
     }
 
     #[test]

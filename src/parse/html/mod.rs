@@ -121,20 +121,47 @@ fn choose_section(w: &mut Walker, meta: &mut Metadata) -> Option<String> {
     Some(section)
 }
 
+/// What the page's structured data says of its text.
+struct Hints {
+    /// The JSON-LD `articleBody`.
+    body: Option<content::HintIndex>,
+    /// The description (JSON-LD, Open Graph or meta).
+    description: Option<content::HintIndex>,
+}
+
+/// A standfirst above the text: a heading, or a box that holds nothing else (not a paragraph
+/// of the text, nor text written straight into the text's container), that repeats the page's
+/// description. Pages whose description is their first paragraph keep it.
+fn is_standfirst(w: &Walker, i: usize, hints: &Hints) -> bool {
+    let b = &w.blocks[i];
+    let own_box = || {
+        let e = b.state.element as usize;
+        let end = w.elements[e].end as usize;
+        let inside = |o: &walk::Block| (e..end).contains(&(o.state.element as usize));
+        w.blocks.iter().filter(|o| inside(o)).count() == 1
+    };
+    let shape = match b.state.kind {
+        BlockKind::Heading => true,
+        BlockKind::Text => b.state.element != walk::NO_ELEMENT && own_box(),
+        _ => false,
+    };
+    shape && hints.description.as_ref().is_some_and(|d| d.covers(&b.text))
+}
+
 /// Body paragraphs from the blocks content scoring picked; one-link paragraphs go to `related`.
-fn body_paragraphs(
-    w: &mut Walker,
-    hint: Option<&content::HintIndex>,
-    parts: &mut ArticleParts,
-    related: &mut Vec<String>,
-) {
-    for i in content::article_blocks(w, hint) {
+fn body_paragraphs(w: &mut Walker, hints: &Hints, parts: &mut ArticleParts, related: &mut Vec<String>) {
+    for i in content::article_blocks(w, hints.body.as_ref()) {
         let b = &mut w.blocks[i];
         // The headline shown again above the text (`<h2 class="headline">`).
         if parts.paragraphs.is_empty() && parts.title.as_deref() == Some(b.text.as_str()) {
             b.used = true;
             continue;
         }
+        if parts.paragraphs.is_empty() && is_standfirst(w, i, hints) {
+            w.blocks[i].used = true;
+            continue;
+        }
+        let b = &mut w.blocks[i];
         if parts.byline.is_none() && parts.paragraphs.is_empty() {
             if let Some(by) = dates::parse_dated_byline(&b.text) {
                 parts.byline = by.author;
@@ -144,8 +171,12 @@ fn body_paragraphs(
             }
         }
         b.used = true;
-        if b.single_link && b.state.kind == BlockKind::Paragraph && b.text.split_whitespace().count() >= 3 {
+        let is_paragraph = b.state.kind == BlockKind::Paragraph;
+        if b.single_link && is_paragraph && b.text.split_whitespace().count() >= 3 {
             related.push(b.text.clone());
+        } else if b.label_len > 0 && is_paragraph {
+            // `Related: <a>Headline</a>`: a pointer to another article.
+            related.push(b.text[b.label_len..].trim().to_string());
         } else if parts.paragraphs.last() != Some(&b.text) {
             parts.paragraphs.push(b.text.clone());
         }
@@ -234,8 +265,11 @@ pub(crate) fn parse_html(html: &str, options: &ParseOptions, quotes: &mut QuoteC
     parts.published_at = meta.published.or(w.time_published).or(byline_date);
     parts.section = choose_section(&mut w, &mut meta);
     let mut related = Vec::new();
-    let hint = meta.article_body.as_deref().map(content::HintIndex::new);
-    body_paragraphs(&mut w, hint.as_ref(), &mut parts, &mut related);
+    let hints = Hints {
+        body: meta.article_body.as_deref().map(content::HintIndex::new),
+        description: meta.description.as_deref().map(content::HintIndex::new),
+    };
+    body_paragraphs(&mut w, &hints, &mut parts, &mut related);
     if parts.paragraphs.is_empty() {
         fallback_paragraphs(&mut w, &meta, &mut parts, &mut related);
     }
@@ -253,6 +287,40 @@ pub(crate) fn parse_html(html: &str, options: &ParseOptions, quotes: &mut QuoteC
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{ContentType, RawPage};
+
+    /// The body paragraphs of an HTML page.
+    pub(super) fn paragraphs(html: &str) -> Vec<String> {
+        let page = RawPage {
+            url: "https://news.example/a".to_string(),
+            fetched_at: chrono::DateTime::UNIX_EPOCH,
+            content_type: ContentType::Html,
+            charset: None,
+            body: html.as_bytes().to_vec(),
+        };
+        let mut quotes = QuoteCollector::new(&page);
+        parse_html(html, &ParseOptions::default(), &mut quotes).paragraphs
+    }
+
+    const DESCRIPTION: &str = "The council approved a budget that raises school spending by a tenth.";
+    const TEXT: &str = "Members voted nine to two on Tuesday evening after a debate of four hours.";
+
+    #[test]
+    fn a_standfirst_repeating_the_description_is_not_body() {
+        let head = format!("<head><meta name=description content=\"{DESCRIPTION}\"></head>");
+        let heading = format!(
+            "<html>{head}<body><article><h1>Budget</h1><h3>{DESCRIPTION}</h3><p>{TEXT}</p></article></body></html>"
+        );
+        assert_eq!(paragraphs(&heading), [TEXT]);
+        let own_box = format!("<html>{head}<body><article><div class=quote>{DESCRIPTION}</div><div><p>{TEXT}</p></div></article></body></html>");
+        assert_eq!(paragraphs(&own_box), [TEXT]);
+        // The description is the first paragraph, or text written into the text's container.
+        let first = format!("<html>{head}<body><article><p>{DESCRIPTION}</p><p>{TEXT}</p></article></body></html>");
+        assert_eq!(paragraphs(&first), [DESCRIPTION, TEXT]);
+        let loose =
+            format!("<html>{head}<body><article><div>{DESCRIPTION}<br><p>{TEXT}</p></div></article></body></html>");
+        assert_eq!(paragraphs(&loose), [DESCRIPTION, TEXT]);
+    }
 
     #[test]
     fn site_name_is_stripped_from_page_title() {

@@ -9,7 +9,9 @@
 use scraper::node::Element;
 use scraper::{Html, Node};
 
-use super::boilerplate::{self, Marks};
+use std::collections::HashMap;
+
+use super::boilerplate::{self, Described, Marks, NameAttrs};
 use crate::parse::dates;
 
 /// No element (the parent of the root).
@@ -87,6 +89,9 @@ pub(crate) struct Block {
     pub state: State,
     /// All of the text is the text of one link.
     pub single_link: bool,
+    /// For a line that is a short label and one link (`Related: <a>…</a>`, `SEE MORE: <a>…</a>`),
+    /// the length in bytes of the label; else 0.
+    pub label_len: usize,
     /// Letters and digits in the block, and how many of them sit in links.
     pub chars: u32,
     pub link_chars: u32,
@@ -107,6 +112,8 @@ pub(crate) struct Walker {
     spaced: String,
     link_chars: u32,
     links_in_line: usize,
+    /// Where in `line` its first link starts.
+    link_at: usize,
     anchor: Option<String>,
     pub related_links: Vec<String>,
     pub byline_text: Option<String>,
@@ -125,6 +132,9 @@ pub(crate) struct Walker {
     /// `<html lang>`.
     pub lang: Option<String>,
     words: Vec<String>,
+    /// Descriptions by [`Walker::describe_key`].
+    described: HashMap<u64, Described>,
+    key: Vec<u8>,
 }
 
 /// Elements whose text is never shown.
@@ -237,6 +247,7 @@ impl Walker {
             spaced: String::new(),
             link_chars: 0,
             links_in_line: 0,
+            link_at: 0,
             anchor: None,
             related_links: Vec::new(),
             byline_text: None,
@@ -250,6 +261,8 @@ impl Walker {
             canonical: None,
             lang: None,
             words: Vec::new(),
+            described: HashMap::new(),
+            key: Vec::new(),
         }
     }
 
@@ -261,12 +274,14 @@ impl Walker {
             // such as a trailing `»` may sit outside).
             let total = text.chars().filter(|c| c.is_alphanumeric()).count() as u32;
             let single_link = self.links_in_line == 1 && total > 0 && self.link_chars >= total;
+            let label_len = self.link_label_len(total);
             let spaced = collapse(&self.spaced);
             self.blocks.push(Block {
                 text: text.to_string(),
                 spaced,
                 state: self.state,
                 single_link,
+                label_len,
                 chars: total,
                 link_chars: self.link_chars.min(total),
                 used: false,
@@ -276,6 +291,28 @@ impl Walker {
         self.spaced.clear();
         self.link_chars = 0;
         self.links_in_line = 0;
+    }
+
+    /// The length of the label before the line's only link when the line is a pointer label
+    /// of at most three words ending in a colon ([`is_pointer_label`]) followed by that link;
+    /// else 0.
+    fn link_label_len(&self, total: u32) -> usize {
+        if self.links_in_line != 1 {
+            return 0;
+        }
+        let label = self.line[..self.link_at].trim_start();
+        let trimmed = label.trim_end();
+        let letters = trimmed.chars().filter(|c| c.is_alphanumeric()).count() as u32;
+        let is_label = (trimmed.ends_with(':') || trimmed.ends_with('：'))
+            && letters > 0
+            && trimmed.split_whitespace().count() <= 3
+            && letters + self.link_chars >= total
+            && is_pointer_label(trimmed);
+        if is_label {
+            label.len()
+        } else {
+            0
+        }
     }
 
     /// Enters a node; returns whether to walk its children.
@@ -298,24 +335,29 @@ impl Walker {
             self.state.skip = true;
             return false;
         }
+        let block = is_block(name);
+        let described = self.element_marks(name, el);
+        if !block && described.marks.any(Marks::INLINE_DROPPED) {
+            // A caption or credit, a hidden note or a share count inside a line of text.
+            self.state.skip = true;
+            return false;
+        }
         if !self.special_element(name, el) {
             return true;
         }
-        let block = is_block(name);
         if block {
             self.flush();
             self.state.kind = block_kind(name);
         } else {
             self.spaced.push(' ');
         }
-        let marks = self.element_marks(name, el);
         self.elements.push(ElementInfo {
             parent: self.state.element,
             end: 0,
-            marks,
+            marks: described.marks,
         });
         self.state.element = (self.elements.len() - 1) as u32;
-        self.update_state(name, marks);
+        self.update_state(name, described);
         true
     }
 
@@ -348,6 +390,9 @@ impl Walker {
             "a" => {
                 self.anchor = Some(String::new());
                 self.links_in_line += 1;
+                if self.links_in_line == 1 {
+                    self.link_at = self.line.len();
+                }
             }
             "td" | "th" => {
                 self.line.push(' ');
@@ -358,29 +403,53 @@ impl Walker {
         true
     }
 
-    /// The element's marks from its tag and words.
-    fn element_marks(&mut self, name: &str, el: &Element) -> Marks {
-        let values: Vec<&str> = ["class", "id", "role", "itemprop", "data-role"]
-            .iter()
-            .filter_map(|a| el.attr(a))
-            .collect();
-        boilerplate::words(&values, &mut self.words);
-        let mut marks = boilerplate::classify(name, &self.words, self.state.article);
-        if el.attr("hidden").is_some()
-            || el.attr("style").is_some_and(boilerplate::style_hides)
-            || el.attr("class").is_some_and(boilerplate::class_hides)
-        {
-            marks = marks.with(Marks::HIDDEN);
+    /// What the element's tag and words say about it, remembered per page for each tag and
+    /// set of attribute values (menus and lists repeat the same classes many times).
+    fn element_marks(&mut self, name: &str, el: &Element) -> Described {
+        let mut attrs = NameAttrs::default();
+        let mut hidden = false;
+        for (key, value) in el.attrs() {
+            match key {
+                "class" => attrs.class = value,
+                "id" => attrs.id = value,
+                "role" => attrs.role = value,
+                "itemprop" => attrs.itemprop = value,
+                "data-role" => attrs.data_role = value,
+                "hidden" => hidden = true,
+                "style" => hidden |= boilerplate::style_hides(value),
+                _ => {}
+            }
         }
-        if el.attr("itemprop") == Some("articleBody") {
-            marks = marks.with(Marks::CONTENT).with(Marks::ARTICLE);
+        let key = self.describe_key(name, &attrs);
+        let in_article = self.state.article;
+        let words = &mut self.words;
+        let mut described = *self
+            .described
+            .entry(key)
+            .or_insert_with(|| boilerplate::describe(name, &attrs, in_article, words));
+        if hidden {
+            described.marks = described.marks.with(Marks::HIDDEN);
         }
-        marks
+        described
+    }
+
+    /// A hash of what [`boilerplate::describe`] reads.
+    fn describe_key(&mut self, name: &str, attrs: &NameAttrs<'_>) -> u64 {
+        let key = &mut self.key;
+        key.clear();
+        key.push(u8::from(self.state.article));
+        key.extend_from_slice(name.as_bytes());
+        for v in attrs.values() {
+            key.push(0);
+            key.extend_from_slice(v.as_bytes());
+        }
+        xxhash_rust::xxh3::xxh3_64(key)
     }
 
     /// Updates the inherited state on entering an element with these marks.
-    fn update_state(&mut self, name: &str, marks: Marks) {
-        if matches!(name, "article" | "main") || self.words.iter().any(|w| w == "articlebody") {
+    fn update_state(&mut self, name: &str, described: Described) {
+        let marks = described.marks;
+        if matches!(name, "article" | "main") || described.article_body {
             self.state.article = true;
         }
         if marks.any(Marks::COMMENTS) {
@@ -404,15 +473,14 @@ impl Walker {
             && !self.state.comments
             && !self.state.excluded
             && !self.state.related;
-        let has = |list: &[&str]| self.words.iter().any(|w| list.contains(&w.as_str()));
-        if has(&["author", "byline", "reporter"]) && label_candidate {
+        if described.byline && label_candidate {
             self.state.byline = true;
             if self.byline_text.is_none() {
                 self.byline_text = Some(String::new());
                 self.byline_open = true;
             }
         }
-        if has(&["section", "category", "kicker", "eyebrow"]) && label_candidate && self.section_text.is_none() {
+        if described.section && label_candidate && self.section_text.is_none() {
             self.state.section = true;
             self.section_text = Some(String::new());
             self.section_open = true;
@@ -501,6 +569,39 @@ impl Walker {
             }
         }
     }
+}
+
+/// Words of labels that point elsewhere (`Related:`, `See more:`, `Lesen Sie auch:`, `Filed
+/// under:`), as opposed to a label of the text itself (`Pro tip:`).
+fn is_pointer_label(label: &str) -> bool {
+    const POINTERS: [&str; 21] = [
+        "related",
+        "more",
+        "also",
+        "see",
+        "read",
+        "watch",
+        "listen",
+        "previously",
+        "recommended",
+        "filed",
+        "tags",
+        "tagged",
+        "posted",
+        "categories",
+        "auch",
+        "aussi",
+        "también",
+        "também",
+        "juga",
+        "anche",
+        "ook",
+    ];
+    label.split(|c: char| !c.is_alphanumeric()).any(|w| {
+        POINTERS
+            .iter()
+            .any(|p| w.eq_ignore_ascii_case(p) || w.to_lowercase() == *p)
+    })
 }
 
 /// Appends `t` to `out`, collapsing whitespace runs (including no-break spaces) to one space.
@@ -603,6 +704,51 @@ mod tests {
         let story = w.elements[p as usize].parent as usize;
         assert!(story < p as usize && p < w.elements[story].end);
         assert!(nav as u32 >= w.elements[story].end);
+    }
+
+    #[test]
+    fn remembered_descriptions_still_tell_where_the_element_sits() {
+        // The same `<header class=top>` is the page header outside the article and part of the
+        // article inside it; hidden by style on one element only.
+        let w = walked(
+            "<body><header class=top>Logo</header><article><header class=top>Headline</header>\
+             <p class=x style='display:none'>a</p><p class=x>b</p></article></body>",
+        );
+        let marks: Vec<Marks> = w
+            .blocks
+            .iter()
+            .map(|b| w.elements[b.state.element as usize].marks)
+            .collect();
+        assert!(marks[0].any(Marks::HEADER));
+        assert!(!marks[1].any(Marks::HEADER));
+        assert!(marks[2].any(Marks::HIDDEN));
+        assert!(!marks[3].any(Marks::HIDDEN));
+    }
+
+    #[test]
+    fn inline_captions_hidden_notes_and_share_counts_leave_the_line() {
+        let w = walked(
+            "<body><p>Shares rose.<span class=caption-source><span class=caption>A trader</span> Getty</span></p>\
+             <p>Costs <span class=sr-only hidden>(opens a window)</span>fell <span class=share-count>12</span>today.</p></body>",
+        );
+        let texts: Vec<&str> = w.blocks.iter().map(|b| b.text.as_str()).collect();
+        assert_eq!(texts, ["Shares rose.", "Costs fell today."]);
+    }
+
+    #[test]
+    fn a_label_and_one_link_is_told_apart_from_a_sentence_with_a_link() {
+        let w = walked(
+            "<body><p><strong>Related: </strong><a href=/a>Galaxies far away</a></p>\
+             <p>See also: <a href=/b>the report</a> and more.</p><p>Read more: <a href=/c>x</a></p>\
+             <p>In a long sentence here: <a href=/d>a link</a></p></body>",
+        );
+        let labels: Vec<(usize, &str)> = w.blocks.iter().map(|b| (b.label_len, b.text.as_str())).collect();
+        assert_eq!(labels[0], (9, "Related: Galaxies far away"));
+        assert_eq!(labels[1].0, 0);
+        assert_eq!(labels[2].0, 11);
+        assert_eq!(labels[3].0, 0);
+        let w = walked("<body><p><strong>Pro tip:</strong> <a href=/a>Get more ideas here</a>!</p></body>");
+        assert_eq!(w.blocks[0].label_len, 0);
     }
 
     #[test]
