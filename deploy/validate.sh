@@ -141,6 +141,9 @@ METRICS = {
     "pagesplit_transactions_total": {"result"},
     "pagesplit_transaction_commit_seconds": set(),
     "pagesplit_trace_context_dropped_total": {"header", "code"},
+    "pagesplit_envelope_unknown_fields_total": set(),
+    "pagesplit_produce_request_retries_total": set(),
+    "pagesplit_brokers_up": set(),
 }
 HISTOGRAMS = {
     "pagesplit_page_processing_seconds",

@@ -149,170 +149,207 @@ impl PartialEq<&str> for FailureCode {
     }
 }
 
+/// The name and help text of an exported metric.
+struct Spec {
+    name: &'static str,
+    help: &'static str,
+}
+
+/// Registers metrics in one registry, each created from its [`Spec`].
+struct Registrar(Registry);
+
+impl Registrar {
+    fn register<M: prometheus::core::Collector + Clone + 'static>(&self, metric: M) -> M {
+        self.0.register(Box::new(metric.clone())).expect("unique metric");
+        metric
+    }
+
+    fn counter(&self, spec: &Spec) -> IntCounter {
+        self.register(IntCounter::new(spec.name, spec.help).expect("valid metric"))
+    }
+
+    fn counter_vec(&self, spec: &Spec, labels: &[&str]) -> IntCounterVec {
+        self.register(IntCounterVec::new(Opts::new(spec.name, spec.help), labels).expect("valid metric"))
+    }
+
+    fn gauge(&self, spec: &Spec) -> IntGauge {
+        self.register(IntGauge::new(spec.name, spec.help).expect("valid metric"))
+    }
+
+    fn gauge_vec(&self, spec: &Spec, labels: &[&str]) -> IntGaugeVec {
+        self.register(IntGaugeVec::new(Opts::new(spec.name, spec.help), labels).expect("valid metric"))
+    }
+
+    fn histogram(&self, spec: &Spec, buckets: Vec<f64>) -> Histogram {
+        let options = HistogramOpts::new(spec.name, spec.help).buckets(buckets);
+        self.register(Histogram::with_opts(options).expect("valid metric"))
+    }
+}
+
+// Every metric pagesplit exports: the contract of the README's metric list, the alert rules and
+// the dashboard (checked by deploy/validate.sh).
+
+const BUILD_INFO: Spec = Spec {
+    name: "pagesplit_build_info",
+    help: "Build information; always 1.",
+};
+const PAGES_CONSUMED: Spec = Spec {
+    name: "pagesplit_pages_consumed_total",
+    help: "Raw page messages consumed.",
+};
+const EVENTS_PRODUCED: Spec = Spec {
+    name: "pagesplit_events_produced_total",
+    help: "Events acknowledged by the broker, by topic and type (quote, article).",
+};
+const PAGES_DEAD_LETTERED: Spec = Spec {
+    name: "pagesplit_pages_dead_lettered_total",
+    help: "Messages written to the dead-letter topic, by stage and error code.",
+};
+const PAGE_PROCESSING: Spec = Spec {
+    name: "pagesplit_page_processing_seconds",
+    help: "Time to decode, split and encode one page.",
+};
+const END_TO_END_LATENCY: Spec = Spec {
+    name: "pagesplit_end_to_end_latency_seconds",
+    help: "Time from a page's fetched_at to the acknowledgement of all its events.",
+};
+const CONSUMER_LAG: Spec = Spec {
+    name: "pagesplit_consumer_lag_messages",
+    help: "Consumer lag of each owned partition, from librdkafka statistics.",
+};
+const PAGES_IN_FLIGHT: Spec = Spec {
+    name: "pagesplit_pages_in_flight",
+    help: "Pages consumed whose events are not yet all acknowledged.",
+};
+const OFFSET_COMMITS: Spec = Spec {
+    name: "pagesplit_offset_commits_total",
+    help: "Offset commits, by result (ok, error).",
+};
+const PRODUCER_QUEUE: Spec = Spec {
+    name: "pagesplit_producer_queue_messages",
+    help: "Messages waiting in the producer's queue.",
+};
+const PARTITION_STALLED: Spec = Spec {
+    name: "pagesplit_partition_stalled",
+    help: "1 when an owned partition has lag but made no progress for pipeline.stall_timeout_ms.",
+};
+const BOILERPLATE_LINES_DROPPED: Spec = Spec {
+    name: "pagesplit_boilerplate_lines_dropped_total",
+    help: "Navigation, widget and footer lines left out of articles.",
+};
+const DEAD_LETTERS_WITHOUT_VALUE: Spec = Spec {
+    name: "pagesplit_dead_letters_without_value_total",
+    help: "Dead letters written without the page's bytes because the dead-letter topic refused them \
+                 whole; the page is only at its source offset, until the input topic's retention.",
+};
+const PRODUCE_RETRIES: Spec = Spec {
+    name: "pagesplit_produce_retries_total",
+    help: "Pages whose events were sent again after a transient produce failure.",
+};
+const TRANSACTIONS: Spec = Spec {
+    name: "pagesplit_transactions_total",
+    help: "Exactly-once transactions, by result (committed, aborted).",
+};
+const TRANSACTION_DURATION: Spec = Spec {
+    name: "pagesplit_transaction_commit_seconds",
+    help: "Time to commit one transaction (offsets and commit), exactly-once mode.",
+};
+const REVOKE_ABANDONED_PAGES: Spec = Spec {
+    name: "pagesplit_revoke_abandoned_pages_total",
+    help: "In-flight pages of revoked partitions not finished within pipeline.revoke_timeout_ms; \
+                 their new owner consumes them again.",
+};
+const REVOKE_DURATION: Spec = Spec {
+    name: "pagesplit_revoke_seconds",
+    help: "Time a partition revoke waited for in-flight pages and committed what finished.",
+};
+const QUOTES_UNCHANGED: Spec = Spec {
+    name: "pagesplit_quotes_unchanged_total",
+    help: "Quotes left out of the quote topic because they equal the last quote of their symbol this \
+                 worker published (quotes.emit = changed).",
+};
+const QUOTE_SYMBOLS_TRACKED: Spec = Spec {
+    name: "pagesplit_quote_symbols_tracked",
+    help: "Symbols whose last published quote is remembered, for the quote topic (quotes.emit = changed) \
+                 and the latest-quote topic together.",
+};
+const QUOTE_SYMBOLS_EVICTED: Spec = Spec {
+    name: "pagesplit_quote_symbols_evicted_total",
+    help: "Symbols forgotten because quotes.max_symbols were tracked; their next quotes are published.",
+};
+const ENVELOPES_WITH_UNKNOWN_FIELDS: Spec = Spec {
+    name: "pagesplit_envelope_unknown_fields_total",
+    help: "Pages whose JSON envelope had fields pagesplit does not know; they were ignored.",
+};
+const PRODUCE_REQUEST_RETRIES: Spec = Spec {
+    name: "pagesplit_produce_request_retries_total",
+    help: "Produce requests librdkafka sent again (broker down, timeouts), from its statistics.",
+};
+const BROKERS_UP: Spec = Spec {
+    name: "pagesplit_brokers_up",
+    help: "Broker connections of the consumer that are up, from librdkafka statistics; -1 before \
+     the first statistics. 0: the brokers are unreachable (and /readyz answers 503).",
+};
+const TRACE_CONTEXT_DROPPED: Spec = Spec {
+    name: "pagesplit_trace_context_dropped_total",
+    help: "Invalid W3C trace context headers of pages, not passed on to their events (the pages are \
+                 split all the same), by header (traceparent, tracestate) and code.",
+};
+
 impl Metrics {
     /// Creates and registers all metrics.
     pub fn new() -> Self {
-        let registry = Registry::new();
-        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
-            let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry.register(Box::new(metric.clone())).expect("unique metric");
-            metric
-        };
-        let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
-            let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry.register(Box::new(metric.clone())).expect("unique metric");
-            metric
-        };
-        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
-            let metric = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).expect("valid metric");
-            registry.register(Box::new(metric.clone())).expect("unique metric");
-            metric
-        };
-        let gauge = |name: &str, help: &str| {
-            let metric = IntGauge::new(name, help).expect("valid metric");
-            registry.register(Box::new(metric.clone())).expect("unique metric");
-            metric
-        };
-        let counter = |name: &str, help: &str| {
-            let metric = IntCounter::new(name, help).expect("valid metric");
-            registry.register(Box::new(metric.clone())).expect("unique metric");
-            metric
-        };
-        let build_info = gauge_vec(
-            "pagesplit_build_info",
-            "Build information; always 1.",
-            &["version", "git_sha"],
-        );
-        build_info
+        let r = Registrar(Registry::new());
+        r.gauge_vec(&BUILD_INFO, &["version", "git_sha"])
             .with_label_values(&[
                 env!("CARGO_PKG_VERSION"),
                 option_env!("PAGESPLIT_GIT_SHA").unwrap_or("unknown"),
             ])
             .set(1);
+        let brokers_up = r.gauge(&BROKERS_UP);
+        brokers_up.set(-1);
         Self {
-            pages_consumed: counter_vec(
-                "pagesplit_pages_consumed_total",
-                "Raw page messages consumed.",
-                &["topic"],
-            ),
-            events_produced: counter_vec(
-                "pagesplit_events_produced_total",
-                "Events acknowledged by the broker, by topic and type (quote, article).",
-                &["topic", "type"],
-            ),
-            pages_dead_lettered: counter_vec(
-                "pagesplit_pages_dead_lettered_total",
-                "Messages written to the dead-letter topic, by stage and error code.",
-                &["stage", "code"],
-            ),
-            page_processing: histogram(
-                "pagesplit_page_processing_seconds",
-                "Time to decode, split and encode one page.",
+            pages_consumed: r.counter_vec(&PAGES_CONSUMED, &["topic"]),
+            events_produced: r.counter_vec(&EVENTS_PRODUCED, &["topic", "type"]),
+            pages_dead_lettered: r.counter_vec(&PAGES_DEAD_LETTERED, &["stage", "code"]),
+            page_processing: r.histogram(
+                &PAGE_PROCESSING,
                 prometheus::exponential_buckets(0.000_01, 4.0, 10).expect("valid buckets"),
             ),
-            end_to_end_latency: histogram(
-                "pagesplit_end_to_end_latency_seconds",
-                "Time from a page's fetched_at to the acknowledgement of all its events.",
+            end_to_end_latency: r.histogram(
+                &END_TO_END_LATENCY,
                 vec![
                     0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
                 ],
             ),
-            consumer_lag: gauge_vec(
-                "pagesplit_consumer_lag_messages",
-                "Consumer lag of each owned partition, from librdkafka statistics.",
-                &["topic", "partition"],
-            ),
-            pages_in_flight: gauge(
-                "pagesplit_pages_in_flight",
-                "Pages consumed whose events are not yet all acknowledged.",
-            ),
-            offset_commits: counter_vec(
-                "pagesplit_offset_commits_total",
-                "Offset commits, by result (ok, error).",
-                &["result"],
-            ),
-            producer_queue: gauge(
-                "pagesplit_producer_queue_messages",
-                "Messages waiting in the producer's queue.",
-            ),
-            partition_stalled: gauge_vec(
-                "pagesplit_partition_stalled",
-                "1 when an owned partition has lag but made no progress for pipeline.stall_timeout_ms.",
-                &["topic", "partition"],
-            ),
-            boilerplate_lines_dropped: counter(
-                "pagesplit_boilerplate_lines_dropped_total",
-                "Navigation, widget and footer lines left out of articles.",
-            ),
-            dead_letters_without_value: counter(
-                "pagesplit_dead_letters_without_value_total",
-                "Dead letters written without the page's bytes because the dead-letter topic refused them \
-                 whole; the page is only at its source offset, until the input topic's retention.",
-            ),
-            produce_retries: counter(
-                "pagesplit_produce_retries_total",
-                "Pages whose events were sent again after a transient produce failure.",
-            ),
-            transactions: counter_vec(
-                "pagesplit_transactions_total",
-                "Exactly-once transactions, by result (committed, aborted).",
-                &["result"],
-            ),
-            transaction_duration: histogram(
-                "pagesplit_transaction_commit_seconds",
-                "Time to commit one transaction (offsets and commit), exactly-once mode.",
+            consumer_lag: r.gauge_vec(&CONSUMER_LAG, &["topic", "partition"]),
+            pages_in_flight: r.gauge(&PAGES_IN_FLIGHT),
+            offset_commits: r.counter_vec(&OFFSET_COMMITS, &["result"]),
+            producer_queue: r.gauge(&PRODUCER_QUEUE),
+            partition_stalled: r.gauge_vec(&PARTITION_STALLED, &["topic", "partition"]),
+            boilerplate_lines_dropped: r.counter(&BOILERPLATE_LINES_DROPPED),
+            dead_letters_without_value: r.counter(&DEAD_LETTERS_WITHOUT_VALUE),
+            produce_retries: r.counter(&PRODUCE_RETRIES),
+            transactions: r.counter_vec(&TRANSACTIONS, &["result"]),
+            transaction_duration: r.histogram(
+                &TRANSACTION_DURATION,
                 prometheus::exponential_buckets(0.001, 2.5, 10).expect("valid buckets"),
             ),
-            revoke_abandoned_pages: counter(
-                "pagesplit_revoke_abandoned_pages_total",
-                "In-flight pages of revoked partitions not finished within pipeline.revoke_timeout_ms; \
-                 their new owner consumes them again.",
-            ),
-            revoke_duration: histogram(
-                "pagesplit_revoke_seconds",
-                "Time a partition revoke waited for in-flight pages and committed what finished.",
+            revoke_abandoned_pages: r.counter(&REVOKE_ABANDONED_PAGES),
+            revoke_duration: r.histogram(
+                &REVOKE_DURATION,
                 prometheus::exponential_buckets(0.001, 3.0, 10).expect("valid buckets"),
             ),
-            quotes_unchanged: counter(
-                "pagesplit_quotes_unchanged_total",
-                "Quotes left out of the quote topic because they equal the last quote of their symbol this \
-                 worker published (quotes.emit = changed).",
-            ),
-            quote_symbols_tracked: gauge(
-                "pagesplit_quote_symbols_tracked",
-                "Symbols whose last published quote is remembered, for the quote topic (quotes.emit = changed) \
-                 and the latest-quote topic together.",
-            ),
-            quote_symbols_evicted: counter(
-                "pagesplit_quote_symbols_evicted_total",
-                "Symbols forgotten because quotes.max_symbols were tracked; their next quotes are published.",
-            ),
-            envelopes_with_unknown_fields: counter(
-                "pagesplit_envelope_unknown_fields_total",
-                "Pages whose JSON envelope had fields pagesplit does not know; they were ignored.",
-            ),
+            quotes_unchanged: r.counter(&QUOTES_UNCHANGED),
+            quote_symbols_tracked: r.gauge(&QUOTE_SYMBOLS_TRACKED),
+            quote_symbols_evicted: r.counter(&QUOTE_SYMBOLS_EVICTED),
+            envelopes_with_unknown_fields: r.counter(&ENVELOPES_WITH_UNKNOWN_FIELDS),
             unknown_fields_logged: std::sync::Mutex::default(),
-            produce_request_retries: counter(
-                "pagesplit_produce_request_retries_total",
-                "Produce requests librdkafka sent again (broker down, timeouts), from its statistics.",
-            ),
+            produce_request_retries: r.counter(&PRODUCE_REQUEST_RETRIES),
             last_request_retries: std::sync::atomic::AtomicU64::new(0),
-            brokers_up: {
-                let brokers_up = gauge(
-                    "pagesplit_brokers_up",
-                    "Broker connections of the consumer that are up, from librdkafka statistics; -1 before \
-                     the first statistics. 0: the brokers are unreachable (and /readyz answers 503).",
-                );
-                brokers_up.set(-1);
-                brokers_up
-            },
-            trace_context_dropped: counter_vec(
-                "pagesplit_trace_context_dropped_total",
-                "Invalid W3C trace context headers of pages, not passed on to their events (the pages are \
-                 split all the same), by header (traceparent, tracestate) and code.",
-                &["header", "code"],
-            ),
-            registry,
+            brokers_up,
+            trace_context_dropped: r.counter_vec(&TRACE_CONTEXT_DROPPED, &["header", "code"]),
+            registry: r.0,
         }
     }
 
