@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use common::broker::OwnBroker;
+use common::cluster::{busiest_leader, fully_in_sync, OutputWatch, OwnCluster};
 use common::committed::{account_exactly_once, Publisher};
 use common::pages::small_pages;
 use common::worker::{Worker, WorkerOptions};
@@ -788,4 +789,176 @@ async fn sigterm_with_the_broker_down_exits_within_the_drain_deadline_and_the_cl
     assert_eq!(exit.code(), Some(0), "{output}");
     assert!(output.contains("drain deadline passed"), "{output}");
     assert!(output.contains("offset commit failed"), "{output}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drills on a cluster of three brokers (replication factor 3, min.insync.replicas=2), each in
+// both delivery modes: the leader of the busiest node killed while pages flow, and a rolling
+// restart of every broker while pages flow. Every page accounted for, no duplicates in
+// exactly-once, the longest time without output printed.
+
+/// One 3-node cluster at a time: three JVMs per cluster on a small machine.
+static CLUSTER_DRILLS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_brokers_leader_killed_and_rolling_restart_lose_nothing_at_least_once() {
+    cluster_drills(DeliveryMode::AtLeastOnce).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_brokers_leader_killed_and_rolling_restart_publish_every_event_exactly_once() {
+    cluster_drills(DeliveryMode::ExactlyOnce).await;
+}
+
+async fn cluster_drills(mode: DeliveryMode) {
+    let _one_cluster_at_a_time = CLUSTER_DRILLS.lock().await;
+    let cluster = OwnCluster::start(3);
+    println!("cluster of 3 up at {}", cluster.bootstrap());
+    leader_killed_while_pages_flow(&cluster, mode).await;
+    rolling_restart_while_pages_flow(&cluster, mode).await;
+}
+
+/// A worker on the cluster, pages published continuously, its article topic followed.
+struct ClusterDrill {
+    name: String,
+    mode: DeliveryMode,
+    config: Config,
+    worker: Worker,
+    publisher: Publisher,
+    watch: OutputWatch,
+}
+
+impl ClusterDrill {
+    async fn start(cluster: &OwnCluster, name: &str, mode: DeliveryMode) -> Self {
+        let mut config = common::test_config(name, EncodingFormat::SingleObject);
+        config.kafka.bootstrap_servers = cluster.bootstrap();
+        config.topics.partitions = 3;
+        config.topics.replication_factor = 3;
+        config.delivery.mode = mode;
+        pagesplit::app::prepare_topics(&config).await.unwrap();
+        let mut sets = vec![("kafka.session_timeout_ms", "10000".to_owned())];
+        if mode == DeliveryMode::ExactlyOnce {
+            sets.push(("delivery.mode", "exactly-once".to_owned()));
+            sets.push(("delivery.instance_id", "drill".to_owned()));
+        }
+        let worker = Worker::spawn(
+            &config,
+            WorkerOptions {
+                sets,
+                ..WorkerOptions::default()
+            },
+        );
+        let watch = OutputWatch::start(&config.kafka.bootstrap_servers, &config.topics.articles, 3);
+        let publisher = Publisher::start(
+            &config.kafka.bootstrap_servers,
+            &config.topics.input,
+            name,
+            50,
+            Duration::from_millis(100),
+        );
+        wait_until("first articles", Duration::from_secs(90), async || watch.count() >= 500).await;
+        Self {
+            name: format!("{name} ({mode:?})"),
+            mode,
+            config,
+            worker,
+            publisher,
+            watch,
+        }
+    }
+
+    /// The input and output topics.
+    fn topics(&self) -> [&str; 3] {
+        [
+            self.config.topics.input.as_str(),
+            self.config.topics.quotes.as_str(),
+            self.config.topics.articles.as_str(),
+        ]
+    }
+
+    /// Waits until `pages` more pages have been published and `articles` more arrived.
+    async fn flow(&mut self, what: &str, pages: usize, articles: usize) {
+        let (sent, seen) = (self.publisher.sent_count(), self.watch.count());
+        wait_until(what, Duration::from_secs(120), async || {
+            assert!(self.worker.running(), "{}: the worker exited", self.name);
+            self.publisher.sent_count() >= sent + pages && self.watch.count() >= seen + articles
+        })
+        .await;
+    }
+
+    /// Waits until every partition of the drill's topics and the offsets topic (and the
+    /// transaction state topic in exactly-once) has its 3 replicas in sync again.
+    async fn wait_in_sync(&self, what: &str) {
+        let mut topics = self.topics().to_vec();
+        topics.push("__consumer_offsets");
+        if self.mode == DeliveryMode::ExactlyOnce {
+            topics.push("__transaction_state");
+        }
+        let bootstrap = self.config.kafka.bootstrap_servers.clone();
+        wait_until(what, Duration::from_secs(120), async || {
+            fully_in_sync(&bootstrap, &topics, 3)
+        })
+        .await;
+    }
+
+    /// Stops publishing, waits for the worker to commit past every page, stops it and accounts
+    /// for every page; prints the longest time without output since `fault`.
+    async fn finish(mut self, fault: Instant) {
+        let (sent, positions) = self.publisher.stop().await;
+        let stopped = Instant::now();
+        common::wait_for_commit(&self.config, &positions, Duration::from_secs(180)).await;
+        assert_eq!(self.worker.terminate(EXIT_DEADLINE).code(), Some(0));
+        println!(
+            "{}: longest time without output from the first fault to the end of publishing ({:.1} s): {:.2} s",
+            self.name,
+            (stopped - fault).as_secs_f64(),
+            self.watch.longest_gap(fault, stopped).as_secs_f64()
+        );
+        match self.mode {
+            DeliveryMode::AtLeastOnce => assert_nothing_lost(&self.name, &sent, &account(&self.config)),
+            DeliveryMode::ExactlyOnce => {
+                account_exactly_once(&self.config, &sent).assert_exactly_once(&self.name, sent.len())
+            }
+        }
+        common::delete_topics(&self.config).await;
+    }
+}
+
+async fn leader_killed_while_pages_flow(cluster: &OwnCluster, mode: DeliveryMode) {
+    let mut drill = ClusterDrill::start(cluster, "leader-kill", mode).await;
+    let (leader, led) = busiest_leader(&drill.config.kafka.bootstrap_servers, &drill.topics());
+    let led: Vec<String> = led
+        .iter()
+        .map(|state| format!("{}/{}", state.topic, state.partition))
+        .collect();
+    let fault = Instant::now();
+    cluster.kill(leader);
+    println!(
+        "{}: node {leader}, leader of {led:?}, killed after {} pages sent",
+        drill.name,
+        drill.publisher.sent_count()
+    );
+    // Pages flow on the two others, then the node comes back on its data and catches up.
+    drill.flow("output with a node down", 2000, 1000).await;
+    cluster.restart_stopped();
+    drill.wait_in_sync("the restarted node back in sync").await;
+    drill.flow("output after the restart", 1000, 500).await;
+    drill.finish(fault).await;
+}
+
+async fn rolling_restart_while_pages_flow(cluster: &OwnCluster, mode: DeliveryMode) {
+    let mut drill = ClusterDrill::start(cluster, "rolling", mode).await;
+    let fault = Instant::now();
+    for node in 1..=i32::from(cluster.nodes) {
+        cluster.stop(node);
+        println!(
+            "{}: node {node} stopped after {} pages sent",
+            drill.name,
+            drill.publisher.sent_count()
+        );
+        cluster.restart_stopped();
+        drill.wait_in_sync(&format!("node {node} back in sync")).await;
+        drill.flow(&format!("output after node {node} restarted"), 500, 250).await;
+    }
+    drill.finish(fault).await;
 }

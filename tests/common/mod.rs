@@ -5,6 +5,8 @@
 //!   topics;
 //! - [`pages`]: pages to publish, built from our own words or from the example fixture;
 //! - [`broker`]: brokers of their own (started with `deploy/local/stack` on free ports);
+//! - [`cluster`]: a 3-node cluster of its own (`deploy/local/stack up --brokers 3`), its
+//!   partition leaders and in-sync replicas, and a follower that times an output topic;
 //! - [`worker`]: the worker binary as a child process;
 //! - [`committed`]: `read_committed` read-backs, exactly-once accounting and a background
 //!   publisher.
@@ -13,6 +15,7 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod cluster;
 pub mod committed;
 pub mod pages;
 pub mod worker;
