@@ -958,7 +958,9 @@ async fn rolling_restart_while_pages_flow(cluster: &OwnCluster, mode: DeliveryMo
         );
         cluster.restart_stopped();
         drill.wait_in_sync(&format!("node {node} back in sync")).await;
-        drill.flow(&format!("output after node {node} restarted"), 500, 250).await;
+        drill
+            .flow(&format!("output after node {node} restarted"), 500, 250)
+            .await;
     }
     drill.finish(fault).await;
 }

@@ -171,7 +171,10 @@ pub fn busiest_leader(bootstrap: &str, topics: &[&str]) -> (i32, Vec<PartitionSt
 /// caught up and rejoined).
 pub fn fully_in_sync(bootstrap: &str, topics: &[&str], replicas: usize) -> bool {
     let states = partitions(bootstrap, topics);
-    !states.is_empty() && states.iter().all(|state| state.isr.len() == replicas && state.leader >= 0)
+    !states.is_empty()
+        && states
+            .iter()
+            .all(|state| state.isr.len() == replicas && state.leader >= 0)
 }
 
 /// Follows a topic with `isolation.level=read_committed` from its beginning in a thread and
