@@ -28,7 +28,7 @@ export PAGESPLIT_TEST_REGISTRY := http://127.0.0.1:$(REGISTRY_PORT)/apis/ccompat
 VENV := .local/venv
 export PAGESPLIT_TEST_PYTHON ?= $(CURDIR)/$(VENV)/bin/python
 
-.PHONY: help deps up down status logs topics test demo lint fmt bench venv image test-container
+.PHONY: help deps up down status logs topics test demo lint fmt bench soak venv image test-container
 
 # The container image deploy/Dockerfile makes, built locally with podman
 # (deploy/image/build-local) and tested by tests/container.rs.
@@ -51,6 +51,7 @@ help:
 	@echo 'make image    build the container image locally with podman'
 	@echo 'make test-container   build the image and run its tests against the local stack'
 	@echo 'make bench    run the benchmarks'
+	@echo 'make soak     soak on a local 3-broker cluster with random faults (SOAK_MINUTES, default 10)'
 	@echo 'make deps     install the missing system packages (Prometheus, Java, Maven, ...)'
 	@echo 'make up | down | status | logs | topics   manage the local Kafka + schema registry'
 
@@ -109,3 +110,8 @@ fmt:
 
 bench:
 	$(CARGO) bench
+
+# A bounded soak on its own 3-broker cluster (ports 29092-29097), both delivery modes.
+SOAK_MINUTES ?= 10
+soak: deps
+	bench/soak.sh --minutes $(SOAK_MINUTES)
