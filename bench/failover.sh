@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Failover drills against a running broker: how long partitions go without output after a
-# worker is killed and restarted, killed for good (one of three) or stopped (one of three), for
+# worker is killed and restarted, killed for good (one of three), stopped (one of three), or
+# stopped during the rebalance of a scale-out (one of three, a fourth joining), for
 # each group membership setting. Prints one line per round; see examples/failover_bench.rs.
 #
 #   bench/failover.sh [--bootstrap HOST:PORT] [--rounds N] [--only LABEL]
@@ -41,7 +42,7 @@ declare -A settings=(
 )
 for label in classic-dynamic-45s classic-dynamic-10s classic-static-10s consumer-dynamic consumer-static; do
   [[ -n $only && $only != "$label" ]] && continue
-  for scenario in restart:1 kill:3 sigterm:3; do
+  for scenario in restart:1 kill:3 sigterm:3 sigterm-join:3; do
     # shellcheck disable=SC2086
     nice -n 5 target/debug/examples/failover_bench --bootstrap "$bootstrap" --bin target/debug/pagesplit \
       --scenario "${scenario%%:*}" --workers "${scenario##*:}" --rounds "$rounds" --label "$label" \

@@ -14,6 +14,10 @@
 //!   (the dead worker's too) produces again; then it is started again for the next round;
 //! - `sigterm`: one of `--workers` gets SIGTERM (a scale-in): the same measure, from its exit
 //!   (it produces while it drains).
+//! - `sigterm-join`: a worker joins (a scale-out) and 0.5 s later, during the rebalance, one of
+//!   `--workers` gets SIGTERM: the same measure from its exit, and the longest any partition
+//!   went without output from the join until all produce again (`stall_s`); the joiner is then
+//!   killed.
 //!
 //! Topics and group are `pagesplit-failover-<time>-<pid>.*`, deleted at the end.
 
@@ -38,7 +42,7 @@ struct Args {
     /// The pagesplit binary.
     #[arg(long, default_value = "target/debug/pagesplit")]
     bin: String,
-    /// `restart`, `kill` or `sigterm`.
+    /// `restart`, `kill`, `sigterm` or `sigterm-join`.
     #[arg(long)]
     scenario: String,
     /// Workers in the group.
@@ -77,6 +81,20 @@ struct Outputs {
 }
 
 impl Outputs {
+    /// The longest time any of `partitions` went without output between `from` and `to`.
+    fn longest_stall(&self, from: Instant, to: Instant, partitions: i32) -> f64 {
+        let seen = self.seen.lock().unwrap();
+        let mut last: BTreeMap<i32, Instant> = (0..partitions).map(|partition| (partition, from)).collect();
+        let mut longest = Duration::ZERO;
+        for (at, partition) in seen.iter().filter(|(at, _)| *at > from && *at <= to) {
+            if let Some(previous) = last.insert(*partition, *at) {
+                longest = longest.max(*at - previous);
+            }
+        }
+        let tail = last.values().map(|at| to.saturating_duration_since(*at)).max();
+        longest.max(tail.unwrap_or_default()).as_secs_f64()
+    }
+
     /// The first output of each partition after `since`.
     fn first_after(&self, since: Instant) -> BTreeMap<i32, Instant> {
         let seen = self.seen.lock().unwrap();
@@ -164,6 +182,7 @@ impl Drill {
                     self.kill(0);
                     (Instant::now(), Instant::now())
                 }
+                "sigterm-join" => self.sigterm_during_join()?,
                 "sigterm" => {
                     let pid = self.workers[0].as_ref().map(Child::id).context("worker running")?;
                     let signalled = Instant::now();
@@ -194,6 +213,16 @@ impl Drill {
                 first.map_or(f64::NAN, |at| (at - first_from).as_secs_f64()),
                 (all - since).as_secs_f64(),
             );
+            if self.args.scenario == "sigterm-join" {
+                println!(
+                    "stall_s={:.2} (longest time without output of any partition, join to recovery)",
+                    self.outputs.longest_stall(first_from, all, self.args.partitions)
+                );
+                let joiner = self.workers.len() - 1;
+                self.kill(joiner);
+                self.workers.pop();
+                self.log_starts.pop();
+            }
             if self.args.scenario != "restart" {
                 if let Some(mut worker) = self.workers[0].take() {
                     let _ = worker.wait();
@@ -202,6 +231,28 @@ impl Drill {
             }
         }
         Ok(())
+    }
+
+    /// A worker joins; during the rebalance worker 0 gets SIGTERM. (its exit, the join)
+    fn sigterm_during_join(&mut self) -> anyhow::Result<(Instant, Instant)> {
+        let joiner = self.workers.len();
+        self.workers.push(None);
+        self.log_starts.push(0);
+        let joined = Instant::now();
+        self.spawn(joiner)?;
+        std::thread::sleep(Duration::from_millis(500));
+        let pid = self.workers[0].as_ref().map(Child::id).context("worker running")?;
+        let signalled = Instant::now();
+        Command::new("kill").args(["-TERM", &pid.to_string()]).status()?;
+        if let Some(mut worker) = self.workers[0].take() {
+            worker.wait()?;
+        }
+        println!(
+            "worker stopped {:.2} s after SIGTERM, {:.2} s after the join",
+            signalled.elapsed().as_secs_f64(),
+            joined.elapsed().as_secs_f64()
+        );
+        Ok((Instant::now(), joined))
     }
 
     /// Starts worker `index` (again).
