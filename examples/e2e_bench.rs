@@ -459,6 +459,9 @@ fn pagesplit_run(
     let dead_letters = run.total(std::slice::from_ref(&dead), partitions)?;
     report[name] = window.report(pages, events);
     report[name]["peak_rss_mb"] = round1(RssSummary::of(&samples, None).peak_kb as f64 / 1024.0).into();
+    // From the first output on: flat while it works through the backlog, or growing.
+    let startup = window.first_output.duration_since(window.launched).as_secs_f64();
+    report[name]["rss_while_working"] = RssSummary::of(&samples, Some(startup)).to_json();
     report[name]["dead_letters"] = dead_letters.into();
     if with_latest {
         let latest_records = run.total(std::slice::from_ref(&latest), partitions)?;
