@@ -1,14 +1,17 @@
 //! End-to-end benchmarks against a real broker (run by `bench/e2e.sh`).
 //!
-//! - `throughput`: preloads N pages (the example pages with varied symbols and numbers) into a
-//!   topic with several partitions, then times, one after the other on the same input:
-//!   a pass-through copy (a minimal rdkafka consume → produce of the raw bytes with pagesplit's
-//!   own client settings and the same way of committing: the ceiling), pagesplit itself
-//!   (in-process, `app::start`, single-object encoding; once writing the same records as the
-//!   Python reference, once also writing the quotes that changed to a latest-quote topic, as
-//!   its defaults do) and the Python reference worker
-//!   (`bench/python/reference_worker.py`, same client settings). Each is timed from its first
-//!   output record until its group's committed offsets reach the end of the input.
+//! - `throughput`: preloads N pages (the example pages, their ticker lines rewritten: each site
+//!   shows the same symbols on every page, and a quote changes on `--quote-changes` of its
+//!   site's pages, 1 % by default) into a topic with several partitions, then times, one after
+//!   the other on the same input: a pass-through copy (a minimal rdkafka consume → produce of
+//!   the raw bytes with pagesplit's own client settings and the same way of committing: the
+//!   ceiling; in this process), pagesplit itself (the release binary as a child process,
+//!   single-object encoding; once writing the same records as the Python reference, once also
+//!   writing the quotes that changed to a latest-quote topic, as its defaults do) and the Python
+//!   reference worker (`bench/python/reference_worker.py`, same client settings). Each is timed
+//!   from its first output record until its outputs hold every expected record; per contender:
+//!   pages/s, records/s, CPU ms per 1,000 pages, cores busy (its CPU seconds ÷ wall seconds, and
+//!   the whole machine's), peak RSS and RSS while working.
 //! - `latency`: a paced producer offers pages (fetched_at = now) at a fixed rate to the release
 //!   binary running as a child process (`pagesplit run`); latency is taken per page from
 //!   `fetched_at` to the broker's append time of its article (the last record of a page; the
@@ -232,7 +235,10 @@ fn all(
 // ---------------------------------------------------------------------------------------------
 
 fn throughput(run: &mut BenchRun, args: &ThroughputArgs) -> anyhow::Result<Json> {
-    let mix = PageMix::load(&[Path::new("tests/fixtures/pages"), Path::new("examples/pages")], run.quote_changes)?;
+    let mix = PageMix::load(
+        &[Path::new("tests/fixtures/pages"), Path::new("examples/pages")],
+        run.quote_changes,
+    )?;
     eprintln!(
         "page mix: {} (one page in {} of each, {} symbols, a quote changes on {:.1} % of its site's pages)",
         mix.describe(),
@@ -684,7 +690,10 @@ impl FinishedOffsets {
 // ---------------------------------------------------------------------------------------------
 
 fn latency(run: &mut BenchRun, args: &LatencyArgs) -> anyhow::Result<Json> {
-    let mix = PageMix::load(&[Path::new("tests/fixtures/pages"), Path::new("examples/pages")], run.quote_changes)?;
+    let mix = PageMix::load(
+        &[Path::new("tests/fixtures/pages"), Path::new("examples/pages")],
+        run.quote_changes,
+    )?;
     let partitions = args.partitions;
     let input = run.topic("lat-pages", partitions, false)?;
     // The broker stamps output records with their append time: the moment they were written,
@@ -926,7 +935,10 @@ fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
 // ---------------------------------------------------------------------------------------------
 
 fn backlog(run: &mut BenchRun, args: &BacklogArgs) -> anyhow::Result<Json> {
-    let mut mix = PageMix::load(&[Path::new("tests/fixtures/pages"), Path::new("examples/pages")], run.quote_changes)?;
+    let mut mix = PageMix::load(
+        &[Path::new("tests/fixtures/pages"), Path::new("examples/pages")],
+        run.quote_changes,
+    )?;
     if args.small_pages {
         mix = mix.small();
     }
@@ -1257,9 +1269,9 @@ impl PageMix {
     /// time `site_page × changes + phase` passes a whole number, the phase being the symbol's own.
     fn quote_numbers(&self, symbol: &str, site_page: u64) -> SplitMix64 {
         // FNV-1a of the symbol: the same symbol draws the same numbers on every site.
-        let seed = symbol
-            .bytes()
-            .fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3));
+        let seed = symbol.bytes().fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3)
+        });
         let phase = SplitMix64(seed).next() as f64 / u64::MAX as f64;
         let version = (site_page as f64 * self.changes + phase) as u64;
         SplitMix64(seed ^ version.wrapping_mul(0xbf58_476d_1ce4_e5b9))
@@ -1947,7 +1959,10 @@ struct MachineCpu {
 impl MachineCpu {
     fn read() -> Option<Self> {
         let stat = std::fs::read_to_string("/proc/stat").ok()?;
-        let cores = stat.lines().filter(|line| line.starts_with("cpu") && !line.starts_with("cpu ")).count();
+        let cores = stat
+            .lines()
+            .filter(|line| line.starts_with("cpu") && !line.starts_with("cpu "))
+            .count();
         let ticks: Vec<u64> = stat
             .lines()
             .next()?

@@ -9,10 +9,7 @@ use pagesplit::cli::{self, block_on, exit_code};
 use pagesplit::config::Config;
 
 /// Records are allocated on the split threads and freed on the runtime's after delivery; mimalloc
-/// frees across threads without the arena locks of the system allocator. With its `override`
-/// feature it also serves librdkafka's `malloc`/`free` (each produced record is a message, a
-/// header list and one allocation per header, freed on the delivery-report thread): the system
-/// allocator's share of the worker's CPU falls from about 28 % to 20 % under load.
+/// frees across threads without the arena locks of the system allocator.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
