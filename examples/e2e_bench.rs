@@ -1626,7 +1626,7 @@ impl BenchRun {
         let mut switches_at_first_output = None;
         let mut machine_at_first_output = None;
         let mut last_progress = launched;
-        let mut outputs_complete: Option<(Instant, Option<f64>, Option<u64>, Option<MachineCpu>)> = None;
+        let mut outputs_complete: Option<Reading> = None;
         let deadline = Duration::from_secs(3600);
         loop {
             // Serve the client's own events (it is never polled otherwise).
@@ -1948,6 +1948,9 @@ impl CpuClock {
     }
 }
 
+/// A moment of a run: when, the contender's CPU seconds and context switches, the machine's CPU.
+type Reading = (Instant, Option<f64>, Option<u64>, Option<MachineCpu>);
+
 /// The machine's CPU time, busy and total, from the first line of /proc/stat.
 #[derive(Debug, Clone, Copy)]
 struct MachineCpu {
@@ -2131,9 +2134,10 @@ mod tests {
         assert_eq!(report["pass_through"]["events"], 3_000);
         assert_eq!(report["pass_through_fanned_out"]["events"], 3_000 * 24);
         assert_eq!(report["pagesplit"]["events"], expected);
-        // The example page's strip (33 stocks and the KSE100 index) and the other template's:
-        // each symbol on the latest-quote topic once.
+        // The two strips' symbols (34 lines each, a few shared): each on the latest-quote topic
+        // once.
         let symbols = report["quote_symbols"].as_i64().unwrap();
+        assert_eq!(symbols, 64);
         assert_eq!(report["pagesplit_with_latest"]["latest_records"], symbols);
         assert_eq!(report["pagesplit_with_latest"]["events"], expected + symbols);
         for name in ["pagesplit", "pagesplit_with_latest"] {
