@@ -2,13 +2,15 @@
 # End-to-end benchmarks of pagesplit against a running broker (see README, "Benchmarks").
 #
 #   bench/e2e.sh [--bootstrap HOST:PORT] [--pages N] [--backlog-pages N] [--latency-seconds S]
-#                [--rate PAGES_PER_S] [--backlog-small-pages] [--no-python]
+#                [--rate PAGES_PER_S] [--backlog-small-pages] [--no-python] [--quote-changes F]
 #                [--only split|throughput|latency|backlog|all]
 #
 # 1. split: single-thread split + encode of the example page, Rust and the Python reference,
 #    side by side (examples/split_bench.rs, bench/python/split_bench.py); no Kafka.
 # 2. throughput: N pages (default 200,000) through a pass-through copy, pagesplit and the Python
-#    reference worker, one after the other on the same input (examples/e2e_bench.rs).
+#    reference worker, one after the other on the same input (examples/e2e_bench.rs). Each
+#    site's ticker strip shows the same symbols on every page; a quote changes on a share F of
+#    its site's pages (--quote-changes, default 0.01; 1 = new numbers on every page).
 # 3. latency: p50/p99 from fetched_at to acknowledgement at half the measured maximum (or
 #    --rate), with the worker binary as a child process and its RSS sampled.
 # 4. backlog: the worker's RSS while it works through a backlog of 1,000,000 pages
@@ -27,6 +29,7 @@ rate=
 python=1
 only=all
 small=
+quote_changes=0.01
 
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -37,8 +40,9 @@ while [[ $# -gt 0 ]]; do
         --rate) rate=$2; shift 2 ;;
         --backlog-small-pages) small=1; shift ;;
         --no-python) python=; shift ;;
+        --quote-changes) quote_changes=$2; shift 2 ;;
         --only) only=$2; shift 2 ;;
-        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -57,7 +61,7 @@ fi
 
 cargo build --release --bin pagesplit --example e2e_bench --example split_bench
 target=${CARGO_TARGET_DIR:-target}
-e2e=("$target/release/examples/e2e_bench" --bootstrap "$bootstrap")
+e2e=("$target/release/examples/e2e_bench" --bootstrap "$bootstrap" --quote-changes "$quote_changes")
 worker=(--worker "$target/release/pagesplit")
 
 case $only in

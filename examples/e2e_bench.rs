@@ -1,14 +1,17 @@
 //! End-to-end benchmarks against a real broker (run by `bench/e2e.sh`).
 //!
-//! - `throughput`: preloads N pages (the example pages with varied symbols and numbers) into a
-//!   topic with several partitions, then times, one after the other on the same input:
-//!   a pass-through copy (a minimal rdkafka consume → produce of the raw bytes with pagesplit's
-//!   own client settings and the same way of committing: the ceiling), pagesplit itself
-//!   (in-process, `app::start`, single-object encoding; once writing the same records as the
-//!   Python reference, once also writing the quotes that changed to a latest-quote topic, as
-//!   its defaults do) and the Python reference worker
-//!   (`bench/python/reference_worker.py`, same client settings). Each is timed from its first
-//!   output record until its group's committed offsets reach the end of the input.
+//! - `throughput`: preloads N pages (the example pages, their ticker lines rewritten: each site
+//!   shows the same symbols on every page, and a quote changes on `--quote-changes` of its
+//!   site's pages, 1 % by default) into a topic with several partitions, then times, one after
+//!   the other on the same input: a pass-through copy (a minimal rdkafka consume → produce of
+//!   the raw bytes with pagesplit's own client settings and the same way of committing: the
+//!   ceiling; in this process), pagesplit itself (the release binary as a child process,
+//!   single-object encoding; once writing the same records as the Python reference, once also
+//!   writing the quotes that changed to a latest-quote topic, as its defaults do) and the Python
+//!   reference worker (`bench/python/reference_worker.py`, same client settings). Each is timed
+//!   from its first output record until its outputs hold every expected record; per contender:
+//!   pages/s, records/s, CPU ms per 1,000 pages, cores busy (its CPU seconds ÷ wall seconds, and
+//!   the whole machine's), peak RSS and RSS while working.
 //! - `latency`: a paced producer offers pages (fetched_at = now) at a fixed rate to the release
 //!   binary running as a child process (`pagesplit run`); latency is taken per page from
 //!   `fetched_at` to the broker's append time of its article (the last record of a page; the
@@ -65,6 +68,10 @@ struct Cli {
     /// Directory for the JSON results and the worker logs.
     #[arg(long, global = true, default_value = "target/bench-e2e")]
     out: PathBuf,
+    /// The share of a site's pages on which a given quote differs from the site's previous page
+    /// (1 = new numbers on every page).
+    #[arg(long, global = true, default_value_t = DEFAULT_QUOTE_CHANGES)]
+    quote_changes: f64,
     #[command(subcommand)]
     command: Bench,
 }
@@ -105,7 +112,7 @@ struct ThroughputArgs {
     /// without it the Python reference is skipped.
     #[arg(long)]
     python: Option<PathBuf>,
-    /// The release binary, for the latency and backlog runs of `all`.
+    /// The release binary: pagesplit's contenders, and the latency and backlog runs of `all`.
     #[arg(long, default_value = "target/release/pagesplit")]
     worker: PathBuf,
     /// Which contenders to run (e.g. `pagesplit` alone while profiling it).
@@ -163,7 +170,11 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     std::fs::create_dir_all(&cli.out).with_context(|| format!("failed to create {}", cli.out.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    if !(0.0..=1.0).contains(&cli.quote_changes) {
+        bail!("--quote-changes must be between 0 and 1");
+    }
     let mut run = BenchRun::new(&cli.bootstrap, &cli.out, runtime.handle().clone())?;
+    run.quote_changes = cli.quote_changes;
     eprintln!("run {} against {}", run.id, run.bootstrap);
     let result = match &cli.command {
         Bench::Throughput(args) => throughput(&mut run, args).map(|report| json!({ "throughput": report })),
@@ -224,11 +235,16 @@ fn all(
 // ---------------------------------------------------------------------------------------------
 
 fn throughput(run: &mut BenchRun, args: &ThroughputArgs) -> anyhow::Result<Json> {
-    let mix = PageMix::load(&[Path::new("tests/fixtures/pages"), Path::new("examples/pages")])?;
+    let mix = PageMix::load(
+        &[Path::new("tests/fixtures/pages"), Path::new("examples/pages")],
+        run.quote_changes,
+    )?;
     eprintln!(
-        "page mix: {} (one page in {} of each, varied symbols and numbers)",
+        "page mix: {} (one page in {} of each, {} symbols, a quote changes on {:.1} % of its site's pages)",
         mix.describe(),
-        mix.templates.len()
+        mix.templates.len(),
+        mix.symbols_shown(),
+        run.quote_changes * 100.0
     );
     let partitions = args.partitions;
     let input = run.topic("pages", partitions, false)?;
@@ -248,6 +264,8 @@ fn throughput(run: &mut BenchRun, args: &ThroughputArgs) -> anyhow::Result<Json>
         "mix": mix.describe(),
         "envelope_bytes": preloaded.bytes,
         "expected_events": preloaded.events,
+        "quote_symbols": mix.symbols_shown(),
+        "quote_changes": run.quote_changes,
     });
 
     if args.contenders.contains(&Contender::PassThrough) {
@@ -263,6 +281,7 @@ fn throughput(run: &mut BenchRun, args: &ThroughputArgs) -> anyhow::Result<Json>
         for with_latest in [false, true] {
             pagesplit_run(
                 run,
+                &args.worker,
                 &input,
                 &input_ends,
                 args.pages,
@@ -287,8 +306,9 @@ fn throughput(run: &mut BenchRun, args: &ThroughputArgs) -> anyhow::Result<Json>
     }
 
     let rate = |name: &str| report[name]["pages_per_s"].as_f64();
-    let (pagesplit, copy, fanned, python) = (
+    let (pagesplit, with_latest, copy, fanned, python) = (
         rate("pagesplit"),
+        rate("pagesplit_with_latest"),
         rate("pass_through"),
         rate("pass_through_fanned_out"),
         rate("python"),
@@ -300,8 +320,15 @@ fn throughput(run: &mut BenchRun, args: &ThroughputArgs) -> anyhow::Result<Json>
     if let (Some(pagesplit), Some(fanned)) = (pagesplit, fanned) {
         report["ratio_pagesplit_to_pass_through_fanned_out"] = round2(pagesplit / fanned).into();
         eprintln!(
-            "pagesplit ÷ pass-through fanned out to as many records = {:.2}",
+            "pagesplit ÷ pass-through fanned out to as many records = {:.2} (target ≥ 0.85)",
             pagesplit / fanned
+        );
+    }
+    if let (Some(pagesplit), Some(with_latest)) = (pagesplit, with_latest) {
+        report["ratio_with_latest_to_without"] = round2(with_latest / pagesplit).into();
+        eprintln!(
+            "pagesplit with its defaults ÷ without the latest-quote topic = {:.2} (target ≥ 0.9)",
+            with_latest / pagesplit
         );
     }
     if let (Some(pagesplit), Some(python)) = (pagesplit, python) {
@@ -336,6 +363,7 @@ fn pass_through_run(
         std::thread::spawn(move || pass_through(&config, &input, &output, fan_out, &stop))
     };
     let cpu = CpuClock::of_self();
+    let sampler = RssSampler::start(std::process::id(), Duration::from_millis(100));
     let window = run.measure(
         &group,
         input,
@@ -345,12 +373,15 @@ fn pass_through_run(
         Some(&cpu),
         &mut || !copier.is_finished(),
     );
+    let samples = sampler.stop();
     stop.store(true, Ordering::SeqCst);
     let copied = copier.join().map_err(|_| anyhow::anyhow!("pass-through panicked"))?;
     let window = window?;
     copied?;
     let copy_events = run.total(std::slice::from_ref(&copy_topic), partitions)?;
     report[name] = window.report(pages, copy_events);
+    // In this process: the largest RSS while copying (the process's peak is the preload's).
+    report[name]["peak_rss_mb"] = round1(RssSummary::of(&samples, None).max_kb as f64 / 1024.0).into();
     report[name]["records_per_page"] = fan_out.into();
     eprintln!(
         "pass-through ({fan_out} record(s) per page): {}",
@@ -359,12 +390,15 @@ fn pass_through_run(
     Ok(())
 }
 
-/// pagesplit, in-process. Without the latest-quote topic (`name` "pagesplit") it writes the same
-/// records as the Python reference; with it ("pagesplit_with_latest"), what its defaults write.
-/// `events`: the quotes and articles the input makes.
+/// pagesplit, the release binary (`worker`) as a child process with the run's settings and the
+/// `PAGESPLIT_*` variables of the environment. Without the latest-quote topic (`name`
+/// "pagesplit") it writes the same records as the Python reference; with it
+/// ("pagesplit_with_latest"), what its defaults write. `events`: the quotes and articles the
+/// input makes.
 #[allow(clippy::too_many_arguments)]
 fn pagesplit_run(
     run: &mut BenchRun,
+    worker: &Path,
     input: &str,
     input_ends: &BTreeMap<i32, i64>,
     pages: u64,
@@ -389,13 +423,24 @@ fn pagesplit_run(
         String::new()
     };
     let group = run.group(name);
-    let config = bench_config(&run.bootstrap, &group, input, &quotes, &articles, &dead, &latest)?;
-    let shutdown = CancellationToken::new();
-    let cpu = CpuClock::of_self();
-    let running = run
-        .runtime
-        .block_on(pagesplit::app::start(config, shutdown.clone()))
-        .context("pagesplit did not start")?;
+    let mut worker = spawn_worker(
+        run,
+        worker,
+        &[
+            ("kafka.group_id", group.as_str()),
+            ("topics.input", input),
+            ("topics.quotes", quotes.as_str()),
+            ("topics.articles", articles.as_str()),
+            ("topics.dead_letter", dead.as_str()),
+            ("topics.quotes_latest", latest.as_str()),
+            ("encoding.format", "single-object"),
+            ("http.enabled", "false"),
+        ],
+        name,
+        WorkerEnv::Inherit,
+    )?;
+    let sampler = RssSampler::start(worker.id(), Duration::from_millis(100));
+    let cpu = CpuClock::of(worker.id());
     let mut outputs = vec![quotes.clone(), articles.clone(), dead.clone()];
     // The window ends when every quote and article is written (the latest-quote topic gets a
     // quote only when it changed: how many depends on the order pages are consumed in; they are
@@ -407,18 +452,27 @@ fn pagesplit_run(
         &outputs,
         Some(events),
         Some(&cpu),
-        &mut || true,
+        &mut || matches!(worker.try_wait(), Ok(None)),
     );
+    let samples = sampler.stop();
     if with_latest {
         outputs.push(latest.clone());
     }
-    shutdown.cancel();
-    run.runtime.block_on(running.wait())?;
+    terminate(&mut worker);
+    worker.wait()?;
     let window = window?;
     let events = run.total(&outputs, partitions)?;
     let dead_letters = run.total(std::slice::from_ref(&dead), partitions)?;
     report[name] = window.report(pages, events);
+    report[name]["peak_rss_mb"] = round1(RssSummary::of(&samples, None).peak_kb as f64 / 1024.0).into();
+    // From the first output on: flat while it works through the backlog, or growing.
+    let startup = window.first_output.duration_since(window.launched).as_secs_f64();
+    report[name]["rss_while_working"] = RssSummary::of(&samples, Some(startup)).to_json();
     report[name]["dead_letters"] = dead_letters.into();
+    if with_latest {
+        let latest_records = run.total(std::slice::from_ref(&latest), partitions)?;
+        report[name]["latest_records"] = latest_records.into();
+    }
     report[name]["decoded_sample"] = run.check_decodes(&[&quotes, &articles])?.into();
     eprintln!("{name}: {}", window.summary(pages, events));
     Ok(())
@@ -636,7 +690,10 @@ impl FinishedOffsets {
 // ---------------------------------------------------------------------------------------------
 
 fn latency(run: &mut BenchRun, args: &LatencyArgs) -> anyhow::Result<Json> {
-    let mix = PageMix::load(&[Path::new("tests/fixtures/pages"), Path::new("examples/pages")])?;
+    let mix = PageMix::load(
+        &[Path::new("tests/fixtures/pages"), Path::new("examples/pages")],
+        run.quote_changes,
+    )?;
     let partitions = args.partitions;
     let input = run.topic("lat-pages", partitions, false)?;
     // The broker stamps output records with their append time: the moment they were written,
@@ -661,6 +718,7 @@ fn latency(run: &mut BenchRun, args: &LatencyArgs) -> anyhow::Result<Json> {
             ("http.listen", &format!("127.0.0.1:{port}")),
         ],
         "latency",
+        WorkerEnv::Clean,
     )?;
     let result = (|| -> anyhow::Result<Json> {
         let metrics_address = format!("127.0.0.1:{port}");
@@ -877,7 +935,10 @@ fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
 // ---------------------------------------------------------------------------------------------
 
 fn backlog(run: &mut BenchRun, args: &BacklogArgs) -> anyhow::Result<Json> {
-    let mut mix = PageMix::load(&[Path::new("tests/fixtures/pages"), Path::new("examples/pages")])?;
+    let mut mix = PageMix::load(
+        &[Path::new("tests/fixtures/pages"), Path::new("examples/pages")],
+        run.quote_changes,
+    )?;
     if args.small_pages {
         mix = mix.small();
     }
@@ -942,6 +1003,7 @@ fn backlog(run: &mut BenchRun, args: &BacklogArgs) -> anyhow::Result<Json> {
                 ("http.listen", &format!("127.0.0.1:{port}")),
             ],
             "backlog",
+            WorkerEnv::Clean,
         )?;
         let sampler = RssSampler::start(worker.id(), Duration::from_millis(250));
         let cpu = CpuClock::of(worker.id());
@@ -978,6 +1040,7 @@ fn backlog(run: &mut BenchRun, args: &BacklogArgs) -> anyhow::Result<Json> {
         }
     }
     let seconds = window.seconds();
+    let records = run.total(&[quotes, articles, dead, latest], args.partitions)?;
     eprintln!(
         "backlog of {} pages worked through in {:.1} s ({:.0} pages/s); RSS while working: min {:.1} MB, max {:.1} MB, VmHWM {:.1} MB",
         args.pages,
@@ -994,7 +1057,11 @@ fn backlog(run: &mut BenchRun, args: &BacklogArgs) -> anyhow::Result<Json> {
         "envelope_bytes": preloaded.bytes,
         "seconds": round1(seconds),
         "pages_per_s": (args.pages as f64 / seconds).round(),
+        "records": records,
+        "records_per_s": (records as f64 / seconds).round(),
         "cpu_ms_per_1000_pages": window.cpu_seconds.map(|cpu| round1(cpu * 1e6 / args.pages as f64)),
+        "cores_busy": window.cpu_seconds.map(|cpu| round2(cpu / seconds)),
+        "machine_cores_busy": window.machine_cores_busy.map(round2),
         "context_switches_per_page": window.context_switches.map(|n| round2(n as f64 / args.pages as f64)),
         "rss_while_working": rss.to_json(),
         "curve": curve,
@@ -1012,6 +1079,8 @@ struct PageMix {
     /// Stock symbols to draw from: the examples' own, then made-up ones (a prime count, so
     /// that any stride walks through distinct symbols).
     symbols: Vec<String>,
+    /// The share of a site's pages on which a given quote differs from its previous page.
+    changes: f64,
 }
 
 struct Template {
@@ -1028,9 +1097,12 @@ enum Line {
 /// Symbols to draw from; prime.
 const SYMBOL_POOL: usize = 401;
 
+/// By default a quote changes on one page of its site in a hundred.
+const DEFAULT_QUOTE_CHANGES: f64 = 0.01;
+
 impl PageMix {
     /// The masked `*.txt` pages of `dirs` (the same file name once).
-    fn load(dirs: &[&Path]) -> anyhow::Result<Self> {
+    fn load(dirs: &[&Path], changes: f64) -> anyhow::Result<Self> {
         let options = ParseOptions::default();
         let mut templates = Vec::new();
         let mut names = HashSet::new();
@@ -1078,7 +1150,11 @@ impl PageMix {
                 symbols.push(made_up);
             }
         }
-        Ok(Self { templates, symbols })
+        Ok(Self {
+            templates,
+            symbols,
+            changes,
+        })
     }
 
     /// Small pages: five ticker lines and one paragraph of the first page with a ticker strip.
@@ -1122,7 +1198,23 @@ impl PageMix {
                 lines,
             }],
             symbols: self.symbols,
+            changes: self.changes,
         }
+    }
+
+    /// The symbols the pages show (the same on every page of a site).
+    fn symbols_shown(&self) -> usize {
+        let options = ParseOptions::default();
+        let mut shown = HashSet::new();
+        for site in 0..self.templates.len() as u64 {
+            let (_, body, _) = self.page(site);
+            for line in body.split('\n') {
+                if let Some(ticker) = parse_ticker_line(line, &options) {
+                    shown.insert(ticker.symbol.to_owned());
+                }
+            }
+        }
+        shown.len()
     }
 
     fn describe(&self) -> String {
@@ -1136,12 +1228,18 @@ impl PageMix {
             .join(", ")
     }
 
-    /// Page number `i`: its URL, its body and its number of events.
+    /// Page number `i`: its URL, its body and its number of events. Pages take their template
+    /// in turn, one site each; a site's ticker strip shows the same symbols on every page, and a
+    /// symbol's quote stays the same from one page of the site to the next but on a `changes`
+    /// share of them (each symbol at its own moment; the same symbol has the same quote on every
+    /// site at the same time).
     fn page(&self, i: u64) -> (String, String, u64) {
-        let template = &self.templates[(i % self.templates.len() as u64) as usize];
-        let mut random = SplitMix64(i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5eed);
-        let first = random.below(SYMBOL_POOL as u64) as usize;
-        let stride = 1 + random.below(SYMBOL_POOL as u64 - 1) as usize;
+        let sites = self.templates.len() as u64;
+        let template = &self.templates[(i % sites) as usize];
+        let site_page = i / sites;
+        let mut strip = SplitMix64((i % sites).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5eed);
+        let first = strip.below(SYMBOL_POOL as u64) as usize;
+        let stride = 1 + strip.below(SYMBOL_POOL as u64 - 1) as usize;
         let mut stocks = 0;
         let mut events = 1;
         let mut body = String::with_capacity(4096);
@@ -1155,16 +1253,28 @@ impl PageMix {
                     let symbol = &self.symbols[(first + stocks * stride) % SYMBOL_POOL];
                     stocks += 1;
                     events += 1;
-                    stock_line(&mut body, symbol, &mut random);
+                    stock_line(&mut body, symbol, &mut self.quote_numbers(symbol, site_page));
                 }
                 Line::Index(symbol) => {
                     events += 1;
-                    index_line(&mut body, symbol, &mut random);
+                    index_line(&mut body, symbol, &mut self.quote_numbers(symbol, site_page));
                 }
             }
         }
         let url = format!("https://www.brecorder.com/news/{}/bench-page-{i}", 40_000_000 + i);
         (url, body, events)
+    }
+
+    /// The random numbers of `symbol`'s quote on a site's page `site_page`: a new draw each
+    /// time `site_page × changes + phase` passes a whole number, the phase being the symbol's own.
+    fn quote_numbers(&self, symbol: &str, site_page: u64) -> SplitMix64 {
+        // FNV-1a of the symbol: the same symbol draws the same numbers on every site.
+        let seed = symbol.bytes().fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3)
+        });
+        let phase = SplitMix64(seed).next() as f64 / u64::MAX as f64;
+        let version = (site_page as f64 * self.changes + phase) as u64;
+        SplitMix64(seed ^ version.wrapping_mul(0xbf58_476d_1ce4_e5b9))
     }
 }
 
@@ -1339,6 +1449,8 @@ struct BenchRun {
     admin: AdminClient<DefaultClientContext>,
     topics: Vec<String>,
     groups: Vec<String>,
+    /// The page mix's share of quotes that change from page to page (`--quote-changes`).
+    quote_changes: f64,
 }
 
 /// The time window of one contender.
@@ -1353,6 +1465,8 @@ struct Window {
     cpu_seconds: Option<f64>,
     /// Context switches of its threads over the same time.
     context_switches: Option<u64>,
+    /// Cores the whole machine kept busy over the same time (all processes, the broker's too).
+    machine_cores_busy: Option<f64>,
 }
 
 impl Window {
@@ -1372,14 +1486,26 @@ impl Window {
             "events_per_s": (events as f64 / seconds).round(),
             "cpu_seconds": cpu_seconds.map(round2),
             "cpu_ms_per_1000_pages": cpu_seconds.map(|cpu| round1(cpu * 1e6 / pages as f64)),
+            "cores_busy": cpu_seconds.map(|cpu| round2(cpu / seconds)),
+            "machine_cores_busy": self.machine_cores_busy.map(round2),
             "context_switches_per_page": self.context_switches.map(|n| round2(n as f64 / pages as f64)),
         })
     }
 
     fn summary(&self, pages: u64, events: i64) -> String {
         let seconds = self.seconds();
+        let cpu = self.cpu_seconds.map_or_else(String::new, |cpu| {
+            format!(
+                ", {:.1} CPU ms per 1,000 pages, {:.2} cores busy",
+                cpu * 1e6 / pages as f64,
+                cpu / seconds
+            )
+        });
+        let machine = self
+            .machine_cores_busy
+            .map_or_else(String::new, |busy| format!(" (machine: {busy:.2})"));
         format!(
-            "{pages} pages in {seconds:.1} s: {:.0} pages/s, {:.0} events/s ({events} events)",
+            "{pages} pages in {seconds:.1} s: {:.0} pages/s, {:.0} records/s ({events} records){cpu}{machine}",
             pages as f64 / seconds,
             events as f64 / seconds
         )
@@ -1399,6 +1525,7 @@ impl BenchRun {
             admin,
             topics: Vec::new(),
             groups: Vec::new(),
+            quote_changes: DEFAULT_QUOTE_CHANGES,
         })
     }
 
@@ -1497,8 +1624,9 @@ impl BenchRun {
         let mut first_output = None;
         let mut cpu_at_first_output = None;
         let mut switches_at_first_output = None;
+        let mut machine_at_first_output = None;
         let mut last_progress = launched;
-        let mut outputs_complete: Option<(Instant, Option<f64>, Option<u64>)> = None;
+        let mut outputs_complete: Option<Reading> = None;
         let deadline = Duration::from_secs(3600);
         loop {
             // Serve the client's own events (it is never polled otherwise).
@@ -1509,12 +1637,14 @@ impl BenchRun {
                     first_output = Some(Instant::now());
                     cpu_at_first_output = cpu.and_then(CpuClock::read);
                     switches_at_first_output = cpu.and_then(CpuClock::context_switches);
+                    machine_at_first_output = MachineCpu::read();
                 }
                 if expected_outputs.is_some_and(|expected| total >= expected) {
                     outputs_complete = Some((
                         Instant::now(),
                         cpu.and_then(CpuClock::read),
                         cpu.and_then(CpuClock::context_switches),
+                        MachineCpu::read(),
                     ));
                 }
             }
@@ -1535,11 +1665,12 @@ impl BenchRun {
                 last_progress = now;
             }
             if !behind {
-                let (done, cpu_at_end, switches_at_end) = outputs_complete.unwrap_or_else(|| {
+                let (done, cpu_at_end, switches_at_end, machine_at_end) = outputs_complete.unwrap_or_else(|| {
                     (
                         now,
                         cpu.and_then(CpuClock::read),
                         cpu.and_then(CpuClock::context_switches),
+                        MachineCpu::read(),
                     )
                 });
                 return Ok(Window {
@@ -1551,6 +1682,9 @@ impl BenchRun {
                     context_switches: switches_at_first_output
                         .zip(switches_at_end)
                         .map(|(first, end)| end.saturating_sub(first)),
+                    machine_cores_busy: machine_at_first_output
+                        .zip(machine_at_end)
+                        .and_then(|(first, end)| end.cores_busy_since(&first)),
                 });
             }
             if !alive() {
@@ -1685,7 +1819,22 @@ fn bench_config(
 // Child processes: the worker binary, CPU time, RSS
 // ---------------------------------------------------------------------------------------------
 
-fn spawn_worker(run: &BenchRun, worker: &Path, settings: &[(&str, &str)], role: &str) -> anyhow::Result<Child> {
+/// Which `PAGESPLIT_*` variables of the calling shell a worker sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WorkerEnv {
+    /// None: only the settings given.
+    Clean,
+    /// All of them, below the settings given (e.g. `PAGESPLIT_TOPICS__LINEAGE_HEADERS=false`).
+    Inherit,
+}
+
+fn spawn_worker(
+    run: &BenchRun,
+    worker: &Path,
+    settings: &[(&str, &str)],
+    role: &str,
+    env: WorkerEnv,
+) -> anyhow::Result<Child> {
     if !worker.exists() {
         bail!("{} not found: build it with `cargo build --release`", worker.display());
     }
@@ -1700,7 +1849,7 @@ fn spawn_worker(run: &BenchRun, worker: &Path, settings: &[(&str, &str)], role: 
     }
     // Only the settings above: no PAGESPLIT_* variables from the calling shell.
     for (name, _) in std::env::vars() {
-        if name.starts_with("PAGESPLIT_") {
+        if env == WorkerEnv::Clean && name.starts_with("PAGESPLIT_") {
             command.env_remove(name);
         }
     }
@@ -1796,6 +1945,49 @@ impl CpuClock {
             }
         }
         Some(total)
+    }
+}
+
+/// A moment of a run: when, the contender's CPU seconds and context switches, the machine's CPU.
+type Reading = (Instant, Option<f64>, Option<u64>, Option<MachineCpu>);
+
+/// The machine's CPU time, busy and total, from the first line of /proc/stat.
+#[derive(Debug, Clone, Copy)]
+struct MachineCpu {
+    busy: u64,
+    total: u64,
+    cores: usize,
+}
+
+impl MachineCpu {
+    fn read() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let cores = stat
+            .lines()
+            .filter(|line| line.starts_with("cpu") && !line.starts_with("cpu "))
+            .count();
+        let ticks: Vec<u64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|field| field.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal (guest time is within user).
+        let total: u64 = ticks.iter().take(8).sum();
+        let idle = ticks.get(3)? + ticks.get(4).unwrap_or(&0);
+        Some(Self {
+            busy: total - idle,
+            total,
+            cores,
+        })
+    }
+
+    /// The cores kept busy on average since `earlier`.
+    fn cores_busy_since(&self, earlier: &Self) -> Option<f64> {
+        let total = self.total.checked_sub(earlier.total).filter(|total| *total > 0)?;
+        let busy = self.busy.saturating_sub(earlier.busy);
+        Some(busy as f64 / total as f64 * self.cores as f64)
     }
 }
 
@@ -1913,11 +2105,21 @@ mod tests {
             .build()
             .unwrap();
         let mut run = BenchRun::new(&bootstrap, &out, runtime.handle().clone()).unwrap();
+        // Quotes that never change: the latest-quote topic gets each symbol once, whatever the
+        // order the pages are consumed in.
+        run.quote_changes = 0.0;
+        // The debug binary next to this test's (`cargo build` first).
+        let worker = std::env::current_exe()
+            .unwrap()
+            .parent()
+            .and_then(Path::parent)
+            .unwrap()
+            .join("pagesplit");
         let args = ThroughputArgs {
             pages: 3_000,
             partitions: 2,
             python: None,
-            worker: PathBuf::from("target/release/pagesplit"),
+            worker,
             contenders: vec![Contender::PassThrough, Contender::Pagesplit],
         };
         let report = throughput(&mut run, &args);
@@ -1932,7 +2134,12 @@ mod tests {
         assert_eq!(report["pass_through"]["events"], 3_000);
         assert_eq!(report["pass_through_fanned_out"]["events"], 3_000 * 24);
         assert_eq!(report["pagesplit"]["events"], expected);
-        assert_eq!(report["pagesplit_with_latest"]["events"], 2 * expected - 3_000);
+        // The two strips' symbols (34 lines each, a few shared): each on the latest-quote topic
+        // once.
+        let symbols = report["quote_symbols"].as_i64().unwrap();
+        assert_eq!(symbols, 64);
+        assert_eq!(report["pagesplit_with_latest"]["latest_records"], symbols);
+        assert_eq!(report["pagesplit_with_latest"]["events"], expected + symbols);
         for name in ["pagesplit", "pagesplit_with_latest"] {
             assert_eq!(report[name]["dead_letters"], 0, "{name}");
             assert!(report[name]["decoded_sample"].as_u64().unwrap() > 0, "{name}");

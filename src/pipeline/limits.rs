@@ -49,21 +49,52 @@ impl RecordLimits {
 /// Bytes `record` takes in a batch of its own, uncompressed (what the brokers compare with
 /// `max.message.bytes` when compression does not shrink it).
 pub fn record_size(record: &OutRecord) -> usize {
+    let headers = record.headers.as_deref().map_or(0, headers_size);
+    body_size(record) + headers
+}
+
+/// Bytes of a record's key and value plus the record's own overhead.
+fn body_size(record: &OutRecord) -> usize {
+    record.key.as_ref().map_or(0, Vec::len) + record.payload.as_ref().map_or(0, Vec::len) + RECORD_OVERHEAD
+}
+
+/// Bytes a header list takes in a record.
+fn headers_size(headers: &rdkafka::message::OwnedHeaders) -> usize {
     use rdkafka::message::Headers as _;
-    let headers: usize = record.headers.as_ref().map_or(0, |headers| {
-        headers
-            .iter()
-            .map(|header| header.key.len() + header.value.map_or(0, <[u8]>::len) + HEADER_OVERHEAD)
-            .sum()
-    });
-    record.key.as_ref().map_or(0, Vec::len) + record.payload.as_ref().map_or(0, Vec::len) + headers + RECORD_OVERHEAD
+    headers
+        .iter()
+        .map(|header| header.key.len() + header.value.map_or(0, <[u8]>::len) + HEADER_OVERHEAD)
+        .sum()
 }
 
 /// Pure: the failure that dead-letters a page whose records do not all fit their topics (the
-/// first that does not), or `None` when every record can be sent.
+/// first that does not), or `None` when every record can be sent. A page's records share their
+/// topic names and header lists, so each is measured and looked up once per run of records
+/// sharing it.
 pub fn oversized_record(records: &[OutRecord], limits: &RecordLimits) -> Option<Failure> {
+    let mut headers: Option<(*const rdkafka::message::OwnedHeaders, usize)> = None;
+    let mut topic: Option<(*const str, usize)> = None;
     records.iter().find_map(|record| {
-        let (size, limit) = (record_size(record), limits.of(&record.topic));
+        let headers_bytes = match record.headers.as_deref() {
+            None => 0,
+            Some(list) => match headers {
+                Some((seen, bytes)) if std::ptr::eq(seen, list) => bytes,
+                _ => {
+                    let bytes = headers_size(list);
+                    headers = Some((list, bytes));
+                    bytes
+                }
+            },
+        };
+        let limit = match topic {
+            Some((seen, limit)) if std::ptr::eq(seen, &*record.topic) => limit,
+            _ => {
+                let limit = limits.of(&record.topic);
+                topic = Some((&*record.topic, limit));
+                limit
+            }
+        };
+        let size = body_size(record) + headers_bytes;
         (size > limit).then(|| Failure {
             stage: Stage::Encode,
             code: FailureCode::EventTooLarge,
@@ -123,6 +154,46 @@ mod tests {
         assert!(oversized_record(&[record("quotes", 3, fits + 1)], &limits).is_some());
         // A topic whose limit is unknown takes what the producer takes.
         assert_eq!(limits.of("elsewhere"), 5 * 1024 * 1024);
+    }
+
+    #[test]
+    fn records_sharing_a_topic_are_each_measured_with_their_own_headers() {
+        use std::sync::Arc;
+        let headers = |bytes: usize| {
+            Arc::new(rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
+                key: "h",
+                value: Some(vec![b'x'; bytes].as_slice()),
+            }))
+        };
+        let mut limits = RecordLimits::new(5 * 1024 * 1024);
+        limits.topics.insert("quotes".to_owned(), 1_000);
+        let topic: Arc<str> = "quotes".into();
+        let small = headers(10);
+        let page: Vec<OutRecord> = [&small, &small, &headers(900), &small]
+            .into_iter()
+            .map(|headers| OutRecord {
+                topic: topic.clone(),
+                key: Some(b"SYM".to_vec()),
+                payload: Some(vec![b'v'; 40]),
+                headers: Some(headers.clone()),
+            })
+            .collect();
+        let size = 3 + 40 + 1 + 900 + HEADER_OVERHEAD + RECORD_OVERHEAD;
+        assert_eq!(record_size(&page[2]), size);
+        let failure = oversized_record(&page, &limits).unwrap();
+        assert!(
+            failure.message.starts_with(&format!("an event of {size} bytes")),
+            "{}",
+            failure.message
+        );
+        // The same records with the small headers only fit.
+        let fitting: Vec<OutRecord> = page
+            .iter()
+            .filter(|record| record.headers.as_ref().is_some_and(|h| Arc::ptr_eq(h, &small)))
+            .cloned()
+            .collect();
+        assert_eq!(fitting.len(), 3);
+        assert_eq!(oversized_record(&fitting, &limits), None);
     }
 
     #[test]
