@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
@@ -18,7 +18,7 @@ use crate::encode::{confluent_header, Encoder, Framing, ARTICLE_SCHEMA_JSON, QUO
 use crate::http::Health;
 use crate::metrics::Metrics;
 use crate::offsets::OffsetTracker;
-use crate::pipeline::{LatestQuotes, Pipeline, RecordLimits, SharedQuoteFilter, Topics};
+use crate::pipeline::{ConsumerFenced, LatestQuotes, Pipeline, RecordLimits, SharedQuoteFilter, Topics};
 use crate::quote_filter::{ChangeFilters, QuoteFilter};
 use crate::registry::{value_subject, RegistryClient};
 use crate::sink::Sink;
@@ -50,9 +50,43 @@ impl Running {
 }
 
 /// Runs the worker until `shutdown` is cancelled (then drains, flushes and commits) or a fatal
-/// error stops it.
+/// error stops it. A worker whose consumer the group fenced off ([`ConsumerFenced`]) starts
+/// again under the same name, unless it was fenced off less than [`REFENCE_WINDOW`] before:
+/// then another worker most likely shares its `kafka.group_instance_id`, and it stops.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    start(config, shutdown).await?.wait().await
+    let mut last_fenced: Option<Instant> = None;
+    loop {
+        let result = start(config.clone(), shutdown.clone()).await?.wait().await;
+        let Err(error) = result else {
+            return Ok(());
+        };
+        if shutdown.is_cancelled() || error.downcast_ref::<ConsumerFenced>().is_none() {
+            return Err(error);
+        }
+        let now = Instant::now();
+        if !rejoin_after_fencing(last_fenced, now) {
+            let name = config
+                .kafka
+                .effective_group_instance_id(&config.delivery)
+                .unwrap_or_default();
+            return Err(error.context(format!(
+                "fenced off twice within {} s: another worker probably uses the same kafka.group_instance_id \
+                 (`{name}`)",
+                REFENCE_WINDOW.as_secs()
+            )));
+        }
+        last_fenced = Some(now);
+        tracing::warn!(error = %error, "the consumer was fenced off; starting again under the same name");
+    }
+}
+
+/// A worker fenced off again within this time of its previous fencing stops instead of
+/// starting again.
+pub const REFENCE_WINDOW: Duration = Duration::from_secs(60);
+
+/// Pure: whether a worker fenced off `now` starts again, given when it was last fenced off.
+fn rejoin_after_fencing(last_fenced: Option<Instant>, now: Instant) -> bool {
+    last_fenced.is_none_or(|last| now.saturating_duration_since(last) >= REFENCE_WINDOW)
 }
 
 /// Performs the startup checks and starts the worker in the background.
@@ -551,5 +585,37 @@ fn unreachable_error(probe: &BaseProducer<ProbeContext>, bootstrap: &str, error:
             anyhow::anyhow!("cannot reach Kafka at {bootstrap} (kafka.bootstrap_servers): {reason} ({error})")
         }
         None => anyhow::anyhow!("cannot reach Kafka at {bootstrap} (kafka.bootstrap_servers): {error}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fenced_worker_starts_again_unless_it_was_fenced_within_the_window() {
+        let start = Instant::now();
+        assert!(rejoin_after_fencing(None, start));
+        assert!(!rejoin_after_fencing(Some(start), start + Duration::from_secs(3)));
+        assert!(!rejoin_after_fencing(
+            Some(start),
+            start + REFENCE_WINDOW - Duration::from_millis(1)
+        ));
+        assert!(rejoin_after_fencing(Some(start), start + REFENCE_WINDOW));
+    }
+
+    #[test]
+    fn only_a_fenced_consumer_is_told_apart() {
+        let fenced = anyhow::Error::new(ConsumerFenced {
+            reason: "Broker: Static consumer fenced by other consumer with same group.instance.id".into(),
+        });
+        assert!(fenced.downcast_ref::<ConsumerFenced>().is_some());
+        assert_eq!(
+            fenced.to_string(),
+            "the consumer group fenced this member off (static membership): Broker: Static consumer fenced by \
+             other consumer with same group.instance.id"
+        );
+        let other = anyhow::anyhow!("fatal consumer error: Fatal");
+        assert!(other.downcast_ref::<ConsumerFenced>().is_none());
     }
 }

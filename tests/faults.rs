@@ -964,3 +964,92 @@ async fn rolling_restart_while_pages_flow(cluster: &OwnCluster, mode: DeliveryMo
     }
     drill.finish(fault).await;
 }
+
+/// A static member whose consumer the group fenced off (here by another consumer joining under
+/// its name; librdkafka does it to itself when it rejoins after its session expired during a
+/// broker outage) starts again under its name and goes on, instead of stopping.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_fenced_off_as_a_static_member_starts_again_and_goes_on() {
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    const STARTING_AGAIN: &str = "starting again under the same name";
+    let config = common::test_config("fenced", EncodingFormat::SingleObject);
+    pagesplit::app::prepare_topics(&config).await.unwrap();
+    let name = common::unique("fenced-member");
+    let mut worker = Worker::spawn(
+        &config,
+        WorkerOptions {
+            sets: vec![
+                ("kafka.static_membership", "true".to_owned()),
+                ("kafka.group_instance_id", name.clone()),
+            ],
+            capture: true,
+            ..WorkerOptions::default()
+        },
+    );
+    let first = "https://example.test/fenced/1";
+    publish_and_wait_for_article(&config, &worker, first, 1).await;
+    assert!(!worker.output().contains(STARTING_AGAIN));
+
+    // Another consumer joins under the worker's name: the group replaces the worker's membership.
+    let rival: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &config.kafka.bootstrap_servers)
+        .set("group.id", &config.kafka.group_id)
+        .set("group.instance.id", &name)
+        .set("enable.auto.commit", "false")
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("session.timeout.ms", "10000")
+        .create()
+        .expect("rival consumer");
+    rival
+        .subscribe(&[config.topics.input.as_str()])
+        .expect("rival subscribes");
+    wait_until(
+        "the worker fenced off and starting again",
+        Duration::from_secs(90),
+        async || {
+            let _ = rival.poll(Duration::from_millis(100));
+            worker.output().contains(STARTING_AGAIN)
+        },
+    )
+    .await;
+    drop(rival);
+
+    // The worker, started again under its name, takes its partitions back and splits on.
+    let second = "https://example.test/fenced/2";
+    publish_and_wait_for_article(&config, &worker, second, 2).await;
+    assert!(!worker.has_exited(), "the fenced worker goes on:\n{}", worker.output());
+    assert_eq!(worker.output().matches(STARTING_AGAIN).count(), 1);
+    let exit = worker.terminate(EXIT_DEADLINE);
+    assert_eq!(exit.code(), Some(0), "SIGTERM ends the worker with exit 0");
+    let mut articles: Vec<String> = common::read_all(&config.kafka.bootstrap_servers, &config.topics.articles)
+        .into_iter()
+        .filter_map(|record| record.key)
+        .collect();
+    articles.sort();
+    articles.dedup();
+    assert_eq!(articles, [first, second]);
+    common::delete_topics(&config).await;
+}
+
+/// Publishes the example page at `url` and waits until the article topic holds `articles`
+/// records; on a timeout, the worker's log is in the failure.
+async fn publish_and_wait_for_article(config: &Config, worker: &Worker, url: &str, articles: i64) {
+    let page = PageToPublish {
+        url: url.to_owned(),
+        fetched_at: Utc::now(),
+        content_type: "text/plain".to_owned(),
+        body: common::fixture(common::pages::EXAMPLE_FIXTURE),
+    };
+    publish_pages(&config.kafka.bootstrap_servers, &config.topics.input, &[page])
+        .await
+        .expect("page published");
+    let started = Instant::now();
+    while written(&config.kafka.bootstrap_servers, &config.topics.articles) < articles {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "no article for {url} within 90 s; the worker's log:\n{}",
+            worker.output()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

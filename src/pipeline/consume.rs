@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::Consumer as _;
 use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +23,17 @@ use crate::source::PageConsumer;
 /// How long consumption may wait for room under the in-flight bound before fetching is paused
 /// (well under librdkafka's default `max.poll.interval.ms` of 300 s).
 const PAUSE_AFTER: Duration = Duration::from_secs(5);
+
+/// The group fenced this worker's consumer off as a static member: another consumer joined with
+/// the same `group.instance.id`, or librdkafka rejoined after its session expired (a broker or
+/// coordinator outage) while a request of the old membership was still answered. The consumer
+/// cannot be used any more; the worker can start again under the same name.
+#[derive(Debug, thiserror::Error)]
+#[error("the consumer group fenced this member off (static membership): {reason}")]
+pub struct ConsumerFenced {
+    /// librdkafka's description.
+    pub reason: String,
+}
 
 /// The bounds on pages in flight (consumed and not yet done): their number and their bytes.
 pub(super) struct InFlightBound {
@@ -119,11 +131,17 @@ impl Consume {
         }
     }
 
-    /// Logs a consumer error; a fatal one stops the worker (`Err`).
+    /// Logs a consumer error; a fatal one stops the worker (`Err`), as [`ConsumerFenced`] when
+    /// the group fenced this static member off.
     fn consumer_error(&self, error: KafkaError) -> Result<(), ()> {
         tracing::warn!(error = %error, "consumer error");
         if let KafkaError::MessageConsumptionFatal(_) = error {
-            let _ = self.fatal.fail(anyhow::anyhow!("fatal consumer error: {error}"));
+            let cause = match self.consumer.client().fatal_error() {
+                Some((RDKafkaErrorCode::FencedInstanceId, reason)) => anyhow::Error::new(ConsumerFenced { reason }),
+                Some((code, reason)) => anyhow::anyhow!("fatal consumer error: {code:?}: {reason}"),
+                None => anyhow::anyhow!("fatal consumer error: {error}"),
+            };
+            let _ = self.fatal.fail(cause);
             return Err(());
         }
         Ok(())

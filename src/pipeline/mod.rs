@@ -75,6 +75,7 @@ use crate::offsets::OffsetTracker;
 use crate::parse::ParseOptions;
 use crate::sink::Sink;
 use crate::source::PageConsumer;
+pub use consume::ConsumerFenced;
 use consume::{Consume, InFlightBound};
 use context::{DeliveryContext, InFlight};
 use drain::Drain;

@@ -124,6 +124,11 @@ impl Worker {
         self.http
     }
 
+    /// Whether the process has exited.
+    pub fn has_exited(&mut self) -> bool {
+        self.child.try_wait().expect("worker status").is_some()
+    }
+
     /// SIGKILL.
     pub fn kill9(&mut self) {
         self.child.kill().unwrap();
