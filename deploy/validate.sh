@@ -123,6 +123,7 @@ METRICS = {
     "pagesplit_events_produced_total": {"topic", "type"},
     "pagesplit_pages_dead_lettered_total": {"stage", "code"},
     "pagesplit_page_processing_seconds": set(),
+    "pagesplit_page_wait_seconds": {"wait"},
     "pagesplit_end_to_end_latency_seconds": set(),
     "pagesplit_consumer_lag_messages": {"topic", "partition"},
     "pagesplit_pages_in_flight": set(),
@@ -147,6 +148,7 @@ METRICS = {
 }
 HISTOGRAMS = {
     "pagesplit_page_processing_seconds",
+    "pagesplit_page_wait_seconds",
     "pagesplit_end_to_end_latency_seconds",
     "pagesplit_revoke_seconds",
     "pagesplit_transaction_commit_seconds",
@@ -154,6 +156,7 @@ HISTOGRAMS = {
 LABEL_VALUES = {
     "type": {"quote", "article"},
     "stage": {"decode", "parse", "encode"},
+    "wait": {"in_flight_bound", "split_queue", "ordering", "producer_queue", "acknowledgement"},
     "result": {"ok", "error", "committed", "aborted"},
 }
 # Labels added by Prometheus / service discovery rather than by the binary.

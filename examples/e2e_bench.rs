@@ -47,7 +47,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::DeliveryResult;
+use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
@@ -269,11 +269,38 @@ fn throughput(run: &mut BenchRun, args: &ThroughputArgs) -> anyhow::Result<Json>
     });
 
     if args.contenders.contains(&Contender::PassThrough) {
-        pass_through_run(run, &input, &input_ends, args.pages, partitions, 1, &mut report)?;
+        pass_through_run(
+            run,
+            &input,
+            &input_ends,
+            args.pages,
+            partitions,
+            (1, false),
+            &mut report,
+        )?;
         // The same raw bytes cut into as many records as pagesplit writes: the producer's
         // ceiling for this record count, with no parsing or encoding.
         let fan_out = (preloaded.events as f64 / args.pages as f64).round().max(1.0) as usize;
-        pass_through_run(run, &input, &input_ends, args.pages, partitions, fan_out, &mut report)?;
+        pass_through_run(
+            run,
+            &input,
+            &input_ends,
+            args.pages,
+            partitions,
+            (fan_out, false),
+            &mut report,
+        )?;
+        // The same, each record with the lineage headers pagesplit writes by default: the
+        // producer's ceiling for pagesplit's records as they go on the wire.
+        pass_through_run(
+            run,
+            &input,
+            &input_ends,
+            args.pages,
+            partitions,
+            (fan_out, true),
+            &mut report,
+        )?;
     }
     if args.contenders.contains(&Contender::Pagesplit) {
         let events = preloaded.events as i64;
@@ -313,6 +340,13 @@ fn throughput(run: &mut BenchRun, args: &ThroughputArgs) -> anyhow::Result<Json>
         rate("pass_through_fanned_out"),
         rate("python"),
     );
+    if let (Some(pagesplit), Some(fanned)) = (pagesplit, rate("pass_through_fanned_out_with_headers")) {
+        report["ratio_pagesplit_to_pass_through_fanned_out_with_headers"] = round2(pagesplit / fanned).into();
+        eprintln!(
+            "pagesplit ÷ pass-through fanned out with the lineage headers = {:.2}",
+            pagesplit / fanned
+        );
+    }
     if let (Some(pagesplit), Some(copy)) = (pagesplit, copy) {
         report["ratio_pagesplit_to_pass_through"] = round2(pagesplit / copy).into();
         eprintln!("pagesplit ÷ pass-through = {:.2} (target ≥ 0.8)", pagesplit / copy);
@@ -339,28 +373,30 @@ fn throughput(run: &mut BenchRun, args: &ThroughputArgs) -> anyhow::Result<Json>
 }
 
 /// The ceiling: copy the raw bytes, each page as `fan_out` records (slices of it, keys varied
-/// like symbols); a page is done when all of them are acknowledged.
+/// like symbols); a page is done when all of them are acknowledged. `with_headers`: each record
+/// with the lineage headers pagesplit writes by default.
 fn pass_through_run(
     run: &mut BenchRun,
     input: &str,
     input_ends: &BTreeMap<i32, i64>,
     pages: u64,
     partitions: i32,
-    fan_out: usize,
+    (fan_out, with_headers): (usize, bool),
     report: &mut Json,
 ) -> anyhow::Result<()> {
-    let name = if fan_out == 1 {
-        "pass_through"
-    } else {
-        "pass_through_fanned_out"
+    let name = match (fan_out, with_headers) {
+        (1, false) => "pass_through",
+        (_, false) => "pass_through_fanned_out",
+        (_, true) => "pass_through_fanned_out_with_headers",
     };
-    let copy_topic = run.topic(&format!("copy-{fan_out}"), partitions, false)?;
-    let group = run.group(&format!("copy-{fan_out}"));
+    let suffix = if with_headers { "-headers" } else { "" };
+    let copy_topic = run.topic(&format!("copy-{fan_out}{suffix}"), partitions, false)?;
+    let group = run.group(&format!("copy-{fan_out}{suffix}"));
     let config = client_config(&run.bootstrap, &group, input)?;
     let stop = Arc::new(AtomicBool::new(false));
     let copier = {
         let (config, input, output, stop) = (config.clone(), input.to_owned(), copy_topic.clone(), stop.clone());
-        std::thread::spawn(move || pass_through(&config, &input, &output, fan_out, &stop))
+        std::thread::spawn(move || pass_through(&config, &input, &output, fan_out, with_headers, &stop))
     };
     let cpu = CpuClock::of_self();
     let sampler = RssSampler::start(std::process::id(), Duration::from_millis(100));
@@ -383,8 +419,10 @@ fn pass_through_run(
     // In this process: the largest RSS while copying (the process's peak is the preload's).
     report[name]["peak_rss_mb"] = round1(RssSummary::of(&samples, None).max_kb as f64 / 1024.0).into();
     report[name]["records_per_page"] = fan_out.into();
+    report[name]["lineage_headers"] = with_headers.into();
+    let headers = if with_headers { ", lineage headers" } else { "" };
     eprintln!(
-        "pass-through ({fan_out} record(s) per page): {}",
+        "pass-through ({fan_out} record(s) per page{headers}): {}",
         window.summary(pages, copy_events)
     );
     Ok(())
@@ -423,6 +461,7 @@ fn pagesplit_run(
         String::new()
     };
     let group = run.group(name);
+    let metrics_address = format!("127.0.0.1:{}", free_port()?);
     let mut worker = spawn_worker(
         run,
         worker,
@@ -434,7 +473,7 @@ fn pagesplit_run(
             ("topics.dead_letter", dead.as_str()),
             ("topics.quotes_latest", latest.as_str()),
             ("encoding.format", "single-object"),
-            ("http.enabled", "false"),
+            ("http.listen", metrics_address.as_str()),
         ],
         name,
         WorkerEnv::Inherit,
@@ -458,6 +497,7 @@ fn pagesplit_run(
     if with_latest {
         outputs.push(latest.clone());
     }
+    let waits = http_get(&metrics_address, "/metrics").map(|(_, body)| page_waits(&body));
     terminate(&mut worker);
     worker.wait()?;
     let window = window?;
@@ -475,7 +515,46 @@ fn pagesplit_run(
     }
     report[name]["decoded_sample"] = run.check_decodes(&[&quotes, &articles])?.into();
     eprintln!("{name}: {}", window.summary(pages, events));
+    match waits {
+        Ok(waits) => {
+            let line: Vec<String> = waits
+                .iter()
+                .map(|(wait, (pages, seconds))| format!("{wait} {:.3}", seconds * 1e3 / (*pages).max(1.0)))
+                .collect();
+            eprintln!("{name}: mean wait per page, ms: {}", line.join(", "));
+            report[name]["page_waits"] = waits
+                .into_iter()
+                .map(|(wait, (pages, seconds))| (wait, json!({"pages": pages, "seconds": seconds})))
+                .collect::<serde_json::Map<_, _>>()
+                .into();
+        }
+        Err(error) => eprintln!("{name}: no page waits from its metrics: {error}"),
+    }
     Ok(())
+}
+
+/// The worker's `pagesplit_page_wait_seconds` in its metrics text: per `wait`, the pages
+/// observed and their total wait in seconds.
+fn page_waits(metrics: &str) -> BTreeMap<String, (f64, f64)> {
+    let mut waits: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for line in metrics.lines() {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(value) = value.parse::<f64>() else {
+            continue;
+        };
+        let Some((metric, labels)) = series.split_once("{wait=\"") else {
+            continue;
+        };
+        let wait = labels.trim_end_matches("\"}").to_owned();
+        match metric {
+            "pagesplit_page_wait_seconds_count" => waits.entry(wait).or_default().0 = value,
+            "pagesplit_page_wait_seconds_sum" => waits.entry(wait).or_default().1 = value,
+            _ => {}
+        }
+    }
+    waits
 }
 
 /// The Python reference worker, same input, same client settings.
@@ -553,7 +632,14 @@ fn python_run(
 /// way of committing: a message's offset is stored once its copy is acknowledged, as part of
 /// the contiguous prefix of finished offsets of its partition; stored offsets are committed by
 /// librdkafka's auto-commit.
-fn pass_through(config: &Config, input: &str, output: &str, fan_out: usize, stop: &AtomicBool) -> anyhow::Result<()> {
+fn pass_through(
+    config: &Config,
+    input: &str,
+    output: &str,
+    fan_out: usize,
+    with_headers: bool,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
     let consumer: BaseConsumer = config.consumer_config().create()?;
     consumer.subscribe(&[input])?;
     let acknowledged = Arc::new(Mutex::new(Vec::new()));
@@ -591,6 +677,7 @@ fn pass_through(config: &Config, input: &str, output: &str, fan_out: usize, stop
             });
             let payload = message.payload().unwrap_or_default();
             let slice = payload.len().div_ceil(fan_out).max(1);
+            let headers = with_headers.then(|| lineage_headers(&message));
             for index in 0..fan_out {
                 key.clear();
                 key.extend_from_slice(message.key().unwrap_or_default());
@@ -603,6 +690,9 @@ fn pass_through(config: &Config, input: &str, output: &str, fan_out: usize, stop
                 let mut record = BaseRecord::with_opaque_to(output, page.clone())
                     .key(&key[..])
                     .payload(part);
+                if let Some(headers) = &headers {
+                    record = record.headers(headers.clone());
+                }
                 loop {
                     match producer.send(record) {
                         Ok(()) => break,
@@ -625,6 +715,31 @@ fn pass_through(config: &Config, input: &str, output: &str, fan_out: usize, stop
         Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
         Err(error) => Err(error.into()),
     }
+}
+
+/// The lineage headers pagesplit puts on a quote by default (source topic, partition, offset,
+/// the page's URL, its version), built once per page and copied to each record as pagesplit does.
+fn lineage_headers(message: &rdkafka::message::BorrowedMessage<'_>) -> OwnedHeaders {
+    let (partition, offset) = (message.partition().to_string(), message.offset().to_string());
+    let url = message
+        .payload()
+        .and_then(|payload| serde_json::from_slice::<Json>(payload).ok())
+        .and_then(|page| page["url"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    [
+        ("pagesplit.source.topic", message.topic()),
+        ("pagesplit.source.partition", partition.as_str()),
+        ("pagesplit.source.offset", offset.as_str()),
+        ("pagesplit.source.url", url.as_str()),
+        ("pagesplit.version", env!("CARGO_PKG_VERSION")),
+    ]
+    .into_iter()
+    .fold(OwnedHeaders::new_with_capacity(5), |headers, (key, value)| {
+        headers.insert(Header {
+            key,
+            value: Some(value),
+        })
+    })
 }
 
 /// A page being copied: done when its last record is acknowledged.
@@ -2092,6 +2207,20 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod tests {
     use super::*;
 
+    #[test]
+    fn page_waits_are_read_from_the_metrics_text() {
+        let text = "# TYPE pagesplit_page_wait_seconds histogram\n\
+            pagesplit_page_wait_seconds_bucket{wait=\"ordering\",le=\"0.00001\"} 1\n\
+            pagesplit_page_wait_seconds_sum{wait=\"ordering\"} 0.25\n\
+            pagesplit_page_wait_seconds_count{wait=\"ordering\"} 10\n\
+            pagesplit_page_wait_seconds_count{wait=\"split_queue\"} 3\n\
+            pagesplit_page_processing_seconds_count 10\n";
+        let waits = page_waits(text);
+        assert_eq!(waits.len(), 2);
+        assert_eq!(waits["ordering"], (10.0, 0.25));
+        assert_eq!(waits["split_queue"], (3.0, 0.0));
+    }
+
     /// The throughput harness on a few pages against the test broker: each contender works
     /// through every page, writes every expected record and nothing to the dead-letter topic,
     /// and the ratios are reported.
@@ -2133,6 +2262,8 @@ mod tests {
         assert_eq!(expected, 2_000 * 35 + 1_000);
         assert_eq!(report["pass_through"]["events"], 3_000);
         assert_eq!(report["pass_through_fanned_out"]["events"], 3_000 * 24);
+        assert_eq!(report["pass_through_fanned_out_with_headers"]["events"], 3_000 * 24);
+        assert_eq!(report["pass_through_fanned_out_with_headers"]["lineage_headers"], true);
         assert_eq!(report["pagesplit"]["events"], expected);
         // The two strips' symbols (34 lines each, a few shared): each on the latest-quote topic
         // once.
@@ -2143,10 +2274,15 @@ mod tests {
         for name in ["pagesplit", "pagesplit_with_latest"] {
             assert_eq!(report[name]["dead_letters"], 0, "{name}");
             assert!(report[name]["decoded_sample"].as_u64().unwrap() > 0, "{name}");
+            // Every page passed each wait, read from the worker's metrics before it stopped.
+            for wait in ["split_queue", "ordering", "producer_queue", "acknowledgement"] {
+                assert_eq!(report[name]["page_waits"][wait]["pages"], 3_000.0, "{name} {wait}");
+            }
         }
         for ratio in [
             "ratio_pagesplit_to_pass_through",
             "ratio_pagesplit_to_pass_through_fanned_out",
+            "ratio_pagesplit_to_pass_through_fanned_out_with_headers",
         ] {
             // Reported (a few pages in a debug build say nothing about its value).
             assert!(report[ratio].as_f64().is_some(), "{ratio}");

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use prometheus::{
-    Encoder as _, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder as _, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Every metric pagesplit exports, registered in a registry of its own.
@@ -17,6 +17,8 @@ pub struct Metrics {
     events_produced: IntCounterVec,
     pages_dead_lettered: IntCounterVec,
     page_processing: Histogram,
+    /// `pagesplit_page_wait_seconds`, one child per [`Wait`] (in [`Wait::ALL`] order).
+    page_wait: [Histogram; 5],
     end_to_end_latency: Histogram,
     consumer_lag: IntGaugeVec,
     pages_in_flight: IntGauge,
@@ -63,6 +65,46 @@ pub struct DeliveredEvents<'a> {
     pub articles_topic: &'a str,
     /// Articles produced to it.
     pub articles: usize,
+}
+
+/// Where a page waits inside the worker, the `wait` label of `pagesplit_page_wait_seconds`, in
+/// the order a page passes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// For room under the in-flight bounds (`pipeline.max_in_flight_pages` and bytes), after it
+    /// was consumed: the output is slower than the input.
+    InFlightBound,
+    /// In the split pool's queue for a free split thread.
+    SplitQueue,
+    /// Split, for the ordered stage to take it (pages before it, or the producing stage busy).
+    Ordering,
+    /// Handing its records to the producer (waits while the producer's queue is full).
+    ProducerQueue,
+    /// For the broker's acknowledgement of all its records, retries included (at-least-once;
+    /// exactly-once waits for the transaction instead, `pagesplit_transaction_commit_seconds`).
+    Acknowledgement,
+}
+
+impl Wait {
+    /// Every wait, in the order a page passes them.
+    pub const ALL: [Wait; 5] = [
+        Wait::InFlightBound,
+        Wait::SplitQueue,
+        Wait::Ordering,
+        Wait::ProducerQueue,
+        Wait::Acknowledgement,
+    ];
+
+    /// Label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Wait::InFlightBound => "in_flight_bound",
+            Wait::SplitQueue => "split_queue",
+            Wait::Ordering => "ordering",
+            Wait::ProducerQueue => "producer_queue",
+            Wait::Acknowledgement => "acknowledgement",
+        }
+    }
 }
 
 /// The stage at which a message failed.
@@ -180,6 +222,11 @@ impl Registrar {
         self.register(IntGaugeVec::new(Opts::new(spec.name, spec.help), labels).expect("valid metric"))
     }
 
+    fn histogram_vec(&self, spec: &Spec, labels: &[&str], buckets: Vec<f64>) -> HistogramVec {
+        let options = HistogramOpts::new(spec.name, spec.help).buckets(buckets);
+        self.register(HistogramVec::new(options, labels).expect("valid metric"))
+    }
+
     fn histogram(&self, spec: &Spec, buckets: Vec<f64>) -> Histogram {
         let options = HistogramOpts::new(spec.name, spec.help).buckets(buckets);
         self.register(Histogram::with_opts(options).expect("valid metric"))
@@ -254,6 +301,11 @@ const TRANSACTION_DURATION: Spec = Spec {
     name: "pagesplit_transaction_commit_seconds",
     help: "Time to commit one transaction (offsets and commit), exactly-once mode.",
 };
+const PAGE_WAIT: Spec = Spec {
+    name: "pagesplit_page_wait_seconds",
+    help: "Time pages wait inside the worker, by where: in_flight_bound, split_queue, ordering, \
+                 producer_queue, acknowledgement (at-least-once).",
+};
 const REVOKE_ABANDONED_PAGES: Spec = Spec {
     name: "pagesplit_revoke_abandoned_pages_total",
     help: "In-flight pages of revoked partitions not finished within pipeline.revoke_timeout_ms; \
@@ -316,6 +368,14 @@ impl Metrics {
                 &PAGE_PROCESSING,
                 prometheus::exponential_buckets(0.000_01, 4.0, 10).expect("valid buckets"),
             ),
+            page_wait: {
+                let waits = r.histogram_vec(
+                    &PAGE_WAIT,
+                    &["wait"],
+                    prometheus::exponential_buckets(0.000_01, 4.0, 12).expect("valid buckets"),
+                );
+                Wait::ALL.map(|wait| waits.with_label_values(&[wait.as_str()]))
+            },
             end_to_end_latency: r.histogram(
                 &END_TO_END_LATENCY,
                 vec![
@@ -440,6 +500,17 @@ impl Metrics {
     pub fn page_processed(&self, took: Duration, boilerplate_lines: usize) {
         self.page_processing.observe(took.as_secs_f64());
         self.boilerplate_lines_dropped.inc_by(boilerplate_lines as u64);
+    }
+
+    /// A page waited `took` at `wait`.
+    pub fn page_waited(&self, wait: Wait, took: Duration) {
+        self.page_wait[wait as usize].observe(took.as_secs_f64());
+    }
+
+    /// Pages observed at `wait` so far, and their total wait in seconds (for tests).
+    pub fn page_wait_totals(&self, wait: Wait) -> (u64, f64) {
+        let histogram = &self.page_wait[wait as usize];
+        (histogram.get_sample_count(), histogram.get_sample_sum())
     }
 
     /// All events of a page were acknowledged.
@@ -680,6 +751,26 @@ mod tests {
         assert!(text.contains("pagesplit_pages_in_flight 0"));
         assert!(text.contains("pagesplit_build_info{git_sha="));
         assert!(text.contains("pagesplit_end_to_end_latency_seconds_count 1"));
+    }
+
+    #[test]
+    fn each_wait_of_a_page_is_its_own_series() {
+        let metrics = Metrics::new();
+        metrics.page_waited(Wait::SplitQueue, Duration::from_micros(30));
+        metrics.page_waited(Wait::SplitQueue, Duration::from_micros(50));
+        metrics.page_waited(Wait::Acknowledgement, Duration::from_millis(12));
+        assert_eq!(metrics.page_wait_totals(Wait::SplitQueue).0, 2);
+        assert!((metrics.page_wait_totals(Wait::SplitQueue).1 - 0.000_08).abs() < 1e-9);
+        assert_eq!(metrics.page_wait_totals(Wait::Ordering), (0, 0.0));
+        let text = metrics.render();
+        assert!(
+            text.contains("pagesplit_page_wait_seconds_count{wait=\"split_queue\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("pagesplit_page_wait_seconds_count{wait=\"acknowledgement\"} 1"));
+        // Every wait is exported from the start, at 0.
+        assert!(text.contains("pagesplit_page_wait_seconds_count{wait=\"in_flight_bound\"} 0"));
+        assert!(text.contains("pagesplit_page_wait_seconds_bucket{wait=\"split_queue\",le=\"0.00004\"} 1"));
     }
 
     #[test]

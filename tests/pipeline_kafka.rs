@@ -194,6 +194,17 @@ async fn example_page_becomes_34_quotes_and_one_article_and_offsets_are_committe
     assert!(body.contains(&quotes_line), "{body}");
     assert!(body.contains("pagesplit_pages_dead_lettered_total{code=\"not_an_envelope\",stage=\"decode\"} 1"));
     assert!(body.contains("pagesplit_pages_in_flight 0"));
+    // Both messages (the page and the poison one) passed every wait once, in at-least-once.
+    for wait in [
+        "in_flight_bound",
+        "split_queue",
+        "ordering",
+        "producer_queue",
+        "acknowledgement",
+    ] {
+        let count = format!("pagesplit_page_wait_seconds_count{{wait=\"{wait}\"}} 2");
+        assert!(body.contains(&count), "{count} in {body}");
+    }
     let ready = reqwest::get(format!("http://{http}/readyz")).await.unwrap();
     assert_eq!(ready.status(), 200);
     // librdkafka statistics (every second in tests) reach the per-partition gauges of the

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::Consumer as _;
 use rdkafka::error::KafkaError;
@@ -16,7 +16,7 @@ use super::context::{InFlight, Permits};
 use super::fatal::Fatal;
 use super::records::InMessage;
 use super::split_pool::Splitter;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Wait};
 use crate::offsets::{OffsetTracker, Ticket};
 use crate::source::PageConsumer;
 
@@ -96,9 +96,11 @@ impl Consume {
             let Some(message) = self.next_message(&mut stash).await else {
                 break;
             };
+            let waiting = Instant::now();
             let Some(permits) = self.wait_for_room(&message, &mut stash).await else {
                 break;
             };
+            self.metrics.page_waited(Wait::InFlightBound, waiting.elapsed());
             let Some(ticket) = self.track(&message) else {
                 continue;
             };

@@ -15,7 +15,7 @@ use super::records::{
 };
 use super::split_pool::{PanicStreak, SplitOutcome};
 use crate::backoff::Backoff;
-use crate::metrics::{FailureCode, Metrics, Stage};
+use crate::metrics::{FailureCode, Metrics, Stage, Wait};
 use crate::offsets::{OffsetTracker, Ticket};
 use crate::quote_filter::QuoteValue;
 use crate::sink::{OutRecord, Sink};
@@ -104,7 +104,9 @@ impl DeliveryContext {
     }
 
     /// A page as split: its records, or its dead letter when it could not be split.
-    pub fn page(&self, ticket: Ticket, (message, outcome, took): SplitOutcome, permits: Permits) -> Page {
+    pub fn page(&self, ticket: Ticket, (message, outcome, times): SplitOutcome, permits: Permits) -> Page {
+        self.metrics.page_waited(Wait::SplitQueue, times.queued);
+        self.metrics.page_waited(Wait::Ordering, times.done.elapsed());
         let span = tracing::info_span!(
             "page",
             topic = %message.topic,
@@ -147,7 +149,7 @@ impl DeliveryContext {
                 if let Some(dropped) = split.trace_dropped {
                     page.span.in_scope(|| self.metrics.trace_context_dropped(dropped));
                 }
-                self.metrics.page_processed(took, split.boilerplate_lines);
+                self.metrics.page_processed(times.took, split.boilerplate_lines);
                 if !split.unknown_fields.is_empty() {
                     page.span
                         .in_scope(|| self.metrics.envelope_fields_ignored(&split.unknown_fields));

@@ -29,6 +29,8 @@ pub(super) struct Sent {
     pub unsent: Vec<usize>,
     /// Why a record was refused for good when enqueued.
     pub rejected: Option<KafkaError>,
+    /// When its records were handed to the producer.
+    pub enqueued: std::time::Instant,
 }
 
 /// How the records of one attempt settled.
@@ -64,6 +66,8 @@ impl DeliveryContext {
                 return;
             }
         }
+        self.metrics
+            .page_waited(crate::metrics::Wait::Acknowledgement, sent.enqueued.elapsed());
         self.page_delivered(&sent.page);
         self.store_offset(&sent.page);
     }

@@ -3,6 +3,7 @@
 //! delivery tasks that wait for their acknowledgements ([`super::deliver`]).
 
 use std::ops::ControlFlow;
+use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::TaskTracker;
@@ -13,6 +14,7 @@ use super::deliver::Sent;
 use super::fatal::Stopped;
 use super::records::select_changed_quotes;
 use super::split_pool::{PanicStreak, SPLIT_BATCH};
+use crate::metrics::Wait;
 use crate::sink::{classify, Acks, FailureKind};
 
 /// The at-least-once producing stage.
@@ -101,6 +103,7 @@ impl Produce {
     /// Enqueues a page's records. While the producer's queue is full, the pages already sent are
     /// handed over first, so their offsets do not wait for it.
     async fn enqueue(&self, page: Page, sent: &mut Vec<Sent>) -> Sent {
+        let started = Instant::now();
         let acks = Acks::new();
         let mut unsent = Vec::new();
         let mut rejected = None;
@@ -132,11 +135,15 @@ impl Produce {
                 }
             }
         }
+        let enqueued = Instant::now();
+        let metrics = &self.context.metrics;
+        metrics.page_waited(Wait::ProducerQueue, enqueued.duration_since(started));
         Sent {
             page,
             acks,
             unsent,
             rejected,
+            enqueued,
         }
     }
 

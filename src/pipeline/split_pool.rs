@@ -12,14 +12,25 @@ use crate::metrics::{FailureCode, Stage};
 use crate::parse::ParseOptions;
 use crate::trace_context::SpanId;
 
-/// A page as split: the message, its events or why it failed, how long splitting took.
-pub(super) type SplitOutcome = (InMessage, Result<Split, Failure>, Duration);
+/// A page as split: the message, its events or why it failed, and its times in the pool.
+pub(super) type SplitOutcome = (InMessage, Result<Split, Failure>, SplitTimes);
+
+/// A page's times in the split pool.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct SplitTimes {
+    /// Waiting in the queue for a split thread.
+    pub queued: Duration,
+    /// Splitting it.
+    pub took: Duration,
+    /// When it was split.
+    pub done: Instant,
+}
 
 /// Most pages a split thread takes from the queue at once, splits, then answers together.
 pub(super) const SPLIT_BATCH: usize = 32;
 
-/// A page to split and where its outcome goes.
-type SplitJob = (InMessage, oneshot::Sender<SplitOutcome>);
+/// A page to split, when it was queued, and where its outcome goes.
+type SplitJob = (InMessage, Instant, oneshot::Sender<SplitOutcome>);
 
 /// A fixed pool of threads that split pages (CPU work, off the runtime's threads; a fixed
 /// number, where the blocking pool would grow a thread whenever none was idle at a hand-over).
@@ -72,7 +83,7 @@ impl Splitter {
     /// ([`split_guarded`]); should a thread end anyway, the senders of its pages are dropped:
     /// their receivers learn that the pages were not split (and the worker stops).
     pub fn start(&self, message: InMessage, done: oneshot::Sender<SplitOutcome>) {
-        let _ = self.jobs.send((message, done));
+        let _ = self.jobs.send((message, Instant::now(), done));
     }
 }
 
@@ -84,14 +95,20 @@ fn split_batch(
     latest: Option<&LatestQuotes>,
 ) {
     let mut outcomes = Vec::with_capacity(batch.len());
-    for (message, done) in batch.drain(..) {
+    for (message, queued_at, done) in batch.drain(..) {
         let started = Instant::now();
         let span = SpanId::random();
         let mut outcome = split_guarded(|| split_message(&message, options, encoder, topics, span));
         if let (Ok(split), Some(latest)) = (&mut outcome, latest) {
             add_latest_quotes(split, latest);
         }
-        outcomes.push((done, (message, outcome, started.elapsed())));
+        let done_at = Instant::now();
+        let times = SplitTimes {
+            queued: started.saturating_duration_since(queued_at),
+            took: done_at.duration_since(started),
+            done: done_at,
+        };
+        outcomes.push((done, (message, outcome, times)));
     }
     for (done, outcome) in outcomes {
         let _ = done.send(outcome);

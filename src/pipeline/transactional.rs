@@ -172,6 +172,7 @@ impl Transactions {
             page.counts.latest_quotes = if latest_copies { quotes } else { 0 } - selected.unchanged_latest;
             send = selected.send;
         }
+        let started = Instant::now();
         for (index, record) in page.records.iter().enumerate() {
             if !send.get(index).copied().unwrap_or(true) {
                 continue;
@@ -187,6 +188,9 @@ impl Transactions {
                 }
             }
         }
+        self.context
+            .metrics
+            .page_waited(crate::metrics::Wait::ProducerQueue, started.elapsed());
     }
 
     fn begin(&self) -> Result<(), Stopped> {
