@@ -13,7 +13,7 @@ use pagesplit::envelope::{decode_message, encode_envelope};
 use pagesplit::metrics::Stage;
 use pagesplit::parse::ParseOptions;
 use pagesplit::pipeline::{
-    add_latest_quotes, dead_letter, dead_letter_without_value, split_message, Failure, InMessage, LatestQuotes, Topics,
+    dead_letter, dead_letter_without_value, latest_copy, split_message, Failure, InMessage, LatestQuotes, Topics,
 };
 use pagesplit::sink::OutRecord;
 use pagesplit::trace_context::SpanId;
@@ -410,7 +410,11 @@ fn events_carry_exactly_the_documented_headers() {
         SpanId::random(),
     )
     .expect("the example page splits");
-    add_latest_quotes(&mut split, &latest);
+    let copies: Vec<OutRecord> = split.records[..split.quotes]
+        .iter()
+        .map(|quote| latest_copy(quote, &latest))
+        .collect();
+    split.records.extend(copies);
     let mut checked = BTreeSet::new();
     for (id, channel) in channels(&doc) {
         let address = channel["address"].as_str().unwrap();

@@ -518,6 +518,106 @@ async fn a_page_with_an_event_too_large_for_its_topic_is_dead_lettered_whole_and
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_whose_quotes_fit_their_topic_but_not_the_latest_quote_topic_is_dead_lettered_whole() {
+    let mut config = common::test_config("whole-latest", EncodingFormat::SingleObject);
+    config.topics.partitions = 1;
+    let bootstrap = config.kafka.bootstrap_servers.clone();
+    let latest = config
+        .topics
+        .quotes_latest()
+        .expect("the latest-quote topic is on by default")
+        .to_owned();
+    // The input and quote topics take 8 MiB records; the latest-quote topic is as pagesplit
+    // creates it (the brokers' default, 1 MB).
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    fn large(topic: &str) -> rdkafka::admin::NewTopic<'_> {
+        rdkafka::admin::NewTopic::new(topic, 1, rdkafka::admin::TopicReplication::Fixed(1))
+            .set("max.message.bytes", "8388608")
+    }
+    let (input, quotes) = (large(&config.topics.input), large(&config.topics.quotes));
+    let created = admin
+        .create_topics([&input, &quotes], &rdkafka::admin::AdminOptions::new())
+        .await
+        .unwrap();
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    let shutdown = CancellationToken::new();
+    let running = pagesplit::app::start(config.clone(), shutdown.clone()).await.unwrap();
+    let good = small_pages("whole-latest", 2);
+    // A 2 MiB URL that does not compress, in each quote (within the quote topic's limit) and so
+    // in each of its latest-quote copies (over that topic's).
+    let mut huge = good[0].clone();
+    let letters: Vec<u8> = noise(2 << 20, 5).iter().map(|byte| b'a' + byte % 26).collect();
+    huge.url = format!("https://www.brecorder.com/{}", String::from_utf8(letters).unwrap());
+    let envelope = pagesplit::envelope::encode_envelope(&huge.url, huge.fetched_at, &huge.content_type, &huge.body);
+    let mut positions = publish_pages(&bootstrap, &config.topics.input, &good[..1])
+        .await
+        .unwrap();
+    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("message.max.bytes", "8388608")
+        .create()
+        .unwrap();
+    let delivered = producer
+        .send(
+            rdkafka::producer::FutureRecord::to(&config.topics.input)
+                .key("huge")
+                .payload(&envelope),
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|(error, _)| error)
+        .unwrap();
+    merge_positions(
+        &mut positions,
+        Positions::from([(delivered.partition, delivered.offset)]),
+    );
+    merge_positions(
+        &mut positions,
+        publish_pages(&bootstrap, &config.topics.input, &good[1..])
+            .await
+            .unwrap(),
+    );
+    common::wait_for_commit(&config, &positions, Duration::from_secs(60)).await;
+
+    let dead = common::read_all(&bootstrap, &config.topics.dead_letter);
+    assert_eq!(dead.len(), 1, "the page is dead-lettered once");
+    let code = dead[0]
+        .headers
+        .iter()
+        .find(|(header, _)| header == "pagesplit.error.code")
+        .map(|(_, value)| value.clone());
+    assert_eq!(code.as_deref(), Some("event_too_large"));
+    let message = dead[0]
+        .headers
+        .iter()
+        .find(|(header, _)| header == "pagesplit.error.message")
+        .map(|(_, value)| value.clone())
+        .unwrap_or_default();
+    assert!(
+        message.contains(&format!("larger than topic {latest} takes")),
+        "{message}"
+    );
+    // None of its events anywhere: the two good pages' only.
+    let articles = common::read_all(&bootstrap, &config.topics.articles);
+    let urls: Vec<String> = articles.iter().filter_map(|record| record.key.clone()).collect();
+    assert_eq!(urls, [good[0].url.clone(), good[1].url.clone()]);
+    let quotes = common::read_all(&bootstrap, &config.topics.quotes);
+    assert_eq!(quotes.len(), 6, "3 quotes of each good page");
+    assert!(quotes.iter().all(|record| record.value.len() < 10_000));
+    // The first good page's 3 quotes, then the second's AGL, the one that moved.
+    let copies = common::read_all(&bootstrap, &latest);
+    let symbols: Vec<String> = copies.iter().filter_map(|record| record.key.clone()).collect();
+    assert_eq!(symbols, ["AGL", "BOP", "KSE100", "AGL"]);
+    assert!(copies.iter().all(|record| record.value.len() < 10_000));
+    shutdown.cancel();
+    running.wait().await.unwrap();
+    common::delete_topics(&config).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tiny_in_flight_bound_pauses_and_resumes_without_loss() {
     let mut config = common::test_config("bound", EncodingFormat::SingleObject);
     config.pipeline.max_in_flight_pages = 3;

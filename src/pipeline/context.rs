@@ -9,9 +9,10 @@ use rdkafka::error::KafkaError;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 use super::fatal::{Fatal, Stopped};
-use super::limits::{oversized_record, RecordLimits};
+use super::limits::{oversized_latest_copy, oversized_record, RecordLimits};
 use super::records::{
-    dead_letter, dead_letter_without_value, Failure, InMessage, LatestQuotes, PageCounts, SharedQuoteFilter, Topics,
+    dead_letter, dead_letter_without_value, latest_copy, select_changed_quotes, select_everything, Failure, InMessage,
+    LatestQuotes, PageCounts, SharedQuoteFilter, Topics,
 };
 use super::split_pool::{PanicStreak, SplitOutcome};
 use crate::backoff::Backoff;
@@ -131,12 +132,18 @@ impl DeliveryContext {
         };
         // A record larger than its topic takes would be refused after the others went out:
         // the whole page is dead-lettered before any is sent.
-        let outcome = outcome.and_then(|split| match oversized_record(&split.records, &self.limits) {
-            Some(failure) => Err(Failure {
-                url: Some(split.url),
-                ..failure
-            }),
-            None => Ok(split),
+        let outcome = outcome.and_then(|split| {
+            let oversized = oversized_record(&split.records, &self.limits).or_else(|| {
+                let latest = self.latest.as_ref()?;
+                oversized_latest_copy(&split.records[..split.quotes], &latest.topic, &self.limits)
+            });
+            match oversized {
+                Some(failure) => Err(Failure {
+                    url: Some(split.url),
+                    ..failure
+                }),
+                None => Ok(split),
+            }
         });
         match outcome {
             Ok(split) => {
@@ -224,6 +231,38 @@ impl DeliveryContext {
         )];
         page.without_value = true;
         Ok(())
+    }
+
+    /// What of a split page to send, in consumption order: a flag per record (the quotes left
+    /// out as unchanged are not sent, with `quotes.emit = "changed"`) and the copies of its
+    /// changed quotes for the latest-quote topic, made here for those only. Sets the page's
+    /// counts accordingly. A dead-lettered page is sent as it is.
+    pub fn choose_records(&self, page: &mut Page) -> (Vec<bool>, Vec<OutRecord>) {
+        if page.dead_lettered.is_some() {
+            return (vec![true; page.records.len()], Vec::new());
+        }
+        let with_latest = self.latest.is_some();
+        let selected = match &self.quote_filter {
+            Some(filter) => {
+                let mut filter = filter.lock().expect("quote filter lock");
+                let selected = select_changed_quotes(&page.records, &page.quote_values, &mut filter, with_latest);
+                self.metrics.quote_symbols(filter.tracked(), filter.evicted());
+                selected
+            }
+            None => select_everything(&page.records, page.quote_values.len(), with_latest),
+        };
+        let copies: Vec<OutRecord> = match &self.latest {
+            Some(latest) => selected
+                .latest
+                .iter()
+                .map(|&quote| latest_copy(&page.records[quote], latest))
+                .collect(),
+            None => Vec::new(),
+        };
+        page.counts.quotes = page.quote_values.len() - selected.unchanged_quotes;
+        page.counts.unchanged_quotes = selected.unchanged_quotes;
+        page.counts.latest_quotes = copies.len();
+        (selected.send, copies)
     }
 
     /// Every record of the page is acknowledged: counts its events and the page as finished.

@@ -72,9 +72,24 @@ fn headers_size(headers: &rdkafka::message::OwnedHeaders) -> usize {
 /// topic names and header lists, so each is measured and looked up once per run of records
 /// sharing it.
 pub fn oversized_record(records: &[OutRecord], limits: &RecordLimits) -> Option<Failure> {
+    first_oversized(records.iter().map(|record| (record, &*record.topic)), limits)
+}
+
+/// Pure: as [`oversized_record`], for the copies of a page's `quotes` to the latest-quote
+/// topic `topic`: a copy is as large as its quote (see [`super::records::latest_copy`]), so the
+/// quotes are measured against that topic's limit before any copy is made.
+pub fn oversized_latest_copy(quotes: &[OutRecord], topic: &str, limits: &RecordLimits) -> Option<Failure> {
+    first_oversized(quotes.iter().map(|quote| (quote, topic)), limits)
+}
+
+/// The failure of the first record larger than its topic (given with it) takes.
+fn first_oversized<'a>(
+    records: impl Iterator<Item = (&'a OutRecord, &'a str)>,
+    limits: &RecordLimits,
+) -> Option<Failure> {
     let mut headers: Option<(*const rdkafka::message::OwnedHeaders, usize)> = None;
     let mut topic: Option<(*const str, usize)> = None;
-    records.iter().find_map(|record| {
+    records.into_iter().find_map(|(record, to)| {
         let headers_bytes = match record.headers.as_deref() {
             None => 0,
             Some(list) => match headers {
@@ -87,10 +102,10 @@ pub fn oversized_record(records: &[OutRecord], limits: &RecordLimits) -> Option<
             },
         };
         let limit = match topic {
-            Some((seen, limit)) if std::ptr::eq(seen, &*record.topic) => limit,
+            Some((seen, limit)) if std::ptr::eq(seen, to) => limit,
             _ => {
-                let limit = limits.of(&record.topic);
-                topic = Some((&*record.topic, limit));
+                let limit = limits.of(to);
+                topic = Some((to, limit));
                 limit
             }
         };
@@ -99,9 +114,8 @@ pub fn oversized_record(records: &[OutRecord], limits: &RecordLimits) -> Option<
             stage: Stage::Encode,
             code: FailureCode::EventTooLarge,
             message: format!(
-                "an event of {size} bytes is larger than topic {} takes ({limit} bytes); none of the page's \
-                 events were sent",
-                record.topic
+                "an event of {size} bytes is larger than topic {to} takes ({limit} bytes); none of the page's \
+                 events were sent"
             ),
             url: None,
         })
@@ -194,6 +208,26 @@ mod tests {
             .collect();
         assert_eq!(fitting.len(), 3);
         assert_eq!(oversized_record(&fitting, &limits), None);
+    }
+
+    #[test]
+    fn quotes_are_measured_against_the_latest_topic_before_their_copies_are_made() {
+        let mut limits = RecordLimits::new(5 * 1024 * 1024);
+        limits.topics.insert("quotes".to_owned(), 8 * 1024 * 1024);
+        limits.topics.insert("latest".to_owned(), 1_048_588);
+        let page = [record("quotes", 3, 60), record("quotes", 3, 2 << 20)];
+        assert_eq!(oversized_record(&page, &limits), None, "the quote topic takes them");
+        let failure = oversized_latest_copy(&page, "latest", &limits).unwrap();
+        assert_eq!(failure.code, FailureCode::EventTooLarge);
+        assert_eq!(
+            failure.message,
+            format!(
+                "an event of {} bytes is larger than topic latest takes (1048588 bytes); none of the page's events \
+                 were sent",
+                3 + (2 << 20) + RECORD_OVERHEAD
+            )
+        );
+        assert_eq!(oversized_latest_copy(&page[..1], "latest", &limits), None);
     }
 
     #[test]

@@ -62,8 +62,8 @@ use tokio_util::task::TaskTracker;
 
 pub use lineage::{headers, EventHeaders};
 pub use records::{
-    add_latest_quotes, dead_letter, dead_letter_without_value, select_changed_quotes, split_message, Failure,
-    InMessage, LatestQuotes, SharedQuoteFilter, Split, Topics, OMITTED_MESSAGE_BYTES,
+    dead_letter, dead_letter_without_value, latest_copy, select_changed_quotes, split_message, Failure, InMessage,
+    LatestQuotes, SharedQuoteFilter, Split, Topics, OMITTED_MESSAGE_BYTES,
 };
 pub use split_pool::{SPLIT_PANICKED, SPLIT_PANIC_LIMIT};
 
@@ -183,7 +183,6 @@ impl Pipeline {
             self.encoder.clone(),
             self.parse_options.clone(),
             self.topics.clone(),
-            self.latest.clone(),
         )
         .context("failed to start the split threads")
     }

@@ -12,7 +12,6 @@ use tracing::Instrument as _;
 use super::context::{DeliveryContext, InFlight, Page};
 use super::deliver::Sent;
 use super::fatal::Stopped;
-use super::records::select_changed_quotes;
 use super::split_pool::{PanicStreak, SPLIT_BATCH};
 use crate::metrics::Wait;
 use crate::sink::{classify, Acks, FailureKind};
@@ -48,7 +47,7 @@ impl Produce {
             let Ok(mut page) = self.receive(item, &panics, &mut sent).await else {
                 break;
             };
-            self.leave_out_unchanged_quotes(&mut page);
+            self.choose_records(&mut page);
             let page = self.enqueue(page, &mut sent).await;
             sent.push(page);
             if sent.len() >= SPLIT_BATCH {
@@ -78,26 +77,14 @@ impl Produce {
         Ok(self.context.page(ticket, outcome, permits))
     }
 
-    /// Leaves out the quotes already published to the latest-quote topic and, with
-    /// `quotes.emit = "changed"`, to the quote topic, in consumption order, as the records go to
-    /// the producer.
-    fn leave_out_unchanged_quotes(&self, page: &mut Page) {
-        let Some(filter) = &self.context.quote_filter else {
-            return;
-        };
-        if page.dead_lettered.is_some() {
-            return;
-        }
-        let mut filter = filter.lock().expect("quote filter lock");
-        let latest_copies = self.context.latest.is_some();
-        let selected = select_changed_quotes(&page.records, &page.quote_values, &mut filter, latest_copies);
-        self.context.metrics.quote_symbols(filter.tracked(), filter.evicted());
-        drop(filter);
-        let mut send = selected.send.into_iter();
+    /// Leaves out the quotes already published with `quotes.emit = "changed"` and adds the
+    /// copies of the quotes that changed for the latest-quote topic, in consumption order, as the
+    /// records go to the producer.
+    fn choose_records(&self, page: &mut Page) {
+        let (send, copies) = self.context.choose_records(page);
+        let mut send = send.into_iter();
         page.records.retain(|_| send.next().unwrap_or(true));
-        page.counts.quotes -= selected.unchanged_quotes;
-        page.counts.unchanged_quotes = selected.unchanged_quotes;
-        page.counts.latest_quotes -= selected.unchanged_latest;
+        page.records.extend(copies);
     }
 
     /// Enqueues a page's records. While the producer's queue is full, the pages already sent are

@@ -1,5 +1,6 @@
 //! Pure record building: a consumed message becomes the records of its events
-//! ([`split_message`], [`add_latest_quotes`]), the quotes worth sending ([`select_changed_quotes`]),
+//! ([`split_message`]), the quotes worth sending and their latest-quote copies
+//! ([`select_changed_quotes`], [`latest_copy`]),
 //! or its dead letter ([`dead_letter`]). Every record carries the provenance headers of
 //! [`super::lineage`].
 
@@ -121,15 +122,14 @@ pub struct Failure {
 /// The records one page becomes.
 #[derive(Debug)]
 pub struct Split {
-    /// Records in publishing order: the `quotes` quotes, the article, then the `latest` copies
-    /// of the quotes for the latest-quote topic ([`add_latest_quotes`]).
+    /// Records in publishing order: the `quotes` quotes, then the article. Copies of the quotes
+    /// for the latest-quote topic are made when they are sent ([`latest_copy`]), for the quotes
+    /// that changed.
     pub records: Vec<OutRecord>,
     /// Number of quote records.
     pub quotes: usize,
     /// Number of article records.
     pub articles: usize,
-    /// Number of latest-quote records.
-    pub latest: usize,
     /// The compared values of the quote records, in the same order.
     pub quote_values: Vec<QuoteValue>,
     /// The page's url.
@@ -204,7 +204,6 @@ pub fn split_message(
     Ok(Split {
         quotes: parsed.quotes.len(),
         articles: 1,
-        latest: 0,
         quote_values,
         records,
         url: page.url,
@@ -217,96 +216,99 @@ pub fn split_message(
     })
 }
 
-/// Pure: appends to a page's records a copy of each quote for the latest-quote topic, keyed by
-/// symbol, with the quote's headers, its value reframed with the topic's schema id when it has
-/// its own.
-pub fn add_latest_quotes(split: &mut Split, latest: &LatestQuotes) {
-    split.records.reserve(split.quotes);
-    for index in 0..split.quotes {
-        let quote = &split.records[index];
-        let payload = match (
-            &latest.header,
-            quote.payload.as_deref().and_then(crate::encode::unframe),
-        ) {
-            (Some(header), Some(crate::encode::Framed::Confluent { datum, .. })) => {
-                let mut payload = Vec::with_capacity(header.len() + datum.len());
-                payload.extend_from_slice(header);
-                payload.extend_from_slice(datum);
-                Some(payload)
-            }
-            _ => quote.payload.clone(),
-        };
-        let record = OutRecord {
-            topic: latest.topic.clone(),
-            key: quote.key.clone(),
-            payload,
-            headers: quote.headers.clone(),
-        };
-        split.records.push(record);
+/// Pure: the copy of a quote record for the latest-quote topic: keyed by symbol, with the
+/// quote's headers, its value reframed with the topic's schema id when it has its own (a
+/// Confluent header has the same length whatever the id: the copy is as large as the quote).
+pub fn latest_copy(quote: &OutRecord, latest: &LatestQuotes) -> OutRecord {
+    let payload = match (
+        &latest.header,
+        quote.payload.as_deref().and_then(crate::encode::unframe),
+    ) {
+        (Some(header), Some(crate::encode::Framed::Confluent { datum, .. })) => {
+            let mut payload = Vec::with_capacity(header.len() + datum.len());
+            payload.extend_from_slice(header);
+            payload.extend_from_slice(datum);
+            Some(payload)
+        }
+        _ => quote.payload.clone(),
+    };
+    OutRecord {
+        topic: latest.topic.clone(),
+        key: quote.key.clone(),
+        payload,
+        headers: quote.headers.clone(),
     }
-    split.latest = split.quotes;
 }
 
-/// Which of a page's records to send, and how many quotes were left out of each topic.
+/// Which of a page's records to send, which quotes to copy to the latest-quote topic, and how
+/// many quotes were left out of each topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selected {
     /// One flag per record: send it.
     pub send: Vec<bool>,
+    /// The quotes (indices among the records) whose copy goes to the latest-quote topic.
+    pub latest: Vec<usize>,
     /// Quotes left out of the quote topic.
     pub unchanged_quotes: usize,
     /// Copies left out of the latest-quote topic.
     pub unchanged_latest: usize,
 }
 
-/// Pure (but for the filters' memory): which of a page's records to send. A quote record
-/// (the first `quote_values.len()`) whose value equals the last one published to the quote
-/// topic for its symbol is left out when that filter is on (`quotes.emit = "changed"`); with
-/// `latest_copies` (the records end with the latest-quote copies of the quotes, see
-/// [`add_latest_quotes`]) a copy whose value equals the last one published to the latest-quote
-/// topic is left out when that filter is on. Every other record is sent.
+/// Pure (but for the filters' memory): which of a page's records to send, and with
+/// `with_latest`, which of its quotes to copy to the latest-quote topic (see [`latest_copy`]).
+/// A quote record (the first `quote_values.len()`) whose value equals the last one published to
+/// the quote topic for its symbol is left out when that filter is on (`quotes.emit =
+/// "changed"`); its copy is left out when its value equals the last one published to the
+/// latest-quote topic (that topic's filter). Every other record is sent, and without a
+/// latest-quote filter every quote is copied. The copies are made only for the quotes chosen:
+/// with quotes that seldom change, few.
 pub fn select_changed_quotes(
     records: &[OutRecord],
     quote_values: &[QuoteValue],
     filters: &mut ChangeFilters,
-    latest_copies: bool,
+    with_latest: bool,
 ) -> Selected {
-    let quotes = quote_values.len();
-    let latest_from = if latest_copies && quotes > 0 {
-        records.len().saturating_sub(quotes)
-    } else {
-        usize::MAX
-    };
+    let quotes = quote_values.len().min(records.len());
     let mut selected = Selected {
-        send: Vec::with_capacity(records.len()),
+        send: vec![true; records.len()],
+        latest: Vec::new(),
         unchanged_quotes: 0,
         unchanged_latest: 0,
     };
-    for (index, record) in records.iter().enumerate() {
-        let (filter, value, unchanged) = if index < quotes {
-            (
-                filters.quotes.as_mut(),
-                quote_values[index],
-                &mut selected.unchanged_quotes,
-            )
-        } else if index >= latest_from {
-            (
-                filters.latest.as_mut(),
-                quote_values[index - latest_from],
-                &mut selected.unchanged_latest,
-            )
-        } else {
-            selected.send.push(true);
-            continue;
-        };
+    for (index, record) in records[..quotes].iter().enumerate() {
         let symbol = record.key.as_deref().and_then(|key| std::str::from_utf8(key).ok());
-        let publish = match (filter, symbol) {
+        let value = quote_values[index];
+        let admit = |filter: Option<&mut crate::quote_filter::QuoteFilter>| match (filter, symbol) {
             (Some(filter), Some(symbol)) => filter.admit(symbol, value),
             _ => true,
         };
-        *unchanged += usize::from(!publish);
-        selected.send.push(publish);
+        if !admit(filters.quotes.as_mut()) {
+            selected.send[index] = false;
+            selected.unchanged_quotes += 1;
+        }
+        if with_latest {
+            if admit(filters.latest.as_mut()) {
+                selected.latest.push(index);
+            } else {
+                selected.unchanged_latest += 1;
+            }
+        }
     }
     selected
+}
+
+/// Pure: every record sent, and with `with_latest` every quote copied (no change filter).
+pub fn select_everything(records: &[OutRecord], quotes: usize, with_latest: bool) -> Selected {
+    Selected {
+        send: vec![true; records.len()],
+        latest: if with_latest {
+            (0..quotes.min(records.len())).collect()
+        } else {
+            Vec::new()
+        },
+        unchanged_quotes: 0,
+        unchanged_latest: 0,
+    }
 }
 
 /// The change filters of a worker, shared by the ordered stage and the deliveries.
@@ -331,7 +333,7 @@ impl PageCounts {
         Self {
             quotes: split.quotes,
             unchanged_quotes: 0,
-            latest_quotes: split.latest,
+            latest_quotes: 0,
             articles: split.articles,
         }
     }
@@ -462,30 +464,39 @@ pub(super) mod tests {
         }
     }
 
-    fn split(body: &str, minute: u32, encoder: &Encoder, latest: &LatestQuotes) -> Split {
-        let mut split = split_message(
+    fn split(body: &str, minute: u32, encoder: &Encoder) -> Split {
+        split_message(
             &message(body, minute),
             &ParseOptions::default(),
             encoder,
             &topics(),
             SpanId([7; 8]),
         )
-        .unwrap();
-        add_latest_quotes(&mut split, latest);
-        split
+        .unwrap()
     }
 
-    fn sent_topics(split: &Split, send: &[bool]) -> Vec<(String, String)> {
-        split
+    /// The records of a split with a latest-quote copy of every quote after them.
+    fn with_every_copy(split: &Split, latest: &LatestQuotes) -> Vec<OutRecord> {
+        let copies = split.records[..split.quotes]
+            .iter()
+            .map(|quote| latest_copy(quote, latest));
+        split.records.iter().cloned().chain(copies).collect()
+    }
+
+    /// (topic, key) of the records sent: those flagged, then the latest-quote copies chosen.
+    fn sent_topics(split: &Split, selected: &Selected, latest: &LatestQuotes) -> Vec<(String, String)> {
+        let key = |record: &OutRecord| String::from_utf8(record.key.clone().unwrap()).unwrap();
+        let flagged = split
             .records
             .iter()
-            .zip(send)
+            .zip(&selected.send)
             .filter(|(_, send)| **send)
-            .map(|(record, _)| {
-                let key = String::from_utf8(record.key.clone().unwrap()).unwrap();
-                (record.topic.to_string(), key)
-            })
-            .collect()
+            .map(|(record, _)| (record.topic.to_string(), key(record)));
+        let copies = selected
+            .latest
+            .iter()
+            .map(|&quote| (latest.topic.to_string(), key(&split.records[quote])));
+        flagged.chain(copies).collect()
     }
 
     fn header_values(record: &OutRecord) -> Vec<(String, String)> {
@@ -518,9 +529,9 @@ pub(super) mod tests {
             ),
             ("tracestate".to_owned(), Some(b"congo=t61rcWkgMzE".to_vec())),
         ];
-        let mut split = split_message(&page, &ParseOptions::default(), &encoder, &topics(), SpanId([7; 8])).unwrap();
-        add_latest_quotes(&mut split, &latest);
+        let split = split_message(&page, &ParseOptions::default(), &encoder, &topics(), SpanId([7; 8])).unwrap();
         assert_eq!(split.trace_dropped, None);
+        let records = with_every_copy(&split, &latest);
         let version = env!("CARGO_PKG_VERSION").to_owned();
         let pair = |key: &str, value: &str| (key.to_owned(), value.to_owned());
         let traceparent = pair("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-0707070707070707-01");
@@ -539,16 +550,16 @@ pub(super) mod tests {
         ]);
         let mut article = source.to_vec();
         article.extend([pair("pagesplit.version", &version), traceparent, tracestate]);
-        assert_eq!(split.records.len(), 69);
-        for (index, record) in split.records.iter().enumerate() {
+        assert_eq!(records.len(), 69);
+        for (index, record) in records.iter().enumerate() {
             let want = if index == 34 { &article } else { &quote };
             assert_eq!(&header_values(record), want, "record {index} ({})", record.topic);
         }
         // Built once per page: every quote and latest copy shares one set of headers.
-        let first = split.records[0].headers.as_ref().unwrap();
-        assert!(split.records[..34]
+        let first = records[0].headers.as_ref().unwrap();
+        assert!(records[..34]
             .iter()
-            .chain(&split.records[35..])
+            .chain(&records[35..])
             .all(|record| Arc::ptr_eq(record.headers.as_ref().unwrap(), first)));
 
         // An invalid traceparent is dropped (and said so); the page splits all the same.
@@ -721,11 +732,12 @@ pub(super) mod tests {
             topic: "market.quotes.latest.v1".into(),
             header: Some(crate::encode::confluent_header(9)),
         };
-        let split = split(PAGE, 0, &encoder, &latest);
-        assert_eq!((split.quotes, split.articles, split.latest), (34, 1, 34));
-        assert_eq!(split.records.len(), 69);
+        let split = split(PAGE, 0, &encoder);
+        assert_eq!((split.quotes, split.articles), (34, 1));
+        assert_eq!(split.records.len(), 35);
         assert_eq!(split.quote_values.len(), 34);
-        for (quote, copy) in split.records[..34].iter().zip(&split.records[35..]) {
+        let records = with_every_copy(&split, &latest);
+        for (quote, copy) in records[..34].iter().zip(&records[35..]) {
             assert_eq!(&*quote.topic, "market.quotes.v1");
             assert_eq!(&*copy.topic, "market.quotes.latest.v1");
             assert_eq!(quote.key, copy.key);
@@ -748,8 +760,11 @@ pub(super) mod tests {
         // Single-object values carry the schema's fingerprint, the same for both topics.
         let encoder = Encoder::new(Framing::SingleObject);
         let latest = LatestQuotes { header: None, ..latest };
-        let single = super::tests::split(PAGE, 0, &encoder, &latest);
-        assert_eq!(single.records[0].payload, single.records[35].payload);
+        let single = super::tests::split(PAGE, 0, &encoder);
+        assert_eq!(
+            single.records[0].payload,
+            latest_copy(&single.records[0], &latest).payload
+        );
     }
 
     #[test]
@@ -760,8 +775,8 @@ pub(super) mod tests {
             topic: "market.quotes.latest.v1".into(),
             header: None,
         };
-        let sent_to = |split: &Split, send: &[bool], topic: &str| -> Vec<String> {
-            sent_topics(split, send)
+        let sent_to = |split: &Split, selected: &Selected, topic: &str| -> Vec<String> {
+            sent_topics(split, selected, &latest)
                 .into_iter()
                 .filter(|(to, _)| to == topic)
                 .map(|(_, symbol)| symbol)
@@ -778,22 +793,23 @@ pub(super) mod tests {
             latest: Some(QuoteFilter::new(1000)),
         };
 
-        let first = split(PAGE, 0, &encoder, &latest);
+        let first = split(PAGE, 0, &encoder);
         for filters in [&mut latest_only, &mut both] {
             let selected = select_changed_quotes(&first.records, &first.quote_values, filters, true);
             assert_eq!((selected.unchanged_quotes, selected.unchanged_latest), (0, 0));
-            assert_eq!(selected.send.iter().filter(|send| **send).count(), 69);
+            assert_eq!(selected.send.iter().filter(|send| **send).count(), 35);
+            assert_eq!(selected.latest, (0..34).collect::<Vec<_>>());
         }
 
-        let again = split(PAGE, 1, &encoder, &latest);
+        let again = split(PAGE, 1, &encoder);
         let selected = select_changed_quotes(&again.records, &again.quote_values, &mut latest_only, true);
         assert_eq!((selected.unchanged_quotes, selected.unchanged_latest), (0, 34));
-        assert_eq!(sent_to(&again, &selected.send, "market.quotes.v1").len(), 34);
-        assert_eq!(sent_to(&again, &selected.send, "news.articles.v1").len(), 1);
-        assert!(sent_to(&again, &selected.send, "market.quotes.latest.v1").is_empty());
+        assert_eq!(sent_to(&again, &selected, "market.quotes.v1").len(), 34);
+        assert_eq!(sent_to(&again, &selected, "news.articles.v1").len(), 1);
+        assert!(sent_to(&again, &selected, "market.quotes.latest.v1").is_empty());
         let selected = select_changed_quotes(&again.records, &again.quote_values, &mut both, true);
         assert_eq!((selected.unchanged_quotes, selected.unchanged_latest), (34, 34));
-        assert_eq!(sent_topics(&again, &selected.send).len(), 1, "only the article");
+        assert_eq!(sent_topics(&again, &selected, &latest).len(), 1, "only the article");
 
         // AGL moves; BOP's line keeps its numbers but says "No Change" now.
         let moved = PAGE
@@ -808,13 +824,10 @@ pub(super) mod tests {
                 1,
             );
         assert_ne!(moved, PAGE);
-        let moved = split(&moved, 2, &encoder, &latest);
+        let moved = split(&moved, 2, &encoder);
         for filters in [&mut latest_only, &mut both] {
             let selected = select_changed_quotes(&moved.records, &moved.quote_values, filters, true);
-            assert_eq!(
-                sent_to(&moved, &selected.send, "market.quotes.latest.v1"),
-                ["AGL", "BOP"]
-            );
+            assert_eq!(sent_to(&moved, &selected, "market.quotes.latest.v1"), ["AGL", "BOP"]);
             assert_eq!(selected.unchanged_latest, 32);
         }
         let selected = select_changed_quotes(&moved.records, &moved.quote_values, &mut both, true);
@@ -824,10 +837,18 @@ pub(super) mod tests {
         // A symbol forgotten (its page was dead-lettered) goes to both topics again.
         both.forget("AGL");
         let selected = select_changed_quotes(&moved.records, &moved.quote_values, &mut both, true);
-        assert_eq!(sent_to(&moved, &selected.send, "market.quotes.v1"), ["AGL"]);
-        assert_eq!(sent_to(&moved, &selected.send, "market.quotes.latest.v1"), ["AGL"]);
-        // Without latest copies (a dead letter has no quote values) everything is sent.
+        assert_eq!(sent_to(&moved, &selected, "market.quotes.v1"), ["AGL"]);
+        assert_eq!(sent_to(&moved, &selected, "market.quotes.latest.v1"), ["AGL"]);
+        // Without quote values (a dead letter) everything is sent and nothing copied.
         let none = select_changed_quotes(&moved.records, &[], &mut both, true);
         assert!(none.send.iter().all(|send| *send));
+        assert!(none.latest.is_empty());
+        // Without the latest-quote topic nothing is copied, whatever its filter says.
+        let without = select_changed_quotes(&moved.records, &moved.quote_values, &mut latest_only, false);
+        assert!(without.latest.is_empty());
+        assert_eq!(without.unchanged_latest, 0);
+        // With no filter at all: every record sent, every quote copied.
+        let everything = select_everything(&moved.records, moved.quotes, true);
+        assert_eq!((everything.send.len(), everything.latest.len()), (35, 34));
     }
 }

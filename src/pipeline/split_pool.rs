@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use super::records::{add_latest_quotes, split_message, Failure, InMessage, LatestQuotes, Split, Topics};
+use super::records::{split_message, Failure, InMessage, Split, Topics};
 use crate::encode::Encoder;
 use crate::metrics::{FailureCode, Stage};
 use crate::parse::ParseOptions;
@@ -48,17 +48,10 @@ impl Splitter {
         encoder: Arc<Encoder>,
         options: Arc<ParseOptions>,
         topics: Topics,
-        latest: Option<LatestQuotes>,
     ) -> std::io::Result<Self> {
         let (jobs, queue) = crossbeam_channel::unbounded::<SplitJob>();
         for index in 0..workers.max(1) {
-            let (queue, encoder, options, topics, latest) = (
-                queue.clone(),
-                encoder.clone(),
-                options.clone(),
-                topics.clone(),
-                latest.clone(),
-            );
+            let (queue, encoder, options, topics) = (queue.clone(), encoder.clone(), options.clone(), topics.clone());
             std::thread::Builder::new()
                 .name(format!("pagesplit-split-{index}"))
                 .spawn(move || {
@@ -72,7 +65,7 @@ impl Splitter {
                     while let Ok(first) = queue.recv() {
                         batch.push(first);
                         take_waiting(&mut batch);
-                        split_batch(&mut batch, &options, &encoder, &topics, latest.as_ref());
+                        split_batch(&mut batch, &options, &encoder, &topics);
                     }
                 })?;
         }
@@ -87,21 +80,12 @@ impl Splitter {
     }
 }
 
-fn split_batch(
-    batch: &mut Vec<SplitJob>,
-    options: &ParseOptions,
-    encoder: &Encoder,
-    topics: &Topics,
-    latest: Option<&LatestQuotes>,
-) {
+fn split_batch(batch: &mut Vec<SplitJob>, options: &ParseOptions, encoder: &Encoder, topics: &Topics) {
     let mut outcomes = Vec::with_capacity(batch.len());
     for (message, queued_at, done) in batch.drain(..) {
         let started = Instant::now();
         let span = SpanId::random();
-        let mut outcome = split_guarded(|| split_message(&message, options, encoder, topics, span));
-        if let (Ok(split), Some(latest)) = (&mut outcome, latest) {
-            add_latest_quotes(split, latest);
-        }
+        let outcome = split_guarded(|| split_message(&message, options, encoder, topics, span));
         let done_at = Instant::now();
         let times = SplitTimes {
             queued: started.saturating_duration_since(queued_at),
@@ -184,10 +168,6 @@ mod tests {
             Arc::new(Encoder::new(Framing::SingleObject)),
             Arc::new(ParseOptions::default()),
             topics(),
-            Some(LatestQuotes {
-                topic: "market.quotes.latest.v1".into(),
-                header: None,
-            }),
         )
         .unwrap();
         let mut not_a_page = message(PAGE, 2);
@@ -210,10 +190,7 @@ mod tests {
             [0, 2, 5]
         );
         let first = outcomes[0].1.as_ref().unwrap();
-        assert_eq!(
-            (first.quotes, first.articles, first.latest, first.records.len()),
-            (34, 1, 34, 69)
-        );
+        assert_eq!((first.quotes, first.articles, first.records.len()), (34, 1, 35));
         assert_eq!(outcomes[1].1.as_ref().unwrap_err().code, "invalid_envelope");
         assert_eq!(outcomes[2].1.as_ref().unwrap().quotes, 34);
     }

@@ -28,7 +28,6 @@ use tokio::sync::mpsc;
 
 use super::context::{DeliveryContext, InFlight, Page};
 use super::fatal::Stopped;
-use super::records::select_changed_quotes;
 use super::split_pool::PanicStreak;
 use crate::offsets::Ticket;
 use crate::sink::{classify, classify_transaction, is_fencing, Acks, FailureKind, TransactionFailure};
@@ -160,23 +159,15 @@ impl Transactions {
         pending.unsent = false;
         pending.rejected = None;
         let page = &mut pending.page;
-        let mut send = Vec::new();
-        if let (Some(filter), None) = (&self.context.quote_filter, &page.dead_lettered) {
-            let mut filter = filter.lock().expect("quote filter lock");
-            let latest_copies = self.context.latest.is_some();
-            let selected = select_changed_quotes(&page.records, &page.quote_values, &mut filter, latest_copies);
-            self.context.metrics.quote_symbols(filter.tracked(), filter.evicted());
-            let quotes = page.quote_values.len();
-            page.counts.quotes = quotes - selected.unchanged_quotes;
-            page.counts.unchanged_quotes = selected.unchanged_quotes;
-            page.counts.latest_quotes = if latest_copies { quotes } else { 0 } - selected.unchanged_latest;
-            send = selected.send;
-        }
+        let (send, copies) = self.context.choose_records(page);
         let started = Instant::now();
-        for (index, record) in page.records.iter().enumerate() {
-            if !send.get(index).copied().unwrap_or(true) {
-                continue;
-            }
+        let chosen = page
+            .records
+            .iter()
+            .zip(send.iter().chain(std::iter::repeat(&true)))
+            .filter_map(|(record, send)| send.then_some(record))
+            .chain(&copies);
+        for record in chosen {
             if let Err(error) = self.context.sink.enqueue(record, &pending.acks).await {
                 tracing::debug!(error = %error, "enqueue failed; the transaction will be aborted");
                 pending.unsent = true;
