@@ -442,41 +442,9 @@ async fn a_page_with_an_event_too_large_for_its_topic_is_dead_lettered_whole_and
     assert!(created.iter().all(Result::is_ok), "{created:?}");
     let shutdown = CancellationToken::new();
     let running = pagesplit::app::start(config.clone(), shutdown.clone()).await.unwrap();
-    let good = small_pages("whole-page", 2);
     // A 2 MiB URL that does not compress: each quote record carries it (over the quote topic's
     // limit), the article too (within the article topic's).
-    let mut huge = good[0].clone();
-    let letters: Vec<u8> = noise(2 << 20, 3).iter().map(|byte| b'a' + byte % 26).collect();
-    huge.url = format!("https://www.brecorder.com/{}", String::from_utf8(letters).unwrap());
-    let envelope = pagesplit::envelope::encode_envelope(&huge.url, huge.fetched_at, &huge.content_type, &huge.body);
-    let mut positions = publish_pages(&bootstrap, &config.topics.input, &good[..1])
-        .await
-        .unwrap();
-    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("message.max.bytes", "8388608")
-        .create()
-        .unwrap();
-    let delivered = producer
-        .send(
-            rdkafka::producer::FutureRecord::to(&config.topics.input)
-                .key("huge")
-                .payload(&envelope),
-            Duration::from_secs(30),
-        )
-        .await
-        .map_err(|(error, _)| error)
-        .unwrap();
-    merge_positions(
-        &mut positions,
-        Positions::from([(delivered.partition, delivered.offset)]),
-    );
-    merge_positions(
-        &mut positions,
-        publish_pages(&bootstrap, &config.topics.input, &good[1..])
-            .await
-            .unwrap(),
-    );
+    let (good, envelope, positions) = publish_a_huge_page_between_two_good_ones(&config, 3).await;
     common::wait_for_commit(&config, &positions, Duration::from_secs(60)).await;
 
     let dead = common::read_all(&bootstrap, &config.topics.dead_letter);
@@ -545,41 +513,9 @@ async fn a_page_whose_quotes_fit_their_topic_but_not_the_latest_quote_topic_is_d
     assert!(created.iter().all(Result::is_ok), "{created:?}");
     let shutdown = CancellationToken::new();
     let running = pagesplit::app::start(config.clone(), shutdown.clone()).await.unwrap();
-    let good = small_pages("whole-latest", 2);
     // A 2 MiB URL that does not compress, in each quote (within the quote topic's limit) and so
     // in each of its latest-quote copies (over that topic's).
-    let mut huge = good[0].clone();
-    let letters: Vec<u8> = noise(2 << 20, 5).iter().map(|byte| b'a' + byte % 26).collect();
-    huge.url = format!("https://www.brecorder.com/{}", String::from_utf8(letters).unwrap());
-    let envelope = pagesplit::envelope::encode_envelope(&huge.url, huge.fetched_at, &huge.content_type, &huge.body);
-    let mut positions = publish_pages(&bootstrap, &config.topics.input, &good[..1])
-        .await
-        .unwrap();
-    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("message.max.bytes", "8388608")
-        .create()
-        .unwrap();
-    let delivered = producer
-        .send(
-            rdkafka::producer::FutureRecord::to(&config.topics.input)
-                .key("huge")
-                .payload(&envelope),
-            Duration::from_secs(30),
-        )
-        .await
-        .map_err(|(error, _)| error)
-        .unwrap();
-    merge_positions(
-        &mut positions,
-        Positions::from([(delivered.partition, delivered.offset)]),
-    );
-    merge_positions(
-        &mut positions,
-        publish_pages(&bootstrap, &config.topics.input, &good[1..])
-            .await
-            .unwrap(),
-    );
+    let (good, _, positions) = publish_a_huge_page_between_two_good_ones(&config, 5).await;
     common::wait_for_commit(&config, &positions, Duration::from_secs(60)).await;
 
     let dead = common::read_all(&bootstrap, &config.topics.dead_letter);
@@ -615,6 +551,50 @@ async fn a_page_whose_quotes_fit_their_topic_but_not_the_latest_quote_topic_is_d
     shutdown.cancel();
     running.wait().await.unwrap();
     common::delete_topics(&config).await;
+}
+
+/// Publishes a good page, a page whose URL is 2 MiB of letters that do not compress (from
+/// `seed`), and another good page, each as a message of its own; returns the good pages, the
+/// huge page's envelope and where the three are.
+async fn publish_a_huge_page_between_two_good_ones(
+    config: &Config,
+    seed: u64,
+) -> (Vec<PageToPublish>, Vec<u8>, Positions) {
+    let bootstrap = &config.kafka.bootstrap_servers;
+    let good = small_pages(&config.topics.input, 2);
+    let mut huge = good[0].clone();
+    let letters: Vec<u8> = noise(2 << 20, seed).iter().map(|byte| b'a' + byte % 26).collect();
+    huge.url = format!("https://www.brecorder.com/{}", String::from_utf8(letters).unwrap());
+    let envelope = pagesplit::envelope::encode_envelope(&huge.url, huge.fetched_at, &huge.content_type, &huge.body);
+    let mut positions = publish_pages(bootstrap, &config.topics.input, &good[..1])
+        .await
+        .unwrap();
+    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("message.max.bytes", "8388608")
+        .create()
+        .unwrap();
+    let delivered = producer
+        .send(
+            rdkafka::producer::FutureRecord::to(&config.topics.input)
+                .key("huge")
+                .payload(&envelope),
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|(error, _)| error)
+        .unwrap();
+    merge_positions(
+        &mut positions,
+        Positions::from([(delivered.partition, delivered.offset)]),
+    );
+    merge_positions(
+        &mut positions,
+        publish_pages(bootstrap, &config.topics.input, &good[1..])
+            .await
+            .unwrap(),
+    );
+    (good, envelope, positions)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,7 +12,7 @@ use super::fatal::{Fatal, Stopped};
 use super::limits::{oversized_latest_copy, oversized_record, RecordLimits};
 use super::records::{
     dead_letter, dead_letter_without_value, latest_copy, select_changed_quotes, select_everything, Failure, InMessage,
-    LatestQuotes, PageCounts, SharedQuoteFilter, Topics,
+    LatestQuotes, PageCounts, SharedQuoteFilter, Split, Topics,
 };
 use super::split_pool::{PanicStreak, SplitOutcome};
 use crate::backoff::Backoff;
@@ -130,22 +130,7 @@ impl DeliveryContext {
             span,
             _permits: permits,
         };
-        // A record larger than its topic takes would be refused after the others went out:
-        // the whole page is dead-lettered before any is sent.
-        let outcome = outcome.and_then(|split| {
-            let oversized = oversized_record(&split.records, &self.limits).or_else(|| {
-                let latest = self.latest.as_ref()?;
-                oversized_latest_copy(&split.records[..split.quotes], &latest.topic, &self.limits)
-            });
-            match oversized {
-                Some(failure) => Err(Failure {
-                    url: Some(split.url),
-                    ..failure
-                }),
-                None => Ok(split),
-            }
-        });
-        match outcome {
+        match outcome.and_then(|split| self.whole(split)) {
             Ok(split) => {
                 page.span.record("url", split.url.as_str());
                 if let Some(trace) = &split.trace {
@@ -186,6 +171,23 @@ impl DeliveryContext {
             }
         }
         page
+    }
+
+    /// A split whose every record (and latest-quote copy) fits its topic, or the failure that
+    /// dead-letters the page: a record larger than its topic takes would be refused after the
+    /// others went out, so the whole page is dead-lettered before any is sent.
+    fn whole(&self, split: Split) -> Result<Split, Failure> {
+        let oversized = oversized_record(&split.records, &self.limits).or_else(|| {
+            let latest = self.latest.as_ref()?;
+            oversized_latest_copy(&split.records[..split.quotes], &latest.topic, &self.limits)
+        });
+        match oversized {
+            Some(failure) => Err(Failure {
+                url: Some(split.url),
+                ..failure
+            }),
+            None => Ok(split),
+        }
     }
 
     /// An event of the page can never be delivered (`error`): the page goes to the dead-letter

@@ -839,16 +839,29 @@ pub(super) mod tests {
         let selected = select_changed_quotes(&moved.records, &moved.quote_values, &mut both, true);
         assert_eq!(sent_to(&moved, &selected, "market.quotes.v1"), ["AGL"]);
         assert_eq!(sent_to(&moved, &selected, "market.quotes.latest.v1"), ["AGL"]);
+    }
+
+    #[test]
+    fn without_quote_values_or_the_latest_topic_nothing_is_copied() {
+        use crate::quote_filter::QuoteFilter;
+        let page = split(PAGE, 0, &Encoder::new(Framing::SingleObject));
+        let mut filters = ChangeFilters {
+            quotes: Some(QuoteFilter::new(1000)),
+            latest: Some(QuoteFilter::new(1000)),
+        };
         // Without quote values (a dead letter) everything is sent and nothing copied.
-        let none = select_changed_quotes(&moved.records, &[], &mut both, true);
+        let none = select_changed_quotes(&page.records, &[], &mut filters, true);
         assert!(none.send.iter().all(|send| *send));
         assert!(none.latest.is_empty());
+        assert_eq!(filters.tracked(), 0);
         // Without the latest-quote topic nothing is copied, whatever its filter says.
-        let without = select_changed_quotes(&moved.records, &moved.quote_values, &mut latest_only, false);
+        let without = select_changed_quotes(&page.records, &page.quote_values, &mut filters, false);
         assert!(without.latest.is_empty());
-        assert_eq!(without.unchanged_latest, 0);
+        assert_eq!((without.unchanged_quotes, without.unchanged_latest), (0, 0));
+        assert_eq!(without.send.iter().filter(|send| **send).count(), 35);
         // With no filter at all: every record sent, every quote copied.
-        let everything = select_everything(&moved.records, moved.quotes, true);
+        let everything = select_everything(&page.records, page.quotes, true);
         assert_eq!((everything.send.len(), everything.latest.len()), (35, 34));
+        assert!(select_everything(&page.records, page.quotes, false).latest.is_empty());
     }
 }
