@@ -791,6 +791,131 @@ async fn sigterm_with_the_broker_down_exits_within_the_drain_deadline_and_the_cl
     assert!(output.contains("offset commit failed"), "{output}");
 }
 
+/// A worker whose broker goes away while pages are in flight: its group session runs out
+/// locally, librdkafka takes the partitions away and pagesplit hands them over with no broker to
+/// answer. The handover keeps within `pipeline.revoke_timeout_ms` (a commit or a wait on the
+/// broker would hold it until the broker returns, and no handover would be counted while it is
+/// down); once the broker is back the worker consumes, publishes and commits again, and every
+/// page sent before and after is in the output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handover_with_the_broker_down_keeps_its_limit_and_the_worker_recovers_at_least_once() {
+    handover_with_the_broker_down(DeliveryMode::AtLeastOnce).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handover_with_the_broker_down_keeps_its_limit_and_the_worker_recovers_exactly_once() {
+    handover_with_the_broker_down(DeliveryMode::ExactlyOnce).await;
+}
+
+async fn handover_with_the_broker_down(mode: DeliveryMode) {
+    let broker = OwnBroker::start();
+    let name = match mode {
+        DeliveryMode::AtLeastOnce => "down-handover",
+        DeliveryMode::ExactlyOnce => "down-handover-eo",
+    };
+    let mut config = common::test_config(name, EncodingFormat::SingleObject);
+    config.kafka.bootstrap_servers = broker.bootstrap();
+    pagesplit::app::prepare_topics(&config).await.unwrap();
+    let mut sent = small_pages(&format!("{name}/before"), 3000);
+    let mut positions = publish_pages(&config.kafka.bootstrap_servers, &config.topics.input, &sent)
+        .await
+        .unwrap();
+    let session = Duration::from_secs(10);
+    let revoke_limit = Duration::from_secs(5);
+    let mut sets = vec![
+        ("kafka.session_timeout_ms", session.as_millis().to_string()),
+        ("pipeline.revoke_timeout_ms", revoke_limit.as_millis().to_string()),
+        ("delivery.instance_id", name.to_owned()),
+    ];
+    if mode == DeliveryMode::ExactlyOnce {
+        sets.push(("delivery.mode", "exactly-once".to_owned()));
+    }
+    let mut worker = Worker::spawn(
+        &config,
+        WorkerOptions {
+            sets,
+            log_level: "info",
+            capture: true,
+            ..WorkerOptions::default()
+        },
+    );
+    let metrics_url = format!("http://{}/metrics", worker.http_address());
+    wait_until("first articles", Duration::from_secs(60), async || {
+        articles_written(&config) >= 300
+    })
+    .await;
+    assert!(broker.stack(&["kill", "kafka"], false).success());
+    let killed = Instant::now();
+    // Pages already fetched go on being split, and none can be acknowledged any more.
+    wait_until(
+        "pages in flight with the broker down",
+        Duration::from_secs(10),
+        async || metric(&metrics_url, "pagesplit_pages_in_flight").await > 0.0,
+    )
+    .await;
+    // The session runs out after `session`; the handover must follow within its limit.
+    let handovers = wait_until(
+        "the partitions handed over with the broker down",
+        session + revoke_limit + Duration::from_secs(15),
+        async || {
+            let count = metric(&metrics_url, "pagesplit_revoke_seconds_count").await;
+            (count > 0.0).then_some(count)
+        },
+    )
+    .await;
+    let took = Duration::from_secs_f64(metric(&metrics_url, "pagesplit_revoke_seconds_sum").await);
+    let output = worker.output();
+    println!(
+        "{mode:?}: {handovers} handover(s) {:.1} s after the broker went, {took:?} in all; {}",
+        killed.elapsed().as_secs_f64(),
+        output
+            .lines()
+            .filter(|line| line.contains("partitions lost")
+                || line.contains("handed over")
+                || line.contains("revoke deadline"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    assert!(output.contains("partitions lost with the group session"), "{output}");
+    // Every handover together took no longer than one may.
+    assert!(
+        took <= revoke_limit,
+        "handovers took {took:?}, limit {revoke_limit:?}:\n{output}"
+    );
+    if !broker.stack(&["up"], true).success() {
+        broker.stack(&["logs"], true);
+        panic!("broker did not restart on its data");
+    }
+    let after = small_pages(&format!("{name}/after"), 1000);
+    merge_positions(
+        &mut positions,
+        publish_pages(&config.kafka.bootstrap_servers, &config.topics.input, &after)
+            .await
+            .unwrap(),
+    );
+    sent.extend(after);
+    // Committed offsets move again, up to the last page sent.
+    common::wait_for_commit(&config, &positions, Duration::from_secs(180)).await;
+    assert!(worker.running(), "the worker rode out the outage:\n{}", worker.output());
+    assert_eq!(worker.terminate(EXIT_DEADLINE).code(), Some(0));
+    match mode {
+        DeliveryMode::AtLeastOnce => assert_nothing_lost("handover with the broker down", &sent, &account(&config)),
+        DeliveryMode::ExactlyOnce => account_exactly_once(&config, &sent)
+            .assert_exactly_once("handover with the broker down, exactly-once", sent.len()),
+    }
+}
+
+/// The value of an unlabelled metric on the worker's `/metrics` page (0 when absent).
+async fn metric(url: &str, name: &str) -> f64 {
+    let Ok(response) = reqwest::get(url).await else {
+        return 0.0;
+    };
+    let page = response.text().await.unwrap_or_default();
+    page.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Drills on a cluster of three brokers (replication factor 3, min.insync.replicas=2), each in
 // both delivery modes: the leader of the busiest node killed while pages flow, and a rolling
