@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use common::broker::OwnBroker;
-use common::cluster::{busiest_leader, fully_in_sync, OutputWatch, OwnCluster};
+use common::cluster::{busiest_leader, fully_in_sync, partitions, OutputWatch, OwnCluster};
 use common::committed::{account_exactly_once, Publisher};
 use common::pages::small_pages;
 use common::worker::{Worker, WorkerOptions};
@@ -961,10 +961,13 @@ impl ClusterDrill {
         config.topics.replication_factor = 3;
         config.delivery.mode = mode;
         pagesplit::app::prepare_topics(&config).await.unwrap();
-        let mut sets = vec![("kafka.session_timeout_ms", "10000".to_owned())];
+        // Static membership under the worker's name, as deployed (the name comes from the pod).
+        let mut sets = vec![
+            ("kafka.session_timeout_ms", "10000".to_owned()),
+            ("delivery.instance_id", "drill".to_owned()),
+        ];
         if mode == DeliveryMode::ExactlyOnce {
             sets.push(("delivery.mode", "exactly-once".to_owned()));
-            sets.push(("delivery.instance_id", "drill".to_owned()));
         }
         let worker = Worker::spawn(
             &config,
@@ -1051,9 +1054,20 @@ impl ClusterDrill {
 
 async fn leader_killed_while_pages_flow(cluster: &OwnCluster, mode: DeliveryMode) {
     let mut drill = ClusterDrill::start(cluster, "leader-kill", mode).await;
-    let (leader, led) = busiest_leader(&drill.config.kafka.bootstrap_servers, &drill.topics());
-    let led: Vec<String> = led
+    // The node of the worker's coordinator: the group's (the offsets topic's leader), in
+    // exactly-once the transactions' (the transaction state topic's leader). It leads some of
+    // the drill's partitions too: partitions and coordinator move at once, the worst case.
+    let bootstrap = drill.config.kafka.bootstrap_servers.clone();
+    let coordinator_topic = match mode {
+        DeliveryMode::AtLeastOnce => "__consumer_offsets",
+        DeliveryMode::ExactlyOnce => "__transaction_state",
+    };
+    let (leader, _) = busiest_leader(&bootstrap, &[coordinator_topic]);
+    let mut topics = drill.topics().to_vec();
+    topics.extend(["__consumer_offsets", "__transaction_state"]);
+    let led: Vec<String> = partitions(&bootstrap, &topics)
         .iter()
+        .filter(|state| state.leader == leader)
         .map(|state| format!("{}/{}", state.topic, state.partition))
         .collect();
     let fault = Instant::now();
@@ -1065,9 +1079,22 @@ async fn leader_killed_while_pages_flow(cluster: &OwnCluster, mode: DeliveryMode
     );
     // Pages flow on the two others, then the node comes back on its data and catches up.
     drill.flow("output with a node down", 2000, 1000).await;
+    let restart = Instant::now();
+    println!(
+        "{}: longest time without output while node {leader} was down ({:.1} s): {:.2} s",
+        drill.name,
+        (restart - fault).as_secs_f64(),
+        drill.watch.longest_gap(fault, restart).as_secs_f64()
+    );
     cluster.restart_stopped();
     drill.wait_in_sync("the restarted node back in sync").await;
     drill.flow("output after the restart", 1000, 500).await;
+    println!(
+        "{}: longest time without output from node {leader}'s restart until it was back in sync and output flowed ({:.1} s): {:.2} s",
+        drill.name,
+        restart.elapsed().as_secs_f64(),
+        drill.watch.longest_gap(restart, Instant::now()).as_secs_f64()
+    );
     drill.finish(fault).await;
 }
 
