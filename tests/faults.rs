@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use common::broker::OwnBroker;
-use common::cluster::{busiest_leader, fully_in_sync, OutputWatch, OwnCluster};
+use common::cluster::{busiest_leader, fully_in_sync, partitions, OutputWatch, OwnCluster};
 use common::committed::{account_exactly_once, Publisher};
 use common::pages::small_pages;
 use common::worker::{Worker, WorkerOptions};
@@ -871,6 +871,136 @@ async fn sigterm_with_the_broker_down_exits_within_the_drain_deadline_and_the_cl
     assert!(output.contains("offset commit failed"), "{output}");
 }
 
+/// A worker whose broker goes away while pages are in flight: its group session runs out
+/// locally, librdkafka takes the partitions away and pagesplit hands them over with no broker to
+/// answer. The handover keeps within `pipeline.revoke_timeout_ms` (a commit or a wait on the
+/// broker would hold it until the broker returns, and no handover would be counted while it is
+/// down); once the broker is back the worker consumes, publishes and commits again, and every
+/// page sent before and after is in the output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handover_with_the_broker_down_keeps_its_limit_and_the_worker_recovers_at_least_once() {
+    handover_with_the_broker_down(DeliveryMode::AtLeastOnce).await;
+}
+
+async fn handover_with_the_broker_down(mode: DeliveryMode) {
+    let broker = OwnBroker::start();
+    let name = match mode {
+        DeliveryMode::AtLeastOnce => "down-handover",
+        DeliveryMode::ExactlyOnce => "down-handover-eo",
+    };
+    let mut config = common::test_config(name, EncodingFormat::SingleObject);
+    config.kafka.bootstrap_servers = broker.bootstrap();
+    pagesplit::app::prepare_topics(&config).await.unwrap();
+    let mut sent = small_pages(&format!("{name}/before"), 3000);
+    let mut positions = publish_pages(&config.kafka.bootstrap_servers, &config.topics.input, &sent)
+        .await
+        .unwrap();
+    let session = Duration::from_secs(10);
+    let revoke_limit = Duration::from_secs(5);
+    let mut sets = vec![
+        ("kafka.session_timeout_ms", session.as_millis().to_string()),
+        ("pipeline.revoke_timeout_ms", revoke_limit.as_millis().to_string()),
+        ("delivery.instance_id", name.to_owned()),
+    ];
+    if mode == DeliveryMode::ExactlyOnce {
+        sets.push(("delivery.mode", "exactly-once".to_owned()));
+    }
+    let mut worker = Worker::spawn(
+        &config,
+        WorkerOptions {
+            sets,
+            log_level: "info",
+            capture: true,
+            ..WorkerOptions::default()
+        },
+    );
+    let metrics_url = format!("http://{}/metrics", worker.http_address());
+    wait_until("first articles", Duration::from_secs(60), async || {
+        articles_written(&config) >= 300
+    })
+    .await;
+    assert!(broker.stack(&["kill", "kafka"], false).success());
+    let killed = Instant::now();
+    // Pages already fetched go on being split, and none can be acknowledged any more.
+    wait_until(
+        "pages in flight with the broker down",
+        Duration::from_secs(10),
+        async || metric(&metrics_url, "pagesplit_pages_in_flight").await > 0.0,
+    )
+    .await;
+    // The session runs out after `session`; the handover must follow within its limit.
+    let handovers = wait_until(
+        "the partitions handed over with the broker down",
+        session + revoke_limit + Duration::from_secs(15),
+        async || {
+            let count = metric(&metrics_url, "pagesplit_revoke_seconds_count").await;
+            (count > 0.0).then_some(count)
+        },
+    )
+    .await;
+    let took = Duration::from_secs_f64(metric(&metrics_url, "pagesplit_revoke_seconds_sum").await);
+    let output = worker.output();
+    println!(
+        "{mode:?}: {handovers} handover(s) {:.1} s after the broker went, {took:?} in all; {}",
+        killed.elapsed().as_secs_f64(),
+        output
+            .lines()
+            .filter(|line| line.contains("partitions lost")
+                || line.contains("handed over")
+                || line.contains("revoke deadline"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    assert!(output.contains("partitions lost with the group session"), "{output}");
+    // Every handover together took no longer than one may.
+    assert!(
+        took <= revoke_limit,
+        "handovers took {took:?}, limit {revoke_limit:?}:\n{output}"
+    );
+    if !broker.stack(&["up"], true).success() {
+        broker.stack(&["logs"], true);
+        panic!("broker did not restart on its data");
+    }
+    let after = small_pages(&format!("{name}/after"), 1000);
+    merge_positions(
+        &mut positions,
+        publish_pages(&config.kafka.bootstrap_servers, &config.topics.input, &after)
+            .await
+            .unwrap(),
+    );
+    sent.extend(after);
+    // Committed offsets move again, up to the last page sent.
+    let recovery = Duration::from_secs(150);
+    if tokio::time::timeout(
+        recovery,
+        common::wait_for_commit(&config, &positions, recovery + Duration::from_secs(30)),
+    )
+    .await
+    .is_err()
+    {
+        let output = worker.output();
+        panic!("no commit past every page within {recovery:?} of the broker's return:\n{output}");
+    }
+    assert!(worker.running(), "the worker rode out the outage:\n{}", worker.output());
+    assert_eq!(worker.terminate(EXIT_DEADLINE).code(), Some(0));
+    match mode {
+        DeliveryMode::AtLeastOnce => assert_nothing_lost("handover with the broker down", &sent, &account(&config)),
+        DeliveryMode::ExactlyOnce => account_exactly_once(&config, &sent)
+            .assert_exactly_once("handover with the broker down, exactly-once", sent.len()),
+    }
+}
+
+/// The value of an unlabelled metric on the worker's `/metrics` page (0 when absent).
+async fn metric(url: &str, name: &str) -> f64 {
+    let Ok(response) = reqwest::get(url).await else {
+        return 0.0;
+    };
+    let page = response.text().await.unwrap_or_default();
+    page.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Drills on a cluster of three brokers (replication factor 3, min.insync.replicas=2), each in
 // both delivery modes: the leader of the busiest node killed while pages flow, and a rolling
@@ -916,10 +1046,13 @@ impl ClusterDrill {
         config.topics.replication_factor = 3;
         config.delivery.mode = mode;
         pagesplit::app::prepare_topics(&config).await.unwrap();
-        let mut sets = vec![("kafka.session_timeout_ms", "10000".to_owned())];
+        // Static membership under the worker's name, as deployed (the name comes from the pod).
+        let mut sets = vec![
+            ("kafka.session_timeout_ms", "10000".to_owned()),
+            ("delivery.instance_id", "drill".to_owned()),
+        ];
         if mode == DeliveryMode::ExactlyOnce {
             sets.push(("delivery.mode", "exactly-once".to_owned()));
-            sets.push(("delivery.instance_id", "drill".to_owned()));
         }
         let worker = Worker::spawn(
             &config,
@@ -1006,9 +1139,20 @@ impl ClusterDrill {
 
 async fn leader_killed_while_pages_flow(cluster: &OwnCluster, mode: DeliveryMode) {
     let mut drill = ClusterDrill::start(cluster, "leader-kill", mode).await;
-    let (leader, led) = busiest_leader(&drill.config.kafka.bootstrap_servers, &drill.topics());
-    let led: Vec<String> = led
+    // The node of the worker's coordinator: the group's (the offsets topic's leader), in
+    // exactly-once the transactions' (the transaction state topic's leader). It leads some of
+    // the drill's partitions too: partitions and coordinator move at once, the worst case.
+    let bootstrap = drill.config.kafka.bootstrap_servers.clone();
+    let coordinator_topic = match mode {
+        DeliveryMode::AtLeastOnce => "__consumer_offsets",
+        DeliveryMode::ExactlyOnce => "__transaction_state",
+    };
+    let (leader, _) = busiest_leader(&bootstrap, &[coordinator_topic]);
+    let mut topics = drill.topics().to_vec();
+    topics.extend(["__consumer_offsets", "__transaction_state"]);
+    let led: Vec<String> = partitions(&bootstrap, &topics)
         .iter()
+        .filter(|state| state.leader == leader)
         .map(|state| format!("{}/{}", state.topic, state.partition))
         .collect();
     let fault = Instant::now();
@@ -1020,9 +1164,22 @@ async fn leader_killed_while_pages_flow(cluster: &OwnCluster, mode: DeliveryMode
     );
     // Pages flow on the two others, then the node comes back on its data and catches up.
     drill.flow("output with a node down", 2000, 1000).await;
+    let restart = Instant::now();
+    println!(
+        "{}: longest time without output while node {leader} was down ({:.1} s): {:.2} s",
+        drill.name,
+        (restart - fault).as_secs_f64(),
+        drill.watch.longest_gap(fault, restart).as_secs_f64()
+    );
     cluster.restart_stopped();
     drill.wait_in_sync("the restarted node back in sync").await;
     drill.flow("output after the restart", 1000, 500).await;
+    println!(
+        "{}: longest time without output from node {leader}'s restart until it was back in sync and output flowed ({:.1} s): {:.2} s",
+        drill.name,
+        restart.elapsed().as_secs_f64(),
+        drill.watch.longest_gap(restart, Instant::now()).as_secs_f64()
+    );
     drill.finish(fault).await;
 }
 

@@ -18,6 +18,9 @@ use super::{Config, GroupProtocol};
 /// How long librdkafka tries to deliver a record (`0`: until delivered).
 const MESSAGE_TIMEOUT: &str = "message.timeout.ms";
 
+/// The longest wait between two connection attempts to a broker (librdkafka: 10 s).
+const RECONNECT_BACKOFF_MAX_MS: &str = "1000";
+
 impl Config {
     /// What every client needs to reach the brokers: addresses, security, statistics.
     fn connection_config(&self) -> ClientConfig {
@@ -52,6 +55,13 @@ impl Config {
                 config.set("ssl.key.password", kafka.ssl_key_password.expose());
             }
         }
+        // A broker that died is tried again every second at most (librdkafka: backing off up to
+        // 10 s). Until the others have fenced it and moved its partitions, a lookup still names
+        // it as leader or coordinator, and the clients go on connecting to it; only a failed
+        // connection makes the producer ask again for its transaction coordinator. With 10 s
+        // between attempts, exactly-once output resumed up to 10 s after the new coordinator was
+        // elected; with 1 s, within 2 s.
+        config.set("reconnect.backoff.max.ms", RECONNECT_BACKOFF_MAX_MS);
         if self.pipeline.statistics_interval_ms > 0 {
             config.set(
                 "statistics.interval.ms",
@@ -271,6 +281,25 @@ mod tests {
         assert_eq!(config.consumer_config().get("auto.commit.interval.ms"), Some("200"));
         let error = Config::from_toml_str("[pipeline]\ncommit_interval_ms = 0\n").unwrap_err();
         assert!(error.to_string().contains("pipeline.commit_interval_ms"), "{error}");
+    }
+
+    #[test]
+    fn every_client_tries_a_lost_broker_again_within_a_second_unless_told_otherwise() {
+        let config = Config::default();
+        for client in [
+            config.consumer_config(),
+            config.producer_config(),
+            config.plain_producer_config(),
+            config.admin_config(),
+        ] {
+            assert_eq!(client.get("reconnect.backoff.max.ms"), Some("1000"));
+        }
+        let config = Config::from_toml_str("[kafka.options]\n\"reconnect.backoff.max.ms\" = \"5000\"\n").unwrap();
+        assert_eq!(config.producer_config().get("reconnect.backoff.max.ms"), Some("5000"));
+        assert_eq!(config.consumer_config().get("reconnect.backoff.max.ms"), Some("5000"));
+        // librdkafka accepts it (it must not be below `reconnect.backoff.ms`, 100 ms).
+        let created: Result<rdkafka::producer::BaseProducer, _> = Config::default().producer_config().create();
+        assert!(created.is_ok(), "{:?}", created.err());
     }
 
     #[test]
