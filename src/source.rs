@@ -230,7 +230,10 @@ impl SourceContext {
             self.commit_stored(consumer, &partitions);
         }
         // Exactly-once: wait for a commit in progress, so none includes these partitions later.
-        let _gate = self.handover.commit_gate();
+        // Not for lost partitions: the group takes no offsets for them from this member any
+        // more (a transaction that adds them fails and is aborted), and a transaction call with
+        // the brokers away may hold the gate for its whole timeout.
+        let _gate = (!lost).then(|| self.handover.commit_gate());
         let mut tracker = self.tracker.lock().expect("tracker lock");
         let mut owned = self.owned.lock().expect("owned lock");
         for (topic, partition) in &partitions {

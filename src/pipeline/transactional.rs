@@ -73,6 +73,11 @@ enum Attempt {
     /// A page's partition was revoked: the transaction must not commit.
     Stale,
     Failed(KafkaError),
+    /// The offsets are in the transaction, but committing it did not finish in time (a
+    /// retriable error, e.g. the coordinator unreachable): librdkafka resumes the commit when it
+    /// is called again, and refuses anything else meanwhile (an abort, or the offsets sent again,
+    /// fail with "Conflicting commit_transaction API call is already in progress").
+    CommitUnfinished(KafkaError),
 }
 
 impl Transactions {
@@ -199,21 +204,29 @@ impl Transactions {
     /// failures, until it is committed or the stage is stopped.
     async fn commit(&self, mut batch: Vec<Pending>) -> Result<(), Stopped> {
         let mut backoff = self.context.backoff;
+        let mut unfinished = false;
         loop {
             if self.context.fatal.is_stopped() {
                 self.abandon(batch).await;
                 return Err(Stopped);
             }
-            let attempt = if batch.iter().any(|pending| pending.unsent) {
+            let attempt = if unfinished {
+                self.resume_commit().await
+            } else if batch.iter().any(|pending| pending.unsent) {
                 // A record is missing from the transaction: committing would lose it.
                 Attempt::Failed(KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::State))
             } else {
                 self.try_commit(&batch).await
             };
+            unfinished = matches!(attempt, Attempt::CommitUnfinished(_));
             let error = match attempt {
                 Attempt::Committed(took) => {
                     self.committed(batch, took);
                     return Ok(());
+                }
+                Attempt::CommitUnfinished(error) => {
+                    tracing::warn!(error = %error, pages = batch.len(), "committing the transaction did not finish; resuming it");
+                    error
                 }
                 Attempt::Stale => {
                     if self.drop_revoked(&mut batch).await? {
@@ -294,19 +307,40 @@ impl Transactions {
             };
             let started = Instant::now();
             let offsets = next_offsets(&tickets);
-            let result = sink
-                .send_offsets_to_transaction(&offsets, &group, TRANSACTION_CALL_TIMEOUT)
-                .and_then(|()| sink.commit_transaction(TRANSACTION_CALL_TIMEOUT));
-            match result {
-                Ok(()) => Attempt::Committed(started.elapsed()),
-                Err(error) => Attempt::Failed(error),
+            if let Err(error) = sink.send_offsets_to_transaction(&offsets, &group, TRANSACTION_CALL_TIMEOUT) {
+                return Attempt::Failed(error);
             }
+            commit_outcome(sink.commit_transaction(TRANSACTION_CALL_TIMEOUT), started)
         })
         .await;
         attempt
             .unwrap_or_else(|_| Attempt::Failed(KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::Fail)))
     }
 
+    /// Calls `commit_transaction` again after it did not finish, under the commit gate: the
+    /// offsets are in the transaction already and ownership was checked when they were added.
+    async fn resume_commit(&self) -> Attempt {
+        let (sink, handover) = (self.context.sink.clone(), self.handover.clone());
+        tokio::task::spawn_blocking(move || {
+            let _gate = handover.commit_gate();
+            commit_outcome(sink.commit_transaction(TRANSACTION_CALL_TIMEOUT), Instant::now())
+        })
+        .await
+        .unwrap_or_else(|_| Attempt::Failed(KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::Fail)))
+    }
+}
+
+/// What a `commit_transaction` call started at `started` came to: a retriable failure leaves the
+/// commit unfinished, to be resumed.
+fn commit_outcome(result: Result<(), KafkaError>, started: Instant) -> Attempt {
+    match result {
+        Ok(()) => Attempt::Committed(started.elapsed()),
+        Err(error) if classify_transaction(&error) == TransactionFailure::Retry => Attempt::CommitUnfinished(error),
+        Err(error) => Attempt::Failed(error),
+    }
+}
+
+impl Transactions {
     /// Aborts the open transaction (retrying while the call times out).
     async fn abort(&self, pages: usize, reason: &str) -> Result<(), Stopped> {
         self.context.metrics.transaction_aborted(pages, reason);
@@ -447,6 +481,20 @@ fn next_offsets(tickets: &[Ticket]) -> TopicPartitionList {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_commit_that_did_not_finish_is_resumed_not_aborted() {
+        let started = Instant::now();
+        // commit_transaction flushes first: a flush that timed out leaves the commit unfinished.
+        let timed_out = KafkaError::Flush(rdkafka::types::RDKafkaErrorCode::OperationTimedOut);
+        assert!(matches!(
+            commit_outcome(Err(timed_out), started),
+            Attempt::CommitUnfinished(KafkaError::Flush(_))
+        ));
+        let refused = KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::State);
+        assert!(matches!(commit_outcome(Err(refused), started), Attempt::Failed(_)));
+        assert!(matches!(commit_outcome(Ok(()), started), Attempt::Committed(_)));
+    }
     use crate::offsets::OffsetTracker;
 
     #[test]
