@@ -18,7 +18,10 @@
 //! A worker has up to two filters ([`ChangeFilters`]), each remembering what it published to its
 //! own topic: the quote topic's (`quotes.emit = "changed"`) and the latest-quote topic's (always,
 //! when that topic is on: a compacted topic of current quotes needs a record only when a
-//! symbol's quote changes).
+//! symbol's quote changes). The latest-quote topic's filter also leaves out a quote whose page
+//! was fetched before the page of the quote it last published for the symbol
+//! ([`QuoteFilter::admit_newer`]): partitions are consumed side by side, and an older page
+//! consumed later must not replace a newer current quote.
 
 use std::collections::HashMap;
 
@@ -54,6 +57,8 @@ impl QuoteValue {
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     value: QuoteValue,
+    /// When the page of the published value was fetched (Unix ms; `i64::MIN` when not compared).
+    observed: i64,
     /// Logical time of the last quote of the symbol, for eviction.
     seen: u64,
 }
@@ -65,7 +70,7 @@ pub struct QuoteFilter {
     entries: HashMap<Box<str>, Entry>,
     clock: u64,
     /// While a transaction is open: each change, with the symbol's value before it.
-    journal: Option<Vec<(Box<str>, Option<QuoteValue>)>>,
+    journal: Option<Vec<(Box<str>, Option<(QuoteValue, i64)>)>>,
     evicted: u64,
 }
 
@@ -85,14 +90,31 @@ impl QuoteFilter {
     /// tracked or its last published value differs, and the value is then recorded as published;
     /// `false` when it equals the last published value.
     pub fn admit(&mut self, symbol: &str, value: QuoteValue) -> bool {
+        self.admit_observed(symbol, value, None)
+    }
+
+    /// As [`admit`](Self::admit), and `false` as well for a quote observed (its page fetched,
+    /// Unix ms) before the one last published: for a topic of current quotes, where an older
+    /// page consumed later (partitions are consumed side by side) must not replace a newer quote.
+    pub fn admit_newer(&mut self, symbol: &str, value: QuoteValue, observed_ms: i64) -> bool {
+        self.admit_observed(symbol, value, Some(observed_ms))
+    }
+
+    fn admit_observed(&mut self, symbol: &str, value: QuoteValue, observed: Option<i64>) -> bool {
         self.clock += 1;
         if let Some(entry) = self.entries.get_mut(symbol) {
             entry.seen = self.clock;
             if entry.value == value {
+                // The published quote still held when this page was fetched.
+                entry.observed = entry.observed.max(observed.unwrap_or(i64::MIN));
                 return false;
             }
-            let before = entry.value;
+            if observed.is_some_and(|observed| observed < entry.observed) {
+                return false;
+            }
+            let before = (entry.value, entry.observed);
             entry.value = value;
+            entry.observed = observed.unwrap_or(i64::MIN);
             if let Some(journal) = &mut self.journal {
                 journal.push((symbol.into(), Some(before)));
             }
@@ -108,6 +130,7 @@ impl QuoteFilter {
             symbol.into(),
             Entry {
                 value,
+                observed: observed.unwrap_or(i64::MIN),
                 seen: self.clock,
             },
         );
@@ -119,7 +142,7 @@ impl QuoteFilter {
     pub fn forget(&mut self, symbol: &str) {
         if let Some(entry) = self.entries.remove(symbol) {
             if let Some(journal) = &mut self.journal {
-                journal.push((symbol.into(), Some(entry.value)));
+                journal.push((symbol.into(), Some((entry.value, entry.observed))));
             }
         }
     }
@@ -142,9 +165,9 @@ impl QuoteFilter {
         };
         for (symbol, before) in journal.into_iter().rev() {
             match before {
-                Some(value) => {
+                Some((value, observed)) => {
                     let seen = self.entries.get(&symbol).map_or(self.clock, |entry| entry.seen);
-                    self.entries.insert(symbol, Entry { value, seen });
+                    self.entries.insert(symbol, Entry { value, observed, seen });
                 }
                 None => {
                     self.entries.remove(&symbol);
@@ -274,6 +297,53 @@ mod tests {
         assert!(!filter.admit("AGL", value("38.00", "-0.60", "-1.5", Direction::Unchanged)));
         // Back to an earlier value: it differs from the last one published.
         assert!(filter.admit("AGL", agl("37.94")));
+    }
+
+    #[test]
+    fn a_quote_of_a_page_fetched_before_the_last_published_one_is_left_out() {
+        let mut filter = QuoteFilter::new(10);
+        assert!(filter.admit_newer("AGL", agl("37.94"), 2_000));
+        assert!(
+            !filter.admit_newer("AGL", agl("37.50"), 1_999),
+            "older page, other value"
+        );
+        assert!(
+            filter.admit_newer("AGL", agl("37.50"), 2_000),
+            "same fetch time, other value"
+        );
+        assert!(
+            !filter.admit_newer("AGL", agl("37.50"), 3_000),
+            "newer page, same value"
+        );
+        assert!(
+            !filter.admit_newer("AGL", agl("37.94"), 2_500),
+            "37.50 still held on the page fetched at 3,000"
+        );
+        assert!(filter.admit_newer("AGL", agl("37.94"), 3_000));
+        assert!(
+            filter.admit_newer("KSE100", agl("37.94"), 1),
+            "symbols are tracked separately"
+        );
+    }
+
+    #[test]
+    fn an_aborted_transaction_restores_the_fetch_time_of_the_last_published_quote() {
+        let mut filter = QuoteFilter::new(10);
+        assert!(filter.admit_newer("AGL", agl("37.94"), 1_000));
+        filter.begin();
+        assert!(filter.admit_newer("AGL", agl("38.10"), 5_000));
+        filter.rollback();
+        assert!(
+            filter.admit_newer("AGL", agl("38.10"), 2_000),
+            "5,000 was never published"
+        );
+        filter.begin();
+        filter.forget("AGL");
+        filter.rollback();
+        assert!(
+            !filter.admit_newer("AGL", agl("39.00"), 1_500),
+            "the forgotten entry (2,000) is back"
+        );
     }
 
     #[test]

@@ -247,7 +247,10 @@ impl DeliveryContext {
         let selected = match &self.quote_filter {
             Some(filter) => {
                 let mut filter = filter.lock().expect("quote filter lock");
-                let selected = select_changed_quotes(&page.records, &page.quote_values, &mut filter, with_latest);
+                // A split page has its fetch time; without one, the quote counts as the newest.
+                let fetched_ms = page.fetched_at.map_or(i64::MAX, |at| at.timestamp_millis());
+                let selected =
+                    select_changed_quotes(&page.records, &page.quote_values, &mut filter, with_latest, fetched_ms);
                 self.metrics.quote_symbols(filter.tracked(), filter.evicted());
                 selected
             }

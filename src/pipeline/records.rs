@@ -259,7 +259,8 @@ pub struct Selected {
 /// A quote record (the first `quote_values.len()`) whose value equals the last one published to
 /// the quote topic for its symbol is left out when that filter is on (`quotes.emit =
 /// "changed"`); its copy is left out when its value equals the last one published to the
-/// latest-quote topic (that topic's filter). Every other record is sent, and without a
+/// latest-quote topic (that topic's filter), or when its page, fetched at `fetched_ms` (Unix
+/// ms), is older than the page of that last one. Every other record is sent, and without a
 /// latest-quote filter every quote is copied. The copies are made only for the quotes chosen:
 /// with quotes that seldom change, few.
 pub fn select_changed_quotes(
@@ -267,6 +268,7 @@ pub fn select_changed_quotes(
     quote_values: &[QuoteValue],
     filters: &mut ChangeFilters,
     with_latest: bool,
+    fetched_ms: i64,
 ) -> Selected {
     let quotes = quote_values.len().min(records.len());
     let mut selected = Selected {
@@ -278,16 +280,20 @@ pub fn select_changed_quotes(
     for (index, record) in records[..quotes].iter().enumerate() {
         let symbol = record.key.as_deref().and_then(|key| std::str::from_utf8(key).ok());
         let value = quote_values[index];
-        let admit = |filter: Option<&mut crate::quote_filter::QuoteFilter>| match (filter, symbol) {
+        let quote_admitted = match (filters.quotes.as_mut(), symbol) {
             (Some(filter), Some(symbol)) => filter.admit(symbol, value),
             _ => true,
         };
-        if !admit(filters.quotes.as_mut()) {
+        if !quote_admitted {
             selected.send[index] = false;
             selected.unchanged_quotes += 1;
         }
         if with_latest {
-            if admit(filters.latest.as_mut()) {
+            let latest_admitted = match (filters.latest.as_mut(), symbol) {
+                (Some(filter), Some(symbol)) => filter.admit_newer(symbol, value, fetched_ms),
+                _ => true,
+            };
+            if latest_admitted {
                 selected.latest.push(index);
             } else {
                 selected.unchanged_latest += 1;
@@ -795,19 +801,37 @@ pub(super) mod tests {
 
         let first = split(PAGE, 0, &encoder);
         for filters in [&mut latest_only, &mut both] {
-            let selected = select_changed_quotes(&first.records, &first.quote_values, filters, true);
+            let selected = select_changed_quotes(
+                &first.records,
+                &first.quote_values,
+                filters,
+                true,
+                first.fetched_at.timestamp_millis(),
+            );
             assert_eq!((selected.unchanged_quotes, selected.unchanged_latest), (0, 0));
             assert_eq!(selected.send.iter().filter(|send| **send).count(), 35);
             assert_eq!(selected.latest, (0..34).collect::<Vec<_>>());
         }
 
         let again = split(PAGE, 1, &encoder);
-        let selected = select_changed_quotes(&again.records, &again.quote_values, &mut latest_only, true);
+        let selected = select_changed_quotes(
+            &again.records,
+            &again.quote_values,
+            &mut latest_only,
+            true,
+            again.fetched_at.timestamp_millis(),
+        );
         assert_eq!((selected.unchanged_quotes, selected.unchanged_latest), (0, 34));
         assert_eq!(sent_to(&again, &selected, "market.quotes.v1").len(), 34);
         assert_eq!(sent_to(&again, &selected, "news.articles.v1").len(), 1);
         assert!(sent_to(&again, &selected, "market.quotes.latest.v1").is_empty());
-        let selected = select_changed_quotes(&again.records, &again.quote_values, &mut both, true);
+        let selected = select_changed_quotes(
+            &again.records,
+            &again.quote_values,
+            &mut both,
+            true,
+            again.fetched_at.timestamp_millis(),
+        );
         assert_eq!((selected.unchanged_quotes, selected.unchanged_latest), (34, 34));
         assert_eq!(sent_topics(&again, &selected, &latest).len(), 1, "only the article");
 
@@ -826,19 +850,63 @@ pub(super) mod tests {
         assert_ne!(moved, PAGE);
         let moved = split(&moved, 2, &encoder);
         for filters in [&mut latest_only, &mut both] {
-            let selected = select_changed_quotes(&moved.records, &moved.quote_values, filters, true);
+            let selected = select_changed_quotes(
+                &moved.records,
+                &moved.quote_values,
+                filters,
+                true,
+                moved.fetched_at.timestamp_millis(),
+            );
             assert_eq!(sent_to(&moved, &selected, "market.quotes.latest.v1"), ["AGL", "BOP"]);
             assert_eq!(selected.unchanged_latest, 32);
         }
-        let selected = select_changed_quotes(&moved.records, &moved.quote_values, &mut both, true);
+        let selected = select_changed_quotes(
+            &moved.records,
+            &moved.quote_values,
+            &mut both,
+            true,
+            moved.fetched_at.timestamp_millis(),
+        );
         assert_eq!(selected.unchanged_quotes + selected.unchanged_latest, 68, "nothing new");
         assert_eq!((both.tracked(), latest_only.tracked()), (68, 34));
 
         // A symbol forgotten (its page was dead-lettered) goes to both topics again.
         both.forget("AGL");
-        let selected = select_changed_quotes(&moved.records, &moved.quote_values, &mut both, true);
+        let selected = select_changed_quotes(
+            &moved.records,
+            &moved.quote_values,
+            &mut both,
+            true,
+            moved.fetched_at.timestamp_millis(),
+        );
         assert_eq!(sent_to(&moved, &selected, "market.quotes.v1"), ["AGL"]);
         assert_eq!(sent_to(&moved, &selected, "market.quotes.latest.v1"), ["AGL"]);
+
+        // The first page's numbers again, from a page fetched before the moved one (another
+        // partition, consumed later): changes on the quote topic, but not newer than what the
+        // latest-quote topic holds.
+        let older = split(PAGE, 1, &encoder);
+        assert!(older.fetched_at < moved.fetched_at);
+        let selected = select_changed_quotes(
+            &older.records,
+            &older.quote_values,
+            &mut both,
+            true,
+            older.fetched_at.timestamp_millis(),
+        );
+        assert_eq!(sent_to(&older, &selected, "market.quotes.v1"), ["AGL", "BOP"]);
+        assert!(sent_to(&older, &selected, "market.quotes.latest.v1").is_empty());
+        assert_eq!(selected.unchanged_latest, 34);
+        // A newer page with them is a change there too.
+        let newer = split(PAGE, 3, &encoder);
+        let selected = select_changed_quotes(
+            &newer.records,
+            &newer.quote_values,
+            &mut both,
+            true,
+            newer.fetched_at.timestamp_millis(),
+        );
+        assert_eq!(sent_to(&newer, &selected, "market.quotes.latest.v1"), ["AGL", "BOP"]);
     }
 
     #[test]
@@ -850,12 +918,24 @@ pub(super) mod tests {
             latest: Some(QuoteFilter::new(1000)),
         };
         // Without quote values (a dead letter) everything is sent and nothing copied.
-        let none = select_changed_quotes(&page.records, &[], &mut filters, true);
+        let none = select_changed_quotes(
+            &page.records,
+            &[],
+            &mut filters,
+            true,
+            page.fetched_at.timestamp_millis(),
+        );
         assert!(none.send.iter().all(|send| *send));
         assert!(none.latest.is_empty());
         assert_eq!(filters.tracked(), 0);
         // Without the latest-quote topic nothing is copied, whatever its filter says.
-        let without = select_changed_quotes(&page.records, &page.quote_values, &mut filters, false);
+        let without = select_changed_quotes(
+            &page.records,
+            &page.quote_values,
+            &mut filters,
+            false,
+            page.fetched_at.timestamp_millis(),
+        );
         assert!(without.latest.is_empty());
         assert_eq!((without.unchanged_quotes, without.unchanged_latest), (0, 0));
         assert_eq!(without.send.iter().filter(|send| **send).count(), 35);
