@@ -205,12 +205,21 @@ async fn with_every_quote_on_the_quote_topic_the_latest_topic_still_gets_only_ch
     let running = pagesplit::app::start(config.clone(), shutdown.clone())
         .await
         .expect("worker starts");
-    let positions = publish_pages(&bootstrap, &config.topics.input, &repeated_pages())
+    // After the pages, a late one: fetched before the last (AGL still at 37.94 then), consumed
+    // after it. Its quotes go to the quote topic, but it is older than what the latest-quote
+    // topic holds for AGL.
+    let mut pages = repeated_pages();
+    let mut late = pages[0].clone();
+    late.fetched_at = fetched_at(REPEATS - 1) + chrono::Duration::seconds(30);
+    pages.push(late);
+    let positions = publish_pages(&bootstrap, &config.topics.input, &pages)
         .await
         .expect("pages published");
     common::wait_for_commit(&config, &positions, Duration::from_secs(60)).await;
-    let pages = REPEATS as usize + 1;
-    assert_eq!(common::read_all(&bootstrap, &config.topics.quotes).len(), 34 * pages);
+    assert_eq!(
+        common::read_all(&bootstrap, &config.topics.quotes).len(),
+        34 * pages.len()
+    );
     let latest: Vec<_> = common::read_all(&bootstrap, &latest_topic)
         .iter()
         .map(quote_of)
