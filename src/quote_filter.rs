@@ -63,6 +63,9 @@ struct Entry {
     seen: u64,
 }
 
+/// A symbol's last published value and the fetch time of its page, as a journal keeps it.
+type Published = (QuoteValue, i64);
+
 /// Per-symbol last published quote values, bounded; see the module documentation.
 #[derive(Debug)]
 pub struct QuoteFilter {
@@ -70,7 +73,7 @@ pub struct QuoteFilter {
     entries: HashMap<Box<str>, Entry>,
     clock: u64,
     /// While a transaction is open: each change, with the symbol's value before it.
-    journal: Option<Vec<(Box<str>, Option<(QuoteValue, i64)>)>>,
+    journal: Option<Vec<(Box<str>, Option<Published>)>>,
     evicted: u64,
 }
 
