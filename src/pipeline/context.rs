@@ -11,9 +11,10 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit};
 use super::fatal::{Fatal, Stopped};
 use super::limits::{oversized_latest_copy, oversized_record, RecordLimits};
 use super::records::{
-    dead_letter, dead_letter_without_value, latest_copy, select_changed_quotes, select_everything, Failure, InMessage,
-    LatestQuotes, PageCounts, SharedQuoteFilter, Split, Topics,
+    dead_letter, dead_letter_without_value, latest_copy, Failure, InMessage, LatestQuotes, PageCounts,
+    SharedQuoteFilter, Split, Topics,
 };
+use super::select::{select_changed_quotes, select_everything};
 use super::split_pool::{PanicStreak, SplitOutcome};
 use crate::backoff::Backoff;
 use crate::metrics::{FailureCode, Metrics, Stage, Wait};

@@ -48,6 +48,7 @@ pub mod limits;
 pub mod lineage;
 mod produce;
 pub mod records;
+pub mod select;
 pub mod split_pool;
 mod transactional;
 
@@ -62,9 +63,10 @@ use tokio_util::task::TaskTracker;
 
 pub use lineage::{headers, EventHeaders};
 pub use records::{
-    dead_letter, dead_letter_without_value, latest_copy, select_changed_quotes, split_message, Failure, InMessage,
-    LatestQuotes, SharedQuoteFilter, Split, Topics, OMITTED_MESSAGE_BYTES,
+    dead_letter, dead_letter_without_value, latest_copy, split_message, Failure, InMessage, LatestQuotes,
+    SharedQuoteFilter, Split, Topics, OMITTED_MESSAGE_BYTES,
 };
+pub use select::{select_changed_quotes, select_everything, Selected};
 pub use split_pool::{SPLIT_PANICKED, SPLIT_PANIC_LIMIT};
 
 use crate::backoff::Backoff;
