@@ -87,12 +87,15 @@ pub fn select_everything(records: &[OutRecord], quotes: usize, with_latest: bool
 #[cfg(test)]
 mod tests {
     use super::super::records::tests::{split, PAGE};
-    use super::super::records::{LatestQuotes, Split};
+    use super::super::records::Split;
     use super::*;
     use crate::encode::{Encoder, Framing};
     use crate::quote_filter::QuoteFilter;
 
-    fn sent_topics(split: &Split, selected: &Selected, latest: &LatestQuotes) -> Vec<(String, String)> {
+    const LATEST: &str = "market.quotes.latest.v1";
+
+    /// The keys of the records sent to `topic`: the flagged records, then the copies.
+    fn sent_to(split: &Split, selected: &Selected, topic: &str) -> Vec<String> {
         let key = |record: &OutRecord| String::from_utf8(record.key.clone().unwrap()).unwrap();
         let flagged = split
             .records
@@ -103,34 +106,32 @@ mod tests {
         let copies = selected
             .latest
             .iter()
-            .map(|&quote| (latest.topic.to_string(), key(&split.records[quote])));
-        flagged.chain(copies).collect()
+            .map(|&quote| (LATEST.to_owned(), key(&split.records[quote])));
+        flagged
+            .chain(copies)
+            .filter(|(to, _)| to == topic)
+            .map(|(_, symbol)| symbol)
+            .collect()
+    }
+
+    /// Both change filters on, as with `quotes.emit = "changed"`.
+    fn both_filters() -> ChangeFilters {
+        ChangeFilters {
+            quotes: Some(QuoteFilter::new(1000)),
+            latest: Some(QuoteFilter::new(1000)),
+        }
     }
 
     #[test]
     fn a_repeated_page_sends_only_its_changed_quotes_to_each_topic() {
         let encoder = Encoder::new(Framing::SingleObject);
-        let latest = LatestQuotes {
-            topic: "market.quotes.latest.v1".into(),
-            header: None,
-        };
-        let sent_to = |split: &Split, selected: &Selected, topic: &str| -> Vec<String> {
-            sent_topics(split, selected, &latest)
-                .into_iter()
-                .filter(|(to, _)| to == topic)
-                .map(|(_, symbol)| symbol)
-                .collect()
-        };
         // quotes.emit = "all": only the latest-quote topic is filtered.
         let mut latest_only = ChangeFilters {
             quotes: None,
             latest: Some(QuoteFilter::new(1000)),
         };
         // quotes.emit = "changed": both, each with its own memory.
-        let mut both = ChangeFilters {
-            quotes: Some(QuoteFilter::new(1000)),
-            latest: Some(QuoteFilter::new(1000)),
-        };
+        let mut both = both_filters();
 
         let first = split(PAGE, 0, &encoder);
         for filters in [&mut latest_only, &mut both] {
@@ -157,7 +158,7 @@ mod tests {
         assert_eq!((selected.unchanged_quotes, selected.unchanged_latest), (0, 34));
         assert_eq!(sent_to(&again, &selected, "market.quotes.v1").len(), 34);
         assert_eq!(sent_to(&again, &selected, "news.articles.v1").len(), 1);
-        assert!(sent_to(&again, &selected, "market.quotes.latest.v1").is_empty());
+        assert!(sent_to(&again, &selected, LATEST).is_empty());
         let selected = select_changed_quotes(
             &again.records,
             &again.quote_values,
@@ -166,7 +167,9 @@ mod tests {
             again.fetched_at.timestamp_millis(),
         );
         assert_eq!((selected.unchanged_quotes, selected.unchanged_latest), (34, 34));
-        assert_eq!(sent_topics(&again, &selected, &latest).len(), 1, "only the article");
+        assert_eq!(sent_to(&again, &selected, "news.articles.v1").len(), 1);
+        assert!(sent_to(&again, &selected, "market.quotes.v1").is_empty());
+        assert!(sent_to(&again, &selected, LATEST).is_empty(), "only the article");
 
         let moved = split(&moved_page(), 2, &encoder);
         for filters in [&mut latest_only, &mut both] {
@@ -177,7 +180,7 @@ mod tests {
                 true,
                 moved.fetched_at.timestamp_millis(),
             );
-            assert_eq!(sent_to(&moved, &selected, "market.quotes.latest.v1"), ["AGL", "BOP"]);
+            assert_eq!(sent_to(&moved, &selected, LATEST), ["AGL", "BOP"]);
             assert_eq!(selected.unchanged_latest, 32);
         }
         let selected = select_changed_quotes(
@@ -200,7 +203,7 @@ mod tests {
             moved.fetched_at.timestamp_millis(),
         );
         assert_eq!(sent_to(&moved, &selected, "market.quotes.v1"), ["AGL"]);
-        assert_eq!(sent_to(&moved, &selected, "market.quotes.latest.v1"), ["AGL"]);
+        assert_eq!(sent_to(&moved, &selected, LATEST), ["AGL"]);
     }
 
     /// AGL moves; BOP's line keeps its numbers but says "No Change" now.
@@ -223,21 +226,7 @@ mod tests {
     #[test]
     fn a_quote_from_a_page_older_than_the_last_published_one_is_not_copied() {
         let encoder = Encoder::new(Framing::SingleObject);
-        let latest = LatestQuotes {
-            topic: "market.quotes.latest.v1".into(),
-            header: None,
-        };
-        let sent_to = |split: &Split, selected: &Selected, topic: &str| -> Vec<String> {
-            sent_topics(split, selected, &latest)
-                .into_iter()
-                .filter(|(to, _)| to == topic)
-                .map(|(_, symbol)| symbol)
-                .collect()
-        };
-        let mut both = ChangeFilters {
-            quotes: Some(QuoteFilter::new(1000)),
-            latest: Some(QuoteFilter::new(1000)),
-        };
+        let mut both = both_filters();
         let mut select = |split: &Split| {
             let fetched_ms = split.fetched_at.timestamp_millis();
             select_changed_quotes(&split.records, &split.quote_values, &mut both, true, fetched_ms)
@@ -245,10 +234,7 @@ mod tests {
         let first = split(PAGE, 0, &encoder);
         assert_eq!(select(&first).latest.len(), 34);
         let moved = split(&moved_page(), 2, &encoder);
-        assert_eq!(
-            sent_to(&moved, &select(&moved), "market.quotes.latest.v1"),
-            ["AGL", "BOP"]
-        );
+        assert_eq!(sent_to(&moved, &select(&moved), LATEST), ["AGL", "BOP"]);
 
         // The first page's numbers again, from a page fetched before the moved one (another
         // partition, consumed later): changes on the quote topic, but not newer than what the
@@ -257,14 +243,11 @@ mod tests {
         assert!(older.fetched_at < moved.fetched_at);
         let selected = select(&older);
         assert_eq!(sent_to(&older, &selected, "market.quotes.v1"), ["AGL", "BOP"]);
-        assert!(sent_to(&older, &selected, "market.quotes.latest.v1").is_empty());
+        assert!(sent_to(&older, &selected, LATEST).is_empty());
         assert_eq!(selected.unchanged_latest, 34);
         // A newer page with them is a change there too.
         let newer = split(PAGE, 3, &encoder);
-        assert_eq!(
-            sent_to(&newer, &select(&newer), "market.quotes.latest.v1"),
-            ["AGL", "BOP"]
-        );
+        assert_eq!(sent_to(&newer, &select(&newer), LATEST), ["AGL", "BOP"]);
     }
 
     #[test]
