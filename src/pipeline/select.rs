@@ -114,6 +114,12 @@ mod tests {
             .collect()
     }
 
+    /// The records of `split` to send with the latest-quote topic on, by its fetch time.
+    fn select(split: &Split, filters: &mut ChangeFilters) -> Selected {
+        let fetched_ms = split.fetched_at.timestamp_millis();
+        select_changed_quotes(&split.records, &split.quote_values, filters, true, fetched_ms)
+    }
+
     /// Both change filters on, as with `quotes.emit = "changed"`.
     fn both_filters() -> ChangeFilters {
         ChangeFilters {
@@ -135,37 +141,19 @@ mod tests {
 
         let first = split(PAGE, 0, &encoder);
         for filters in [&mut latest_only, &mut both] {
-            let selected = select_changed_quotes(
-                &first.records,
-                &first.quote_values,
-                filters,
-                true,
-                first.fetched_at.timestamp_millis(),
-            );
+            let selected = select(&first, filters);
             assert_eq!((selected.unchanged_quotes, selected.unchanged_latest), (0, 0));
             assert_eq!(selected.send.iter().filter(|send| **send).count(), 35);
             assert_eq!(selected.latest, (0..34).collect::<Vec<_>>());
         }
 
         let again = split(PAGE, 1, &encoder);
-        let selected = select_changed_quotes(
-            &again.records,
-            &again.quote_values,
-            &mut latest_only,
-            true,
-            again.fetched_at.timestamp_millis(),
-        );
+        let selected = select(&again, &mut latest_only);
         assert_eq!((selected.unchanged_quotes, selected.unchanged_latest), (0, 34));
         assert_eq!(sent_to(&again, &selected, "market.quotes.v1").len(), 34);
         assert_eq!(sent_to(&again, &selected, "news.articles.v1").len(), 1);
         assert!(sent_to(&again, &selected, LATEST).is_empty());
-        let selected = select_changed_quotes(
-            &again.records,
-            &again.quote_values,
-            &mut both,
-            true,
-            again.fetched_at.timestamp_millis(),
-        );
+        let selected = select(&again, &mut both);
         assert_eq!((selected.unchanged_quotes, selected.unchanged_latest), (34, 34));
         assert_eq!(sent_to(&again, &selected, "news.articles.v1").len(), 1);
         assert!(sent_to(&again, &selected, "market.quotes.v1").is_empty());
@@ -173,35 +161,17 @@ mod tests {
 
         let moved = split(&moved_page(), 2, &encoder);
         for filters in [&mut latest_only, &mut both] {
-            let selected = select_changed_quotes(
-                &moved.records,
-                &moved.quote_values,
-                filters,
-                true,
-                moved.fetched_at.timestamp_millis(),
-            );
+            let selected = select(&moved, filters);
             assert_eq!(sent_to(&moved, &selected, LATEST), ["AGL", "BOP"]);
             assert_eq!(selected.unchanged_latest, 32);
         }
-        let selected = select_changed_quotes(
-            &moved.records,
-            &moved.quote_values,
-            &mut both,
-            true,
-            moved.fetched_at.timestamp_millis(),
-        );
+        let selected = select(&moved, &mut both);
         assert_eq!(selected.unchanged_quotes + selected.unchanged_latest, 68, "nothing new");
         assert_eq!((both.tracked(), latest_only.tracked()), (68, 34));
 
         // A symbol forgotten (its page was dead-lettered) goes to both topics again.
         both.forget("AGL");
-        let selected = select_changed_quotes(
-            &moved.records,
-            &moved.quote_values,
-            &mut both,
-            true,
-            moved.fetched_at.timestamp_millis(),
-        );
+        let selected = select(&moved, &mut both);
         assert_eq!(sent_to(&moved, &selected, "market.quotes.v1"), ["AGL"]);
         assert_eq!(sent_to(&moved, &selected, LATEST), ["AGL"]);
     }
@@ -227,27 +197,23 @@ mod tests {
     fn a_quote_from_a_page_older_than_the_last_published_one_is_not_copied() {
         let encoder = Encoder::new(Framing::SingleObject);
         let mut both = both_filters();
-        let mut select = |split: &Split| {
-            let fetched_ms = split.fetched_at.timestamp_millis();
-            select_changed_quotes(&split.records, &split.quote_values, &mut both, true, fetched_ms)
-        };
         let first = split(PAGE, 0, &encoder);
-        assert_eq!(select(&first).latest.len(), 34);
+        assert_eq!(select(&first, &mut both).latest.len(), 34);
         let moved = split(&moved_page(), 2, &encoder);
-        assert_eq!(sent_to(&moved, &select(&moved), LATEST), ["AGL", "BOP"]);
+        assert_eq!(sent_to(&moved, &select(&moved, &mut both), LATEST), ["AGL", "BOP"]);
 
         // The first page's numbers again, from a page fetched before the moved one (another
         // partition, consumed later): changes on the quote topic, but not newer than what the
         // latest-quote topic holds.
         let older = split(PAGE, 1, &encoder);
         assert!(older.fetched_at < moved.fetched_at);
-        let selected = select(&older);
+        let selected = select(&older, &mut both);
         assert_eq!(sent_to(&older, &selected, "market.quotes.v1"), ["AGL", "BOP"]);
         assert!(sent_to(&older, &selected, LATEST).is_empty());
         assert_eq!(selected.unchanged_latest, 34);
         // A newer page with them is a change there too.
         let newer = split(PAGE, 3, &encoder);
-        assert_eq!(sent_to(&newer, &select(&newer), LATEST), ["AGL", "BOP"]);
+        assert_eq!(sent_to(&newer, &select(&newer, &mut both), LATEST), ["AGL", "BOP"]);
     }
 
     #[test]
