@@ -429,17 +429,7 @@ async fn a_page_with_an_event_too_large_for_its_topic_is_dead_lettered_whole_and
     // An input topic that takes 8 MiB records; the others as pagesplit creates them: the
     // article topic takes a page of parse.max_page_bytes (5 MiB records), the quote topic the
     // brokers' default (1 MB).
-    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .create()
-        .unwrap();
-    let input = rdkafka::admin::NewTopic::new(&config.topics.input, 1, rdkafka::admin::TopicReplication::Fixed(1))
-        .set("max.message.bytes", "8388608");
-    let created = admin
-        .create_topics([&input], &rdkafka::admin::AdminOptions::new())
-        .await
-        .unwrap();
-    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    create_topics_taking_8_mib(&bootstrap, &[&config.topics.input]).await;
     let shutdown = CancellationToken::new();
     let running = pagesplit::app::start(config.clone(), shutdown.clone()).await.unwrap();
     // A 2 MiB URL that does not compress: each quote record carries it (over the quote topic's
@@ -449,14 +439,7 @@ async fn a_page_with_an_event_too_large_for_its_topic_is_dead_lettered_whole_and
 
     let dead = common::read_all(&bootstrap, &config.topics.dead_letter);
     assert_eq!(dead.len(), 1, "the page is dead-lettered once");
-    let header = |name: &str| {
-        dead[0]
-            .headers
-            .iter()
-            .find(|(header, _)| header == name)
-            .map(|(_, value)| value.clone())
-            .unwrap_or_default()
-    };
+    let header = |name: &str| header_of(&dead[0], name);
     assert_eq!(header("pagesplit.error.code"), "event_too_large");
     assert_eq!(header("pagesplit.stage"), "encode");
     assert_eq!(header("pagesplit.source.offset"), "1");
@@ -497,20 +480,7 @@ async fn a_page_whose_quotes_fit_their_topic_but_not_the_latest_quote_topic_is_d
         .to_owned();
     // The input and quote topics take 8 MiB records; the latest-quote topic is as pagesplit
     // creates it (the brokers' default, 1 MB).
-    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .create()
-        .unwrap();
-    fn large(topic: &str) -> rdkafka::admin::NewTopic<'_> {
-        rdkafka::admin::NewTopic::new(topic, 1, rdkafka::admin::TopicReplication::Fixed(1))
-            .set("max.message.bytes", "8388608")
-    }
-    let (input, quotes) = (large(&config.topics.input), large(&config.topics.quotes));
-    let created = admin
-        .create_topics([&input, &quotes], &rdkafka::admin::AdminOptions::new())
-        .await
-        .unwrap();
-    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    create_topics_taking_8_mib(&bootstrap, &[&config.topics.input, &config.topics.quotes]).await;
     let shutdown = CancellationToken::new();
     let running = pagesplit::app::start(config.clone(), shutdown.clone()).await.unwrap();
     // A 2 MiB URL that does not compress, in each quote (within the quote topic's limit) and so
@@ -520,18 +490,8 @@ async fn a_page_whose_quotes_fit_their_topic_but_not_the_latest_quote_topic_is_d
 
     let dead = common::read_all(&bootstrap, &config.topics.dead_letter);
     assert_eq!(dead.len(), 1, "the page is dead-lettered once");
-    let code = dead[0]
-        .headers
-        .iter()
-        .find(|(header, _)| header == "pagesplit.error.code")
-        .map(|(_, value)| value.clone());
-    assert_eq!(code.as_deref(), Some("event_too_large"));
-    let message = dead[0]
-        .headers
-        .iter()
-        .find(|(header, _)| header == "pagesplit.error.message")
-        .map(|(_, value)| value.clone())
-        .unwrap_or_default();
+    assert_eq!(header_of(&dead[0], "pagesplit.error.code"), "event_too_large");
+    let message = header_of(&dead[0], "pagesplit.error.message");
     assert!(
         message.contains(&format!("larger than topic {latest} takes")),
         "{message}"
@@ -551,6 +511,31 @@ async fn a_page_whose_quotes_fit_their_topic_but_not_the_latest_quote_topic_is_d
     shutdown.cancel();
     running.wait().await.unwrap();
     common::delete_topics(&config).await;
+}
+
+/// Creates `topics` with one partition each, taking records up to 8 MiB.
+async fn create_topics_taking_8_mib(bootstrap: &str, topics: &[&str]) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    let topics: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|topic| NewTopic::new(topic, 1, TopicReplication::Fixed(1)).set("max.message.bytes", "8388608"))
+        .collect();
+    let created = admin.create_topics(&topics, &AdminOptions::new()).await.unwrap();
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+}
+
+/// The value of a record's header `name`, or "" without it.
+fn header_of(record: &pagesplit::demo::ReadRecord, name: &str) -> String {
+    record
+        .headers
+        .iter()
+        .find(|(header, _)| header == name)
+        .map(|(_, value)| value.clone())
+        .unwrap_or_default()
 }
 
 /// Publishes a good page, a page whose URL is 2 MiB of letters that do not compress (from
