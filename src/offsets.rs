@@ -9,6 +9,11 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+/// An assignment of a partition, as a message was received under it: taken when the message is
+/// received, checked when it is tracked ([`OffsetTracker::track_received`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Assignment(u64);
+
 /// Identifies one consumed message and the assignment it was consumed under.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ticket {
@@ -84,6 +89,24 @@ impl OffsetTracker {
         })
     }
 
+    /// The partition's current assignment; `None` when it is not assigned.
+    pub fn assignment(&self, topic: &str, partition: i32) -> Option<Assignment> {
+        self.partitions
+            .get(&(topic.to_owned(), partition))
+            .map(|state| Assignment(state.generation))
+    }
+
+    /// Tracks a message received under the assignment `under`, as [`track`](Self::track) does;
+    /// `None` as well when the partition was revoked since, even if it was assigned again: such a
+    /// message was fetched from the old position, and its new assignment fetches it again from
+    /// the committed offset.
+    pub fn track_received(&mut self, topic: &str, partition: i32, offset: i64, under: Assignment) -> Option<Ticket> {
+        if self.assignment(topic, partition) != Some(under) {
+            return None;
+        }
+        self.track(topic, partition, offset)
+    }
+
     /// Whether the ticket's partition is still assigned under the same assignment.
     pub fn is_current(&self, ticket: &Ticket) -> bool {
         self.partitions
@@ -135,6 +158,24 @@ impl OffsetTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_received_before_its_partition_was_revoked_and_assigned_again_is_not_tracked() {
+        let mut tracker = OffsetTracker::new();
+        assert_eq!(tracker.assignment("t", 0), None);
+        tracker.assign("t", 0);
+        let before = tracker.assignment("t", 0).unwrap();
+        // Received, then waiting for room while the session is lost and the partition comes
+        // back: the new assignment consumes from the committed offset, 40.
+        tracker.revoke("t", 0);
+        assert_eq!(tracker.track_received("t", 0, 57, before), None);
+        tracker.assign("t", 0);
+        let now = tracker.assignment("t", 0).unwrap();
+        assert_ne!(now, before);
+        assert_eq!(tracker.track_received("t", 0, 57, before), None);
+        let first = tracker.track_received("t", 0, 40, now).unwrap();
+        assert_eq!(tracker.complete(&first), Some(41));
+    }
 
     #[test]
     fn out_of_order_completions_wait_for_the_lowest() {

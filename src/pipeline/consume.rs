@@ -17,7 +17,7 @@ use super::fatal::Fatal;
 use super::records::InMessage;
 use super::split_pool::Splitter;
 use crate::metrics::{Metrics, Wait};
-use crate::offsets::{OffsetTracker, Ticket};
+use crate::offsets::{Assignment, OffsetTracker, Ticket};
 use crate::source::PageConsumer;
 
 /// How long consumption may wait for room under the in-flight bound before fetching is paused
@@ -67,6 +67,13 @@ impl InFlightBound {
     }
 }
 
+/// A message as received, with the assignment of its partition at that moment (`None` when its
+/// partition was not assigned any more).
+struct Received {
+    message: InMessage,
+    under: Option<Assignment>,
+}
+
 /// The consuming stage: consume, wait for room, track, hand to the split pool, pass on in order.
 pub(super) struct Consume {
     /// The consumer, subscribed to the input topic.
@@ -91,19 +98,20 @@ impl Consume {
     /// Consumes until shutdown, a stop, or the delivery stage is gone.
     pub async fn run(self) {
         // Messages received while paused: they come before anything received later.
-        let mut stash: VecDeque<InMessage> = VecDeque::new();
+        let mut stash: VecDeque<Received> = VecDeque::new();
         loop {
-            let Some(message) = self.next_message(&mut stash).await else {
+            let Some(received) = self.next_message(&mut stash).await else {
                 break;
             };
             let waiting = Instant::now();
-            let Some(permits) = self.wait_for_room(&message, &mut stash).await else {
+            let Some(permits) = self.wait_for_room(&received.message, &mut stash).await else {
                 break;
             };
             self.metrics.page_waited(Wait::InFlightBound, waiting.elapsed());
-            let Some(ticket) = self.track(&message) else {
+            let Some(ticket) = self.track(&received) else {
                 continue;
             };
+            let message = received.message;
             self.metrics.page_consumed(&message.topic);
             let (done, work) = oneshot::channel();
             self.splitter.start(message, done);
@@ -116,7 +124,7 @@ impl Consume {
     }
 
     /// The next message, stashed or received; `None` when stopping.
-    async fn next_message(&self, stash: &mut VecDeque<InMessage>) -> Option<InMessage> {
+    async fn next_message(&self, stash: &mut VecDeque<Received>) -> Option<Received> {
         if let Some(message) = stash.pop_front() {
             return Some(message);
         }
@@ -127,7 +135,7 @@ impl Consume {
                 received = self.consumer.recv() => received,
             };
             match received {
-                Ok(message) => return Some(InMessage::from_borrowed(&message)),
+                Ok(message) => return Some(self.received(InMessage::from_borrowed(&message))),
                 Err(error) => self.consumer_error(error).ok()?,
             }
         }
@@ -151,7 +159,7 @@ impl Consume {
 
     /// Waits for room under the in-flight bound; librdkafka's bounded prefetch queue holds
     /// further messages meanwhile. `None` when stopping.
-    async fn wait_for_room(&self, message: &InMessage, stash: &mut VecDeque<InMessage>) -> Option<Permits> {
+    async fn wait_for_room(&self, message: &InMessage, stash: &mut VecDeque<Received>) -> Option<Permits> {
         tokio::select! {
             _ = self.shutdown.cancelled() => return None,
             _ = self.fatal.stopped() => return None,
@@ -169,7 +177,7 @@ impl Consume {
                 permits = self.bound.room_for(message) => break Some(permits),
                 received = self.consumer.recv() => match received {
                     Ok(received) => {
-                        stash.push_back(InMessage::from_borrowed(&received));
+                        stash.push_back(self.received(InMessage::from_borrowed(&received)));
                         // From a partition assigned since the pause (or prefetched before it):
                         // pause the whole assignment again, so the stash holds at most what was
                         // fetched.
@@ -187,14 +195,30 @@ impl Consume {
         permits
     }
 
-    /// Tracks a message's offset; `None` when its partition was revoked since it was received
-    /// (its new owner consumes it).
-    fn track(&self, message: &InMessage) -> Option<Ticket> {
-        let ticket =
-            self.tracker
-                .lock()
-                .expect("tracker lock")
-                .track(&message.topic, message.partition, message.offset);
+    /// A message just received, with its partition's assignment now.
+    fn received(&self, message: InMessage) -> Received {
+        let under = self
+            .tracker
+            .lock()
+            .expect("tracker lock")
+            .assignment(&message.topic, message.partition);
+        Received { message, under }
+    }
+
+    /// Tracks a message's offset; `None` when its partition was revoked since it was received,
+    /// even if it was assigned again meanwhile (its owner consumes it again from the committed
+    /// offset: a message waiting for room through a lost session and a new assignment would
+    /// otherwise be published twice, and move the committed offset past pages not yet done).
+    fn track(&self, received: &Received) -> Option<Ticket> {
+        let message = &received.message;
+        let ticket = received.under.and_then(|under| {
+            self.tracker.lock().expect("tracker lock").track_received(
+                &message.topic,
+                message.partition,
+                message.offset,
+                under,
+            )
+        });
         if ticket.is_none() {
             tracing::debug!(
                 topic = %message.topic,

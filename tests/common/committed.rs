@@ -92,6 +92,8 @@ pub struct ExactlyOnce {
     pub dead_letters: usize,
     /// Pages sent but without an article.
     pub missing: Vec<String>,
+    /// Pages whose article is there more than once.
+    pub duplicated: Vec<String>,
 }
 
 /// Reads the output topics `read_committed` and counts what every sent page became.
@@ -120,6 +122,11 @@ pub fn account_exactly_once(config: &Config, sent: &[PageToPublish]) -> ExactlyO
         quote_records: quotes.len(),
         quote_duplicates: quote_ids.values().map(|n| n - 1).sum(),
         dead_letters,
+        duplicated: articles
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(url, _)| url.clone())
+            .collect(),
         missing: sent
             .iter()
             .filter(|page| !articles.contains_key(&page.url))
@@ -146,7 +153,12 @@ impl ExactlyOnce {
             self.missing.len(),
             &self.missing[..self.missing.len().min(5)]
         );
-        assert_eq!(self.article_duplicates, 0, "{name}: duplicate articles");
+        assert_eq!(
+            self.article_duplicates,
+            0,
+            "{name}: duplicate articles, e.g. {:?}",
+            &self.duplicated[..self.duplicated.len().min(5)]
+        );
         assert_eq!(self.quote_duplicates, 0, "{name}: duplicate quotes");
         assert_eq!(self.quote_records, 3 * sent, "{name}: every page's 3 quotes, once");
         assert_eq!(self.dead_letters, 0, "{name}: no dead letters");
