@@ -157,7 +157,7 @@ LABEL_VALUES = {
     "type": {"quote", "article"},
     "stage": {"decode", "parse", "encode"},
     "wait": {"in_flight_bound", "split_queue", "ordering", "producer_queue", "acknowledgement"},
-    "result": {"ok", "error", "committed", "aborted"},
+    "result": {"ok", "error", "committed", "aborted", "producer_renewed"},
 }
 # Labels added by Prometheus / service discovery rather than by the binary.
 TARGET_LABELS = {"job", "instance", "namespace", "pod", "container", "endpoint", "service"}

@@ -295,7 +295,8 @@ const PRODUCE_RETRIES: Spec = Spec {
 };
 const TRANSACTIONS: Spec = Spec {
     name: "pagesplit_transactions_total",
-    help: "Exactly-once transactions, by result (committed, aborted).",
+    help: "Exactly-once transactions, by result (committed, aborted; producer_renewed: a new producer \
+           replaced one that failed fatally, aborting the open transaction).",
 };
 const TRANSACTION_DURATION: Spec = Spec {
     name: "pagesplit_transaction_commit_seconds",
@@ -589,6 +590,12 @@ impl Metrics {
     pub fn transaction_aborted(&self, pages: usize, reason: &str) {
         tracing::warn!(pages, error = reason, "transaction aborted");
         self.transactions.with_label_values(&["aborted"]).inc();
+    }
+
+    /// Exactly-once: the producer failed fatally and a new one took its place (the open
+    /// transaction aborted by it).
+    pub fn producer_renewed(&self) {
+        self.transactions.with_label_values(&["producer_renewed"]).inc();
     }
 
     /// The quote change filter's table: symbols tracked now, and evicted so far.

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -241,19 +241,65 @@ impl ProducerContext for SinkContext {
     }
 }
 
-/// The producer of all output topics.
+type OutputProducer = ThreadedProducer<SinkContext>;
+
+/// The producer of all output topics. Clones share it; exactly-once, [`renew`](Self::renew)
+/// replaces it for every clone after a fatal error.
 #[derive(Clone)]
 pub struct Sink {
-    producer: Arc<ThreadedProducer<SinkContext>>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    producer: RwLock<Arc<OutputProducer>>,
+    config: ClientConfig,
+    metrics: Arc<Metrics>,
 }
 
 impl Sink {
     /// Creates the producer.
     pub fn new(config: &ClientConfig, metrics: Arc<Metrics>) -> Result<Self, KafkaError> {
-        let producer = config.create_with_context(SinkContext { metrics })?;
+        let producer = config.create_with_context(SinkContext {
+            metrics: metrics.clone(),
+        })?;
         Ok(Self {
-            producer: Arc::new(producer),
+            shared: Arc::new(Shared {
+                producer: RwLock::new(Arc::new(producer)),
+                config: config.clone(),
+                metrics,
+            }),
         })
+    }
+
+    /// The producer now.
+    fn producer(&self) -> Arc<OutputProducer> {
+        self.shared
+            .producer
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Exactly-once, after a fatal error that is not fencing (librdkafka's producer is unusable
+    /// then, e.g. its sequence numbers out of step with a restarted broker): creates a new
+    /// producer with the same settings and `transactional.id`, whose `init_transactions` fences
+    /// the old one and aborts the transaction it left open, and puts it in the old one's place.
+    /// Blocks up to `timeout`. The old producer's unsent records are dropped with it.
+    pub fn renew(&self, timeout: Duration) -> Result<(), KafkaError> {
+        let fresh: OutputProducer = self.shared.config.create_with_context(SinkContext {
+            metrics: self.shared.metrics.clone(),
+        })?;
+        fresh.init_transactions(timeout)?;
+        let old = std::mem::replace(
+            &mut *self
+                .shared
+                .producer
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            Arc::new(fresh),
+        );
+        drop(old);
+        Ok(())
     }
 
     /// Enqueues one record, waiting while the local queue is full; its delivery report goes to
@@ -286,7 +332,8 @@ impl Sink {
             base = base.headers(OwnedHeaders::clone(headers));
         }
         acks.sending();
-        send_waiting_while_queue_full(base, |base| self.producer.send(base), while_full)
+        let producer = self.producer();
+        send_waiting_while_queue_full(base, |base| producer.send(base), while_full)
             .await
             .map_err(|(error, _)| {
                 // Not enqueued: no report will come for it.
@@ -297,7 +344,7 @@ impl Sink {
 
     /// The producer's fatal error, if it has one.
     pub fn fatal_error(&self) -> Option<String> {
-        self.producer
+        self.producer()
             .client()
             .fatal_error()
             .map(|(code, reason)| format!("{code:?}: {reason}"))
@@ -305,23 +352,23 @@ impl Sink {
 
     /// The code of the producer's fatal error, if it has one.
     pub fn fatal_error_code(&self) -> Option<RDKafkaErrorCode> {
-        self.producer.client().fatal_error().map(|(code, _)| code)
+        self.producer().client().fatal_error().map(|(code, _)| code)
     }
 
     /// Waits for every enqueued record to be acknowledged, up to `timeout`.
     pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
-        self.producer.flush(timeout)
+        self.producer().flush(timeout)
     }
 
     /// Exactly-once: fences earlier producers with the same `transactional.id` (aborting the
     /// transaction they left open) and readies this one. Blocks up to `timeout`.
     pub fn init_transactions(&self, timeout: Duration) -> Result<(), KafkaError> {
-        self.producer.init_transactions(timeout)
+        self.producer().init_transactions(timeout)
     }
 
     /// Exactly-once: opens a transaction (local, does not block).
     pub fn begin_transaction(&self) -> Result<(), KafkaError> {
-        self.producer.begin_transaction()
+        self.producer().begin_transaction()
     }
 
     /// Exactly-once: adds the input offsets to the open transaction. Blocks up to `timeout`.
@@ -331,17 +378,17 @@ impl Sink {
         group: &ConsumerGroupMetadata,
         timeout: Duration,
     ) -> Result<(), KafkaError> {
-        self.producer.send_offsets_to_transaction(offsets, group, timeout)
+        self.producer().send_offsets_to_transaction(offsets, group, timeout)
     }
 
     /// Exactly-once: flushes and commits the open transaction. Blocks up to `timeout`.
     pub fn commit_transaction(&self, timeout: Duration) -> Result<(), KafkaError> {
-        self.producer.commit_transaction(timeout)
+        self.producer().commit_transaction(timeout)
     }
 
     /// Exactly-once: aborts the open transaction, purging what was not sent. Blocks up to `timeout`.
     pub fn abort_transaction(&self, timeout: Duration) -> Result<(), KafkaError> {
-        self.producer.abort_transaction(timeout)
+        self.producer().abort_transaction(timeout)
     }
 }
 

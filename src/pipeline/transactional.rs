@@ -11,7 +11,10 @@
 //! owns (checked under the handover's commit gate, which a revoke takes before forgetting its
 //! partitions), so a transaction never commits the offset of a revoked partition; one that holds
 //! such pages is aborted and the rest sent again. Another producer with the same
-//! `transactional.id` fences this one: that, like every fatal producer error, stops the worker.
+//! `transactional.id` fences this one: that stops the worker. Any other fatal producer error
+//! (librdkafka's producer unusable, e.g. its sequence numbers out of step with a broker restarted
+//! uncleanly) replaces the producer with a new one, whose start aborts the open transaction, and
+//! the transaction's pages are sent again; after [`MAX_RENEWALS`] in a row the worker stops.
 //!
 //! With `quotes.emit = "changed"`, the quotes of a page are filtered each time the page is
 //! enqueued into a transaction, and the filter's changes are committed or undone with the
@@ -36,6 +39,12 @@ use crate::source::Handover;
 /// Longest a single transactional call (offsets, commit, abort) may block; a call that times out
 /// is made again, so this bounds how long a revoke may wait for a commit in progress.
 const TRANSACTION_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a new producer may take to initialise its transactions after a fatal error.
+const RENEW_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Fatal producer errors in a row that a new producer is created for; one more stops the worker.
+const MAX_RENEWALS: u32 = 3;
 
 /// How long the delivery reports of an aborted transaction may take to arrive.
 const PURGED_REPORT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -96,7 +105,7 @@ impl Transactions {
             let Some(first) = self.prepare(first).await? else {
                 continue;
             };
-            self.begin()?;
+            self.begin().await?;
             let (batch, closed) = self.fill(first, ordered).await?;
             self.commit(batch).await?;
             if closed {
@@ -189,15 +198,48 @@ impl Transactions {
             .page_waited(crate::metrics::Wait::ProducerQueue, started.elapsed());
     }
 
-    fn begin(&self) -> Result<(), Stopped> {
+    async fn begin(&self) -> Result<(), Stopped> {
         if let Some(filter) = &self.context.quote_filter {
             filter.lock().expect("quote filter lock").begin();
         }
-        self.context.sink.begin_transaction().map_err(|error| {
-            self.context
-                .fatal
-                .fail(self.describe(&error, "failed to begin a transaction"))
-        })
+        let mut renewals = 0;
+        loop {
+            let Err(error) = self.context.sink.begin_transaction() else {
+                return Ok(());
+            };
+            self.renew_after(&error, "failed to begin a transaction", &mut renewals)
+                .await?;
+        }
+    }
+
+    /// After a fatal producer error: unless it is fencing (another worker has this
+    /// `transactional.id`) or `renewals` reached [`MAX_RENEWALS`], replaces the producer with a
+    /// new one (which aborts the open transaction) and returns `Ok`: the caller sends its pages
+    /// again in a new transaction. Otherwise stops the worker.
+    async fn renew_after(&self, error: &KafkaError, what: &str, renewals: &mut u32) -> Result<(), Stopped> {
+        let fenced = matches!(classify_transaction(error), TransactionFailure::Fatal { fenced: true })
+            || self.context.sink.fatal_error_code().is_some_and(is_fencing);
+        if fenced || *renewals >= MAX_RENEWALS {
+            return Err(self.context.fatal.fail(self.describe(error, what)));
+        }
+        *renewals += 1;
+        let reason = self.context.sink.fatal_error().unwrap_or_else(|| error.to_string());
+        tracing::warn!(error = %reason, "{what}: the producer failed fatally; replacing it with a new one");
+        self.context.metrics.producer_renewed();
+        self.rollback_quote_filter();
+        let sink = self.context.sink.clone();
+        let renewed = tokio::task::spawn_blocking(move || sink.renew(RENEW_TIMEOUT))
+            .await
+            .unwrap_or(Err(KafkaError::Canceled));
+        match renewed {
+            Ok(()) => {
+                tracing::info!("new producer ready; the open transaction's pages are sent again");
+                Ok(())
+            }
+            Err(renew_error) => Err(self.context.fatal.fail(anyhow::anyhow!(
+                "fatal producer error: {what}: {reason}; a new producer could not be created: {renew_error}"
+            ))),
+        }
     }
 
     /// Commits the batch with its offsets, aborting and sending it again after abortable
@@ -205,6 +247,7 @@ impl Transactions {
     async fn commit(&self, mut batch: Vec<Pending>) -> Result<(), Stopped> {
         let mut backoff = self.context.backoff;
         let mut unfinished = false;
+        let mut renewals = 0;
         loop {
             if self.context.fatal.is_stopped() {
                 self.abandon(batch).await;
@@ -255,10 +298,9 @@ impl Transactions {
                     self.resend(&mut batch).await?;
                 }
                 TransactionFailure::Fatal { .. } => {
-                    return Err(self
-                        .context
-                        .fatal
-                        .fail(self.describe(&error, "failed to commit a transaction")));
+                    self.renew_after(&error, "failed to commit a transaction", &mut renewals)
+                        .await?;
+                    self.resend(&mut batch).await?;
                 }
             }
         }
@@ -354,10 +396,11 @@ impl Transactions {
             let Err(error) = result else { return Ok(()) };
             match classify_transaction(&error) {
                 TransactionFailure::Fatal { .. } => {
-                    return Err(self
-                        .context
-                        .fatal
-                        .fail(self.describe(&error, "failed to abort a transaction")))
+                    // The new producer aborts the open transaction as it starts.
+                    let mut renewals = 0;
+                    return self
+                        .renew_after(&error, "failed to abort a transaction", &mut renewals)
+                        .await;
                 }
                 TransactionFailure::Retry if !self.context.fatal.is_stopped() => {
                     tracing::warn!(error = %error, "aborting the transaction timed out; retrying");
@@ -397,7 +440,7 @@ impl Transactions {
 
     /// Opens a new transaction and enqueues every page of the batch again.
     async fn resend(&self, batch: &mut [Pending]) -> Result<(), Stopped> {
-        self.begin()?;
+        self.begin().await?;
         for pending in batch.iter_mut() {
             self.enqueue(pending).await;
         }
