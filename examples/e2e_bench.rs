@@ -269,38 +269,14 @@ fn throughput(run: &mut BenchRun, args: &ThroughputArgs) -> anyhow::Result<Json>
     });
 
     if args.contenders.contains(&Contender::PassThrough) {
-        pass_through_run(
-            run,
-            &input,
-            &input_ends,
-            args.pages,
-            partitions,
-            (1, false),
-            &mut report,
-        )?;
-        // The same raw bytes cut into as many records as pagesplit writes: the producer's
-        // ceiling for this record count, with no parsing or encoding.
+        // The raw bytes copied; then cut into as many records as pagesplit writes (the
+        // producer's ceiling for this record count, with no parsing or encoding); then the same,
+        // each record with the lineage headers pagesplit writes by default (the producer's
+        // ceiling for pagesplit's records as they go on the wire).
         let fan_out = (preloaded.events as f64 / args.pages as f64).round().max(1.0) as usize;
-        pass_through_run(
-            run,
-            &input,
-            &input_ends,
-            args.pages,
-            partitions,
-            (fan_out, false),
-            &mut report,
-        )?;
-        // The same, each record with the lineage headers pagesplit writes by default: the
-        // producer's ceiling for pagesplit's records as they go on the wire.
-        pass_through_run(
-            run,
-            &input,
-            &input_ends,
-            args.pages,
-            partitions,
-            (fan_out, true),
-            &mut report,
-        )?;
+        for shape in [(1, false), (fan_out, false), (fan_out, true)] {
+            pass_through_run(run, &input, &input_ends, args.pages, partitions, shape, &mut report)?;
+        }
     }
     if args.contenders.contains(&Contender::Pagesplit) {
         let events = preloaded.events as i64;

@@ -964,7 +964,10 @@ async fn handover_with_the_broker_down(mode: DeliveryMode) {
     // "sequence desynchronization" with the restarted broker): the worker replaces it and goes on.
     let recovery = Duration::from_secs(150);
     let back = Instant::now();
-    while !committed_past(&config, &positions, Duration::from_secs(5)).await {
+    while common::committed_within(&config, &positions, Duration::from_secs(5))
+        .await
+        .is_err()
+    {
         assert!(
             worker.running(),
             "the worker stopped after the outage:\n{}",
@@ -987,20 +990,6 @@ async fn handover_with_the_broker_down(mode: DeliveryMode) {
         DeliveryMode::ExactlyOnce => account_exactly_once(&config, &sent)
             .assert_exactly_once("handover with the broker down, exactly-once", sent.len()),
     }
-}
-
-/// Whether the group has committed past `positions` within `wait`.
-async fn committed_past(config: &Config, positions: &Positions, wait: Duration) -> bool {
-    let (bootstrap, group, input) = (
-        config.kafka.bootstrap_servers.clone(),
-        config.kafka.group_id.clone(),
-        config.topics.input.clone(),
-    );
-    let positions = positions.clone();
-    tokio::task::spawn_blocking(move || pagesplit::demo::wait_committed(&bootstrap, &group, &input, &positions, wait))
-        .await
-        .expect("wait task")
-        .is_ok()
 }
 
 /// The value of an unlabelled metric on the worker's `/metrics` page (0 when absent).

@@ -212,18 +212,22 @@ pub async fn send_raw(bootstrap: &str, topic: &str, key: &str, value: Option<&[u
 
 /// Waits until the test worker's group has committed past `positions` of its input topic.
 pub async fn wait_for_commit(config: &Config, positions: &Positions, deadline: Duration) {
+    committed_within(config, positions, deadline)
+        .await
+        .expect("offsets committed past the published pages");
+}
+
+/// Whether the group commits past `positions` within `wait` (`Err` says why not).
+pub async fn committed_within(config: &Config, positions: &Positions, wait: Duration) -> anyhow::Result<()> {
     let (bootstrap, group, input) = (
         config.kafka.bootstrap_servers.clone(),
         config.kafka.group_id.clone(),
         config.topics.input.clone(),
     );
     let positions = positions.clone();
-    tokio::task::spawn_blocking(move || {
-        pagesplit::demo::wait_committed(&bootstrap, &group, &input, &positions, deadline)
-    })
-    .await
-    .expect("wait task")
-    .expect("offsets committed past the published pages");
+    tokio::task::spawn_blocking(move || pagesplit::demo::wait_committed(&bootstrap, &group, &input, &positions, wait))
+        .await
+        .expect("wait task")
 }
 
 /// Publishes the masked example page to the test worker's input topic and waits until the
